@@ -1,0 +1,873 @@
+//! The model catalogue: providers, models, endpoints and their prices and data policies.
+//!
+//! A catalogue is read from TOML into raw serde structures (`deny_unknown_fields`), then
+//! [`Catalog::from_toml`] validates the whole document and reports every problem at once with its
+//! location. A validated [`Catalog`] is immutable plain data; the server shares it behind an `Arc`
+//! and swaps the whole snapshot on reload.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::money::Money;
+
+/// Wire format a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenAI Chat Completions and every compatible server.
+    Openai,
+    /// Anthropic Messages API.
+    Anthropic,
+    /// Google AI Studio `generateContent`.
+    Gemini,
+}
+
+impl ProviderKind {
+    /// The kind's name as written in the catalogue.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+        }
+    }
+}
+
+/// The quantizations OpenRouter names.
+pub const QUANTIZATIONS: &[&str] = &[
+    "int4", "int8", "fp4", "mxfp4", "nvfp4", "fp6", "fp8", "mxfp8", "fp16", "bf16", "fp32",
+    "unknown",
+];
+
+/// A provider's data policy, resolved: anything the catalogue leaves unknown is assumed to be the
+/// worst case (retains prompts and trains on them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataPolicy {
+    /// The provider may train on prompts.
+    pub training: bool,
+    /// The provider retains prompts.
+    pub retains_prompts: bool,
+    /// How long prompts are retained, when known.
+    pub retention_days: Option<u32>,
+    /// Zero data retention.
+    pub zdr: bool,
+}
+
+impl DataPolicy {
+    /// The policy assumed when nothing is known.
+    pub const UNKNOWN: DataPolicy = DataPolicy {
+        training: true,
+        retains_prompts: true,
+        retention_days: None,
+        zdr: false,
+    };
+}
+
+/// A price per token (or per unit), kept both as the catalogue wrote it and as exact money.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Price {
+    /// The decimal string as written, for the models API.
+    pub text: String,
+    /// The exact amount.
+    pub amount: Money,
+}
+
+impl Price {
+    /// A zero price.
+    pub fn zero() -> Self {
+        Price {
+            text: "0".to_owned(),
+            amount: Money::ZERO,
+        }
+    }
+}
+
+/// Every pricing key of the contract that the catalogue may set. Prompt and completion are
+/// required; the rest are absent when the endpoint does not charge for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pricing {
+    /// USD per prompt token.
+    pub prompt: Price,
+    /// USD per completion token.
+    pub completion: Price,
+    /// USD per request.
+    pub request: Option<Price>,
+    /// USD per input image.
+    pub image: Option<Price>,
+    /// USD per output image.
+    pub image_output: Option<Price>,
+    /// USD per input audio token.
+    pub audio: Option<Price>,
+    /// USD per output audio token.
+    pub audio_output: Option<Price>,
+    /// USD per cached input token read.
+    pub input_cache_read: Option<Price>,
+    /// USD per input token written to the cache (5-minute TTL).
+    pub input_cache_write: Option<Price>,
+    /// USD per internal reasoning token (when billed apart from completion).
+    pub internal_reasoning: Option<Price>,
+    /// USD per web search.
+    pub web_search: Option<Price>,
+}
+
+impl Pricing {
+    /// The named optional keys, in the contract's order, for rendering.
+    pub fn optional_keys(&self) -> [(&'static str, Option<&Price>); 9] {
+        [
+            ("request", self.request.as_ref()),
+            ("image", self.image.as_ref()),
+            ("image_output", self.image_output.as_ref()),
+            ("audio", self.audio.as_ref()),
+            ("audio_output", self.audio_output.as_ref()),
+            ("input_cache_read", self.input_cache_read.as_ref()),
+            ("input_cache_write", self.input_cache_write.as_ref()),
+            ("internal_reasoning", self.internal_reasoning.as_ref()),
+            ("web_search", self.web_search.as_ref()),
+        ]
+    }
+
+    /// Whether every price is zero.
+    pub fn is_free(&self) -> bool {
+        self.prompt.amount.is_zero()
+            && self.completion.amount.is_zero()
+            && self.request.as_ref().is_none_or(|p| p.amount.is_zero())
+    }
+}
+
+/// A provider of the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provider {
+    /// Stable slug, such as `openai` or `deepinfra`.
+    pub slug: String,
+    /// Display name, such as `DeepInfra`.
+    pub name: String,
+    /// Wire format.
+    pub kind: ProviderKind,
+    /// Prefix the wire paths are appended to (`https://api.openai.com/v1`).
+    pub base_url: String,
+    /// Name of the environment variable holding the provider key; `None` for keyless servers.
+    pub api_key_env: Option<String>,
+    /// The provider key belongs to the operator's own account (bring your own key).
+    pub byok: bool,
+    /// Resolved data policy.
+    pub data_policy: DataPolicy,
+    /// Links shown by the providers API.
+    pub privacy_policy_url: Option<String>,
+    /// Terms of service.
+    pub terms_of_service_url: Option<String>,
+    /// Status page.
+    pub status_page_url: Option<String>,
+    /// Headquarters country code.
+    pub headquarters: Option<String>,
+    /// Datacenter country codes.
+    pub datacenters: Vec<String>,
+}
+
+/// One way of serving a model: a provider, its upstream model name and its prices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Provider slug.
+    pub provider: String,
+    /// Endpoint tag (`deepinfra` or `deepinfra/turbo`); defaults to the provider slug.
+    pub tag: String,
+    /// Model name sent upstream.
+    pub upstream_model: String,
+    /// Prices.
+    pub pricing: Pricing,
+    /// Quantization, one of [`QUANTIZATIONS`].
+    pub quantization: String,
+    /// Context window of this endpoint.
+    pub context_length: u64,
+    /// Largest completion this endpoint produces.
+    pub max_completion_tokens: Option<u64>,
+    /// Largest prompt this endpoint accepts.
+    pub max_prompt_tokens: Option<u64>,
+    /// Request parameters this endpoint accepts.
+    pub supported_parameters: Vec<String>,
+    /// Service tier (`flex`, `priority`...), when the endpoint is a tier endpoint.
+    pub service_tier: Option<String>,
+    /// Whether the endpoint caches prompts without being asked.
+    pub supports_implicit_caching: bool,
+}
+
+impl Endpoint {
+    /// Whether the endpoint accepts the named request parameter.
+    pub fn supports(&self, parameter: &str) -> bool {
+        self.supported_parameters.iter().any(|p| p == parameter)
+    }
+}
+
+/// A model of the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Model {
+    /// `author/slug`.
+    pub id: String,
+    /// Permanent slug; defaults to the id.
+    pub canonical_slug: String,
+    /// Display name.
+    pub name: String,
+    /// Unix seconds when the model was added.
+    pub created: i64,
+    /// Description.
+    pub description: String,
+    /// Largest context among its endpoints (or as declared).
+    pub context_length: u64,
+    /// Input modalities (`text`, `image`, `file`, `audio`, `video`).
+    pub input_modalities: Vec<String>,
+    /// Output modalities.
+    pub output_modalities: Vec<String>,
+    /// Tokenizer family.
+    pub tokenizer: String,
+    /// Instruct format, if any.
+    pub instruct_type: Option<String>,
+    /// Hugging Face id, for open weights.
+    pub hugging_face_id: Option<String>,
+    /// Endpoints, in catalogue order.
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl Model {
+    /// The author part of the id.
+    pub fn author(&self) -> &str {
+        self.id.split_once('/').map_or("", |(a, _)| a)
+    }
+
+    /// Union of the endpoints' supported parameters, sorted.
+    pub fn supported_parameters(&self) -> Vec<String> {
+        let set: BTreeSet<&str> = self
+            .endpoints
+            .iter()
+            .flat_map(|e| e.supported_parameters.iter().map(String::as_str))
+            .collect();
+        set.into_iter().map(str::to_owned).collect()
+    }
+
+    /// `text+image->text`, as OpenRouter writes modality.
+    pub fn modality(&self) -> String {
+        format!(
+            "{}->{}",
+            self.input_modalities.join("+"),
+            self.output_modalities.join("+")
+        )
+    }
+
+    /// The cheapest endpoint, whose prices the models API shows.
+    pub fn cheapest_endpoint(&self) -> Option<&Endpoint> {
+        self.endpoints.iter().min_by_key(|e| {
+            (
+                e.pricing
+                    .prompt
+                    .amount
+                    .saturating_add(e.pricing.completion.amount),
+                e.pricing.prompt.amount,
+            )
+        })
+    }
+}
+
+/// A validated, immutable catalogue.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    providers: Vec<Provider>,
+    models: Vec<Model>,
+    provider_index: HashMap<String, usize>,
+    model_index: HashMap<String, usize>,
+}
+
+/// One problem found in a catalogue, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: `models[3] (openai/gpt-4o).endpoints[0].pricing.prompt`.
+    pub location: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Every problem of an invalid catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render_problems(.0))]
+pub struct CatalogError(pub Vec<Problem>);
+
+fn render_problems(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// === raw TOML shapes ===
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatalog {
+    #[serde(default)]
+    providers: Vec<RawProvider>,
+    #[serde(default)]
+    models: Vec<RawModel>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    slug: String,
+    name: String,
+    kind: ProviderKind,
+    base_url: String,
+    #[serde(default)]
+    api_key_env: Option<String>,
+    #[serde(default)]
+    byok: bool,
+    #[serde(default)]
+    data_policy: Option<RawDataPolicy>,
+    #[serde(default)]
+    privacy_policy_url: Option<String>,
+    #[serde(default)]
+    terms_of_service_url: Option<String>,
+    #[serde(default)]
+    status_page_url: Option<String>,
+    #[serde(default)]
+    headquarters: Option<String>,
+    #[serde(default)]
+    datacenters: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataPolicy {
+    training: Option<bool>,
+    retains_prompts: Option<bool>,
+    retention_days: Option<u32>,
+    #[serde(default)]
+    zdr: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    id: String,
+    name: String,
+    #[serde(default)]
+    canonical_slug: Option<String>,
+    #[serde(default)]
+    created: i64,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    context_length: Option<u64>,
+    #[serde(default = "default_modalities")]
+    input_modalities: Vec<String>,
+    #[serde(default = "default_modalities")]
+    output_modalities: Vec<String>,
+    #[serde(default)]
+    tokenizer: Option<String>,
+    #[serde(default)]
+    instruct_type: Option<String>,
+    #[serde(default)]
+    hugging_face_id: Option<String>,
+    #[serde(default)]
+    endpoints: Vec<RawEndpoint>,
+}
+
+fn default_modalities() -> Vec<String> {
+    vec!["text".to_owned()]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    provider: String,
+    upstream_model: String,
+    #[serde(default)]
+    tag: Option<String>,
+    pricing: RawPricing,
+    #[serde(default)]
+    quantization: Option<String>,
+    #[serde(default)]
+    context_length: Option<u64>,
+    #[serde(default)]
+    max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    max_prompt_tokens: Option<u64>,
+    #[serde(default)]
+    supported_parameters: Vec<String>,
+    #[serde(default)]
+    service_tier: Option<String>,
+    #[serde(default)]
+    supports_implicit_caching: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPricing {
+    prompt: String,
+    completion: String,
+    request: Option<String>,
+    image: Option<String>,
+    image_output: Option<String>,
+    audio: Option<String>,
+    audio_output: Option<String>,
+    input_cache_read: Option<String>,
+    input_cache_write: Option<String>,
+    internal_reasoning: Option<String>,
+    web_search: Option<String>,
+}
+
+/// Collects problems while validating.
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, location: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            location: location.into(),
+            message: message.into(),
+        });
+    }
+}
+
+fn valid_slug(slug: &str) -> bool {
+    !slug.is_empty()
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+}
+
+fn valid_model_id(id: &str) -> bool {
+    match id.split_once('/') {
+        Some((author, slug)) => {
+            valid_slug(author)
+                && !slug.is_empty()
+                && !slug.contains('/')
+                && !slug.contains(':')
+                && slug
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        }
+        None => false,
+    }
+}
+
+fn price(problems: &mut Problems, location: String, text: &str) -> Price {
+    match Money::parse_usd(text) {
+        Ok(amount) if amount.picos() >= 0 => Price {
+            text: text.trim().to_owned(),
+            amount,
+        },
+        Ok(_) => {
+            problems.add(location, format!("price {text:?} is negative"));
+            Price::zero()
+        }
+        Err(err) => {
+            problems.add(location, format!("price {text:?} {err}"));
+            Price::zero()
+        }
+    }
+}
+
+fn optional_price(
+    problems: &mut Problems,
+    location: String,
+    text: Option<&String>,
+) -> Option<Price> {
+    text.map(|t| price(problems, location, t))
+}
+
+impl Catalog {
+    /// Parses and validates a catalogue document. `source` names the file in problem locations.
+    pub fn from_toml(source: &str, text: &str) -> Result<Catalog, CatalogError> {
+        let raw: RawCatalog = toml::from_str(text).map_err(|err| {
+            CatalogError(vec![Problem {
+                location: source.to_owned(),
+                message: err.to_string().trim_end().replace('\n', "\n  "),
+            }])
+        })?;
+        let mut problems = Problems(Vec::new());
+        let catalog = Self::validate(source, raw, &mut problems);
+        if problems.0.is_empty() {
+            Ok(catalog)
+        } else {
+            Err(CatalogError(problems.0))
+        }
+    }
+
+    fn validate(source: &str, raw: RawCatalog, problems: &mut Problems) -> Catalog {
+        let mut providers = Vec::with_capacity(raw.providers.len());
+        let mut provider_index = HashMap::new();
+        for (i, p) in raw.providers.into_iter().enumerate() {
+            let at = format!("{source}: providers[{i}] ({})", p.slug);
+            if !valid_slug(&p.slug) {
+                problems.add(
+                    format!("{at}.slug"),
+                    "slug must be lowercase letters, digits, '-', '_' or '.'",
+                );
+            }
+            if provider_index
+                .insert(p.slug.clone(), providers.len())
+                .is_some()
+            {
+                problems.add(
+                    format!("{at}.slug"),
+                    format!("duplicate provider slug {:?}", p.slug),
+                );
+            }
+            if p.name.trim().is_empty() {
+                problems.add(format!("{at}.name"), "name is empty");
+            }
+            if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+                problems.add(
+                    format!("{at}.base_url"),
+                    format!("{:?} is not an http(s) URL", p.base_url),
+                );
+            }
+            if let Some(env) = &p.api_key_env {
+                if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    problems.add(
+                        format!("{at}.api_key_env"),
+                        format!("{env:?} is not an environment variable name (the key itself never goes in the catalogue)"),
+                    );
+                }
+            }
+            let data_policy = match p.data_policy {
+                None => DataPolicy::UNKNOWN,
+                Some(d) => {
+                    let policy = DataPolicy {
+                        training: d.training.unwrap_or(true),
+                        retains_prompts: d.retains_prompts.unwrap_or(true),
+                        retention_days: d.retention_days,
+                        zdr: d.zdr,
+                    };
+                    if policy.zdr && (policy.retains_prompts || policy.training) {
+                        problems.add(
+                            format!("{at}.data_policy"),
+                            "zdr = true contradicts retains_prompts or training (both must be false)",
+                        );
+                    }
+                    policy
+                }
+            };
+            providers.push(Provider {
+                slug: p.slug,
+                name: p.name,
+                kind: p.kind,
+                base_url: p.base_url.trim_end_matches('/').to_owned(),
+                api_key_env: p.api_key_env,
+                byok: p.byok,
+                data_policy,
+                privacy_policy_url: p.privacy_policy_url,
+                terms_of_service_url: p.terms_of_service_url,
+                status_page_url: p.status_page_url,
+                headquarters: p.headquarters,
+                datacenters: p.datacenters,
+            });
+        }
+
+        let mut models = Vec::with_capacity(raw.models.len());
+        let mut model_index = HashMap::new();
+        for (i, m) in raw.models.into_iter().enumerate() {
+            let at = format!("{source}: models[{i}] ({})", m.id);
+            if !valid_model_id(&m.id) {
+                problems.add(
+                    format!("{at}.id"),
+                    "id must be author/slug (lowercase author, no ':' in the slug)",
+                );
+            }
+            if model_index.insert(m.id.clone(), models.len()).is_some() {
+                problems.add(format!("{at}.id"), format!("duplicate model id {:?}", m.id));
+            }
+            if m.endpoints.is_empty() {
+                problems.add(
+                    format!("{at}.endpoints"),
+                    "a model needs at least one endpoint",
+                );
+            }
+            if m.context_length == Some(0) {
+                problems.add(format!("{at}.context_length"), "must be positive");
+            }
+            let mut endpoints = Vec::with_capacity(m.endpoints.len());
+            let mut tags = BTreeSet::new();
+            for (j, e) in m.endpoints.into_iter().enumerate() {
+                let at = format!("{at}.endpoints[{j}]");
+                if !provider_index.contains_key(&e.provider) {
+                    problems.add(
+                        format!("{at}.provider"),
+                        format!("no provider with slug {:?}", e.provider),
+                    );
+                }
+                let tag = e.tag.unwrap_or_else(|| e.provider.clone());
+                if tag != e.provider && !tag.starts_with(&format!("{}/", e.provider)) {
+                    problems.add(
+                        format!("{at}.tag"),
+                        format!(
+                            "tag {tag:?} must be the provider slug or start with \"{}/\"",
+                            e.provider
+                        ),
+                    );
+                }
+                if !tags.insert(tag.clone()) {
+                    problems.add(
+                        format!("{at}.tag"),
+                        format!("two endpoints share the tag {tag:?}"),
+                    );
+                }
+                if e.upstream_model.trim().is_empty() {
+                    problems.add(format!("{at}.upstream_model"), "upstream_model is empty");
+                }
+                let quantization = e.quantization.unwrap_or_else(|| "unknown".to_owned());
+                if !QUANTIZATIONS.contains(&quantization.as_str()) {
+                    problems.add(
+                        format!("{at}.quantization"),
+                        format!(
+                            "{quantization:?} is not one of {}",
+                            QUANTIZATIONS.join(", ")
+                        ),
+                    );
+                }
+                let context_length = match e.context_length.or(m.context_length) {
+                    Some(0) | None => {
+                        problems.add(
+                            format!("{at}.context_length"),
+                            "context_length is required (on the model or the endpoint) and must be positive",
+                        );
+                        0
+                    }
+                    Some(n) => n,
+                };
+                if e.max_completion_tokens == Some(0) {
+                    problems.add(format!("{at}.max_completion_tokens"), "must be positive");
+                }
+                let pr = &e.pricing;
+                let pat = format!("{at}.pricing");
+                let pricing = Pricing {
+                    prompt: price(problems, format!("{pat}.prompt"), &pr.prompt),
+                    completion: price(problems, format!("{pat}.completion"), &pr.completion),
+                    request: optional_price(
+                        problems,
+                        format!("{pat}.request"),
+                        pr.request.as_ref(),
+                    ),
+                    image: optional_price(problems, format!("{pat}.image"), pr.image.as_ref()),
+                    image_output: optional_price(
+                        problems,
+                        format!("{pat}.image_output"),
+                        pr.image_output.as_ref(),
+                    ),
+                    audio: optional_price(problems, format!("{pat}.audio"), pr.audio.as_ref()),
+                    audio_output: optional_price(
+                        problems,
+                        format!("{pat}.audio_output"),
+                        pr.audio_output.as_ref(),
+                    ),
+                    input_cache_read: optional_price(
+                        problems,
+                        format!("{pat}.input_cache_read"),
+                        pr.input_cache_read.as_ref(),
+                    ),
+                    input_cache_write: optional_price(
+                        problems,
+                        format!("{pat}.input_cache_write"),
+                        pr.input_cache_write.as_ref(),
+                    ),
+                    internal_reasoning: optional_price(
+                        problems,
+                        format!("{pat}.internal_reasoning"),
+                        pr.internal_reasoning.as_ref(),
+                    ),
+                    web_search: optional_price(
+                        problems,
+                        format!("{pat}.web_search"),
+                        pr.web_search.as_ref(),
+                    ),
+                };
+                endpoints.push(Endpoint {
+                    provider: e.provider,
+                    tag,
+                    upstream_model: e.upstream_model,
+                    pricing,
+                    quantization,
+                    context_length,
+                    max_completion_tokens: e.max_completion_tokens,
+                    max_prompt_tokens: e.max_prompt_tokens,
+                    supported_parameters: e.supported_parameters,
+                    service_tier: e.service_tier,
+                    supports_implicit_caching: e.supports_implicit_caching,
+                });
+            }
+            let context_length = m
+                .context_length
+                .or_else(|| endpoints.iter().map(|e| e.context_length).max())
+                .unwrap_or(0);
+            let author = m.id.split_once('/').map_or("", |(a, _)| a).to_owned();
+            models.push(Model {
+                canonical_slug: m.canonical_slug.unwrap_or_else(|| m.id.clone()),
+                id: m.id,
+                name: m.name,
+                created: m.created,
+                description: m.description,
+                context_length,
+                input_modalities: m.input_modalities,
+                output_modalities: m.output_modalities,
+                tokenizer: m.tokenizer.unwrap_or(author),
+                instruct_type: m.instruct_type,
+                hugging_face_id: m.hugging_face_id,
+                endpoints,
+            });
+        }
+        Catalog {
+            providers,
+            models,
+            provider_index,
+            model_index,
+        }
+    }
+
+    /// Every provider, in catalogue order.
+    pub fn providers(&self) -> &[Provider] {
+        &self.providers
+    }
+
+    /// Every model, in catalogue order.
+    pub fn models(&self) -> &[Model] {
+        &self.models
+    }
+
+    /// A provider by slug.
+    pub fn provider(&self, slug: &str) -> Option<&Provider> {
+        self.provider_index.get(slug).map(|&i| &self.providers[i])
+    }
+
+    /// A model by id (without variant suffix).
+    pub fn model(&self, id: &str) -> Option<&Model> {
+        self.model_index.get(id).map(|&i| &self.models[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[providers]]
+slug = "openai"
+name = "OpenAI"
+kind = "openai"
+base_url = "https://api.openai.com/v1/"
+api_key_env = "OPENAI_API_KEY"
+data_policy = { training = false, retains_prompts = true, retention_days = 30 }
+
+[[providers]]
+slug = "mystery"
+name = "Mystery"
+kind = "openai"
+base_url = "http://localhost:1234/v1"
+
+[[models]]
+id = "openai/gpt-4o"
+name = "OpenAI: GPT-4o"
+context_length = 128000
+input_modalities = ["text", "image"]
+
+[[models.endpoints]]
+provider = "openai"
+upstream_model = "gpt-4o"
+pricing = { prompt = "0.0000025", completion = "0.00001", input_cache_read = "0.00000125" }
+max_completion_tokens = 16384
+supported_parameters = ["temperature", "tools"]
+
+[[models.endpoints]]
+provider = "mystery"
+upstream_model = "gpt-4o"
+pricing = { prompt = "0.000002", completion = "0.000008" }
+"#;
+
+    #[test]
+    fn reads_a_valid_catalogue() {
+        let catalog = Catalog::from_toml("catalog.toml", GOOD).expect("valid");
+        let model = catalog.model("openai/gpt-4o").expect("model");
+        assert_eq!(model.endpoints.len(), 2);
+        assert_eq!(
+            model.endpoints[0].pricing.prompt.amount,
+            Money::from_picos(2_500_000)
+        );
+        assert_eq!(model.endpoints[0].quantization, "unknown");
+        assert_eq!(model.endpoints[1].context_length, 128_000);
+        assert_eq!(model.modality(), "text+image->text");
+        assert_eq!(
+            model.cheapest_endpoint().map(|e| e.provider.as_str()),
+            Some("mystery")
+        );
+        let openai = catalog.provider("openai").expect("provider");
+        assert_eq!(openai.base_url, "https://api.openai.com/v1");
+        assert!(!openai.data_policy.training);
+        assert_eq!(
+            catalog.provider("mystery").map(|p| p.data_policy),
+            Some(DataPolicy::UNKNOWN)
+        );
+    }
+
+    #[test]
+    fn lists_every_problem_with_its_location() {
+        let bad = r#"
+[[providers]]
+slug = "Open AI"
+name = ""
+kind = "openai"
+base_url = "ftp://x"
+api_key_env = "sk-live-123"
+data_policy = { zdr = true }
+
+[[models]]
+id = "gpt4"
+name = "x"
+
+[[models.endpoints]]
+provider = "nobody"
+upstream_model = ""
+quantization = "fp3"
+pricing = { prompt = "cheap", completion = "0.0000000000000001" }
+"#;
+        let err = Catalog::from_toml("c.toml", bad).expect_err("invalid");
+        let text = err.to_string();
+        for needle in [
+            "providers[0] (Open AI).slug",
+            "providers[0] (Open AI).name",
+            "providers[0] (Open AI).base_url",
+            "providers[0] (Open AI).api_key_env",
+            "providers[0] (Open AI).data_policy",
+            "models[0] (gpt4).id",
+            "models[0] (gpt4).endpoints[0].provider",
+            "models[0] (gpt4).endpoints[0].upstream_model",
+            "models[0] (gpt4).endpoints[0].quantization",
+            "models[0] (gpt4).endpoints[0].context_length",
+            "models[0] (gpt4).endpoints[0].pricing.prompt",
+            "models[0] (gpt4).endpoints[0].pricing.completion",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in:\n{text}");
+        }
+        assert_eq!(err.0.len(), 12, "{text}");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_file_and_line() {
+        let err = Catalog::from_toml("c.toml", "[[providers]]\nslug = ").expect_err("invalid");
+        assert!(err.to_string().starts_with("c.toml: "), "{err}");
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = Catalog::from_toml(
+            "c.toml",
+            "[[providers]]\nslug='a'\nname='A'\nkind='openai'\nbase_url='http://a'\napi_key='x'\n",
+        )
+        .expect_err("invalid");
+        assert!(err.to_string().contains("unknown field `api_key`"), "{err}");
+    }
+}

@@ -1,0 +1,930 @@
+//! The canonical chat request: OpenRouter's chat-completions body, parsed and validated.
+//!
+//! The gateway parses every inbound format into a [`ChatRequest`]; provider codecs encode it for
+//! their wire format. Parsing names the field at fault (`messages[2].content: ...`) so that a bad
+//! request always gets a 400 that says what is wrong.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::routing::ProviderPreferences;
+
+/// A text or multi-part message content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Value", into = "Value")]
+pub enum Content {
+    /// Plain text.
+    Text(String),
+    /// Content parts.
+    Parts(Vec<ContentPart>),
+}
+
+impl TryFrom<Value> for Content {
+    type Error = String;
+
+    fn try_from(value: Value) -> Result<Self, Self::Error> {
+        match value {
+            Value::String(text) => Ok(Content::Text(text)),
+            Value::Array(items) => {
+                let mut parts = Vec::with_capacity(items.len());
+                for (i, item) in items.into_iter().enumerate() {
+                    let part = serde_json::from_value::<ContentPart>(item)
+                        .map_err(|e| format!("part [{i}]: {e}"))?;
+                    parts.push(part);
+                }
+                Ok(Content::Parts(parts))
+            }
+            other => Err(format!(
+                "content must be a string or an array of content parts, not {}",
+                json_type(&other)
+            )),
+        }
+    }
+}
+
+impl From<Content> for Value {
+    fn from(content: Content) -> Value {
+        match content {
+            Content::Text(text) => Value::String(text),
+            Content::Parts(parts) => Value::Array(
+                parts
+                    .into_iter()
+                    .filter_map(|p| serde_json::to_value(p).ok())
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl Content {
+    /// All the text of the content, parts joined without separator.
+    pub fn text(&self) -> String {
+        match self {
+            Content::Text(text) => text.clone(),
+            Content::Parts(parts) => parts
+                .iter()
+                .filter_map(|p| match p {
+                    ContentPart::Text { text, .. } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// Characters of text and number of non-text parts, for token estimates.
+    fn size(&self) -> (usize, usize) {
+        match self {
+            Content::Text(text) => (text.len(), 0),
+            Content::Parts(parts) => parts.iter().fold((0, 0), |(chars, media), p| match p {
+                ContentPart::Text { text, .. } => (chars + text.len(), media),
+                _ => (chars, media + 1),
+            }),
+        }
+    }
+}
+
+/// The name of a JSON value's type, for error messages.
+pub fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// An image reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageUrl {
+    /// `https://...` or `data:image/png;base64,...`.
+    pub url: String,
+    /// `auto`, `low` or `high`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// One part of a multi-part content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContentPart {
+    /// Text.
+    Text {
+        /// The text.
+        text: String,
+        /// Anthropic-style cache breakpoint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache_control: Option<Value>,
+    },
+    /// An image by URL or data URL.
+    ImageUrl {
+        /// The image.
+        image_url: ImageUrl,
+    },
+    /// Base64 audio `{data, format}`.
+    InputAudio {
+        /// The audio.
+        input_audio: Value,
+    },
+    /// A file `{filename?, file_data?, file_id?}`.
+    File {
+        /// The file.
+        file: Value,
+    },
+    /// A video by URL.
+    VideoUrl {
+        /// The video.
+        video_url: Value,
+    },
+}
+
+impl ContentPart {
+    /// The part's `type` as written on the wire.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ContentPart::Text { .. } => "text",
+            ContentPart::ImageUrl { .. } => "image_url",
+            ContentPart::InputAudio { .. } => "input_audio",
+            ContentPart::File { .. } => "file",
+            ContentPart::VideoUrl { .. } => "video_url",
+        }
+    }
+}
+
+/// A function call made by the assistant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// Call id, echoed by the tool result.
+    pub id: String,
+    /// Always `function`.
+    #[serde(rename = "type", default = "function_type")]
+    pub kind: String,
+    /// The call.
+    pub function: FunctionCall,
+}
+
+fn function_type() -> String {
+    "function".to_owned()
+}
+
+/// Name and JSON-encoded arguments of a function call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionCall {
+    /// Function name.
+    pub name: String,
+    /// Arguments as a JSON string.
+    #[serde(default)]
+    pub arguments: String,
+}
+
+/// A chat message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "lowercase")]
+pub enum Message {
+    /// System instructions.
+    System {
+        /// Content.
+        content: Content,
+        /// Participant name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// Developer instructions (newer name for system).
+    Developer {
+        /// Content.
+        content: Content,
+        /// Participant name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// A user turn.
+    User {
+        /// Content.
+        content: Content,
+        /// Participant name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// An assistant turn; as the last message, a prefill.
+    Assistant {
+        /// Content, absent when the turn only calls tools.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content: Option<Content>,
+        /// Participant name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// Tool calls.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tool_calls: Option<Vec<ToolCall>>,
+        /// Reasoning text returned earlier.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reasoning: Option<String>,
+        /// Structured reasoning (with signatures) returned earlier.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reasoning_details: Option<Vec<Value>>,
+        /// Refusal text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refusal: Option<String>,
+    },
+    /// A tool result.
+    Tool {
+        /// The result.
+        content: Content,
+        /// The call it answers.
+        tool_call_id: String,
+    },
+}
+
+impl Message {
+    /// The role as written on the wire.
+    pub fn role(&self) -> &'static str {
+        match self {
+            Message::System { .. } => "system",
+            Message::Developer { .. } => "developer",
+            Message::User { .. } => "user",
+            Message::Assistant { .. } => "assistant",
+            Message::Tool { .. } => "tool",
+        }
+    }
+
+    /// The message content, when it has one.
+    pub fn content(&self) -> Option<&Content> {
+        match self {
+            Message::System { content, .. }
+            | Message::Developer { content, .. }
+            | Message::User { content, .. }
+            | Message::Tool { content, .. } => Some(content),
+            Message::Assistant { content, .. } => content.as_ref(),
+        }
+    }
+}
+
+/// A tool the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    /// `function` (server tools such as `openrouter:web_search` are passed through).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The function definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<FunctionDefinition>,
+    /// Anything else the tool carries (server-tool options, cache_control).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A function definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionDefinition {
+    /// Name.
+    pub name: String,
+    /// Description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON Schema of the arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+    /// Strict schema adherence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+/// Reasoning configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reasoning {
+    /// `max`, `xhigh`, `high`, `medium`, `low`, `minimal` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<String>,
+    /// `auto`, `concise` or `detailed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// Reasoning token budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// Reason but do not return the reasoning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<bool>,
+    /// Enable reasoning at the default effort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// The reasoning efforts of the contract.
+pub const REASONING_EFFORTS: &[&str] =
+    &["max", "xhigh", "high", "medium", "low", "minimal", "none"];
+
+/// Stop sequences: one string or up to four.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Stop {
+    /// One sequence.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl Stop {
+    /// The sequences as a list.
+    pub fn sequences(&self) -> Vec<String> {
+        match self {
+            Stop::One(s) => vec![s.clone()],
+            Stop::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// A parsed and validated chat-completions request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// `author/slug[:variant]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Fallback models tried after `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<String>>,
+    /// The conversation.
+    pub messages: Vec<Message>,
+    /// Stream the answer as SSE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    /// Provider routing preferences.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderPreferences>,
+    /// Legacy `fallback` / `sort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Sticky-routing session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// End-user id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<Tool>>,
+    /// `none`, `auto`, `required` or `{type:function, function:{name}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<Value>,
+    /// Allow parallel tool calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
+    /// Output format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<Value>,
+    /// Reasoning configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Reasoning>,
+    /// Shorthand for `reasoning.effort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
+    /// Legacy switch for returning reasoning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_reasoning: Option<bool>,
+    /// Deprecated alias of `max_completion_tokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// Largest completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u64>,
+    /// Stop sequences.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Stop>,
+    /// Sampling temperature, [0, 2].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling, (0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// Top-k sampling, ≥ 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u64>,
+    /// [-2, 2].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f64>,
+    /// [-2, 2].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f64>,
+    /// (0, 2].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repetition_penalty: Option<f64>,
+    /// [0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_p: Option<f64>,
+    /// [0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_a: Option<f64>,
+    /// Deterministic sampling seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+    /// Token id → bias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logit_bias: Option<Map<String, Value>>,
+    /// Return log probabilities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<bool>,
+    /// 0 to 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<u64>,
+    /// Predicted output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<Value>,
+    /// Output modalities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modalities: Option<Vec<String>>,
+    /// Service tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<String>,
+    /// Verbosity (`low`, `medium`, `high`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verbosity: Option<String>,
+    /// Web search options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_search_options: Option<Value>,
+    /// Audio output options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<Value>,
+    /// Every other field (plugins, transforms, metadata, trace, usage, stream_options, debug...).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Fields of OpenRouter's request that are never sent upstream as-is.
+pub const GATEWAY_FIELDS: &[&str] = &[
+    "provider",
+    "models",
+    "route",
+    "session_id",
+    "plugins",
+    "transforms",
+    "trace",
+    "usage",
+    "debug",
+    "preset",
+    "stream_options",
+    "metadata",
+    "prompt_cache_options",
+    "image_config",
+];
+
+/// Why a request body was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RequestError(pub String);
+
+fn range(
+    problems: &mut Vec<String>,
+    name: &str,
+    value: Option<f64>,
+    low: f64,
+    high: f64,
+    open_low: bool,
+) {
+    if let Some(v) = value {
+        let below = if open_low { v <= low } else { v < low };
+        if below || v > high || !v.is_finite() {
+            let l = if open_low { "(" } else { "[" };
+            problems.push(format!("{name} must be in {l}{low}, {high}], got {v}"));
+        }
+    }
+}
+
+impl ChatRequest {
+    /// Parses and validates a JSON body.
+    pub fn from_json(body: &[u8]) -> Result<ChatRequest, RequestError> {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| RequestError(format!("Invalid JSON in request body: {e}")))?;
+        Self::from_value(value)
+    }
+
+    /// Parses and validates a JSON value.
+    pub fn from_value(value: Value) -> Result<ChatRequest, RequestError> {
+        if !value.is_object() {
+            return Err(RequestError(format!(
+                "Request body must be a JSON object, not {}",
+                json_type(&value)
+            )));
+        }
+        let request: ChatRequest = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            if path == "." {
+                RequestError(format!("Invalid request: {inner}"))
+            } else {
+                RequestError(format!("Invalid request: {path}: {inner}"))
+            }
+        })?;
+        request.validate()?;
+        Ok(request)
+    }
+
+    fn validate(&self) -> Result<(), RequestError> {
+        let mut problems = Vec::new();
+        if self.messages.is_empty() {
+            problems.push("messages must contain at least one message".to_owned());
+        }
+        if let Some(model) = &self.model {
+            if model.trim().is_empty() {
+                problems.push("model must not be empty".to_owned());
+            }
+        }
+        range(
+            &mut problems,
+            "temperature",
+            self.temperature,
+            0.0,
+            2.0,
+            false,
+        );
+        range(&mut problems, "top_p", self.top_p, 0.0, 1.0, true);
+        range(
+            &mut problems,
+            "frequency_penalty",
+            self.frequency_penalty,
+            -2.0,
+            2.0,
+            false,
+        );
+        range(
+            &mut problems,
+            "presence_penalty",
+            self.presence_penalty,
+            -2.0,
+            2.0,
+            false,
+        );
+        range(
+            &mut problems,
+            "repetition_penalty",
+            self.repetition_penalty,
+            0.0,
+            2.0,
+            true,
+        );
+        range(&mut problems, "min_p", self.min_p, 0.0, 1.0, false);
+        range(&mut problems, "top_a", self.top_a, 0.0, 1.0, false);
+        if self.top_k == Some(0) {
+            problems.push("top_k must be at least 1".to_owned());
+        }
+        if self.top_logprobs.is_some_and(|n| n > 20) {
+            problems.push("top_logprobs must be between 0 and 20".to_owned());
+        }
+        if matches!(self.max_tokens, Some(0)) || matches!(self.max_completion_tokens, Some(0)) {
+            problems.push("max_tokens must be at least 1".to_owned());
+        }
+        if let Some(Stop::Many(stops)) = &self.stop {
+            if stops.len() > 4 {
+                problems.push(format!(
+                    "stop takes at most 4 sequences, got {}",
+                    stops.len()
+                ));
+            }
+        }
+        if let Some(session) = &self.session_id {
+            if session.len() > 256 {
+                problems.push("session_id must be at most 256 characters".to_owned());
+            }
+        }
+        let effort = self.reasoning.as_ref().and_then(|r| r.effort.as_deref());
+        for e in [effort, self.reasoning_effort.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            if !REASONING_EFFORTS.contains(&e) {
+                problems.push(format!(
+                    "reasoning effort {e:?} is not one of {}",
+                    REASONING_EFFORTS.join(", ")
+                ));
+            }
+        }
+        if let (Some(a), Some(b)) = (effort, self.reasoning_effort.as_deref()) {
+            if a != b {
+                problems.push(format!(
+                    "reasoning_effort {b:?} differs from reasoning.effort {a:?}"
+                ));
+            }
+        }
+        if let Some(tools) = &self.tools {
+            for (i, tool) in tools.iter().enumerate() {
+                if tool.kind == "function" && tool.function.is_none() {
+                    problems.push(format!("tools[{i}]: a function tool needs `function`"));
+                }
+            }
+        }
+        if let Some(choice) = &self.tool_choice {
+            let valid = match choice {
+                Value::String(s) => matches!(s.as_str(), "none" | "auto" | "required"),
+                Value::Object(o) => o
+                    .get("function")
+                    .and_then(|f| f.get("name"))
+                    .is_some_and(Value::is_string),
+                _ => false,
+            };
+            if !valid {
+                problems.push(
+                    "tool_choice must be \"none\", \"auto\", \"required\" or {\"type\":\"function\",\"function\":{\"name\":...}}"
+                        .to_owned(),
+                );
+            }
+        }
+        if let Some(format) = &self.response_format {
+            let kind = format.get("type").and_then(Value::as_str);
+            match kind {
+                Some("text" | "json_object" | "grammar" | "python") => {}
+                Some("json_schema") => {
+                    if format.get("json_schema").and_then(|s| s.get("name")).is_none() {
+                        problems.push("response_format.json_schema.name is required".to_owned());
+                    }
+                }
+                _ => problems.push(
+                    "response_format.type must be text, json_object, json_schema, grammar or python"
+                        .to_owned(),
+                ),
+            }
+        }
+        for (i, message) in self.messages.iter().enumerate() {
+            if let Message::Assistant {
+                content: None,
+                tool_calls: None,
+                ..
+            } = message
+            {
+                if i + 1 != self.messages.len() {
+                    problems.push(format!(
+                        "messages[{i}]: an assistant message needs content or tool_calls"
+                    ));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(RequestError(format!(
+                "Invalid request: {}",
+                problems.join("; ")
+            )))
+        }
+    }
+
+    /// Whether the answer is streamed.
+    pub fn is_stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    /// The requested completion limit (`max_completion_tokens`, else `max_tokens`).
+    pub fn max_output_tokens(&self) -> Option<u64> {
+        self.max_completion_tokens.or(self.max_tokens)
+    }
+
+    /// Rough prompt size in tokens (four characters a token, plus per-message overhead and a
+    /// flat allowance per media part), used for context filtering and credit holds.
+    pub fn estimated_prompt_tokens(&self) -> u64 {
+        let (mut chars, mut media) = (0usize, 0usize);
+        for m in &self.messages {
+            if let Some(content) = m.content() {
+                let (c, n) = content.size();
+                chars += c;
+                media += n;
+            }
+            if let Message::Assistant {
+                tool_calls: Some(calls),
+                ..
+            } = m
+            {
+                chars += calls
+                    .iter()
+                    .map(|c| c.function.name.len() + c.function.arguments.len())
+                    .sum::<usize>();
+            }
+        }
+        if let Some(tools) = &self.tools {
+            chars += tools
+                .iter()
+                .map(|t| serde_json::to_string(t).map_or(0, |s| s.len()))
+                .sum::<usize>();
+        }
+        let tokens = chars.div_ceil(4) + 4 * self.messages.len() + 1000 * media;
+        tokens as u64
+    }
+
+    /// Names of the standard parameters this request sets, for `require_parameters`.
+    pub fn parameters_used(&self) -> Vec<&'static str> {
+        let mut used = Vec::new();
+        let mut add = |present: bool, name: &'static str| {
+            if present {
+                used.push(name);
+            }
+        };
+        add(self.tools.is_some(), "tools");
+        add(self.tool_choice.is_some(), "tool_choice");
+        add(self.parallel_tool_calls.is_some(), "parallel_tool_calls");
+        add(self.response_format.is_some(), "response_format");
+        add(
+            self.reasoning.is_some() || self.reasoning_effort.is_some(),
+            "reasoning",
+        );
+        add(self.include_reasoning.is_some(), "include_reasoning");
+        add(
+            self.max_tokens.is_some() || self.max_completion_tokens.is_some(),
+            "max_tokens",
+        );
+        add(self.stop.is_some(), "stop");
+        add(self.temperature.is_some(), "temperature");
+        add(self.top_p.is_some(), "top_p");
+        add(self.top_k.is_some(), "top_k");
+        add(self.frequency_penalty.is_some(), "frequency_penalty");
+        add(self.presence_penalty.is_some(), "presence_penalty");
+        add(self.repetition_penalty.is_some(), "repetition_penalty");
+        add(self.min_p.is_some(), "min_p");
+        add(self.top_a.is_some(), "top_a");
+        add(self.seed.is_some(), "seed");
+        add(self.logit_bias.is_some(), "logit_bias");
+        add(self.logprobs.is_some(), "logprobs");
+        add(self.top_logprobs.is_some(), "top_logprobs");
+        add(self.prediction.is_some(), "prediction");
+        add(self.verbosity.is_some(), "verbosity");
+        add(self.web_search_options.is_some(), "web_search_options");
+        used
+    }
+
+    /// Input modalities the messages use (`text`, `image`, `audio`, `file`, `video`).
+    pub fn input_modalities(&self) -> Vec<&'static str> {
+        let mut found = vec!["text"];
+        for m in &self.messages {
+            if let Some(Content::Parts(parts)) = m.content() {
+                for p in parts {
+                    let modality = match p {
+                        ContentPart::Text { .. } => "text",
+                        ContentPart::ImageUrl { .. } => "image",
+                        ContentPart::InputAudio { .. } => "audio",
+                        ContentPart::File { .. } => "file",
+                        ContentPart::VideoUrl { .. } => "video",
+                    };
+                    if !found.contains(&modality) {
+                        found.push(modality);
+                    }
+                }
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(value: Value) -> Result<ChatRequest, String> {
+        ChatRequest::from_value(value).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn accepts_every_role_and_part() {
+        let request = parse(json!({
+            "model": "openai/gpt-4o",
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "developer", "content": [{"type": "text", "text": "dev"}]},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "look", "cache_control": {"type": "ephemeral"}},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}},
+                    {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
+                    {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,AA"}},
+                    {"type": "video_url", "video_url": {"url": "https://v"}}
+                ]},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                {"role": "tool", "content": "42", "tool_call_id": "c1"},
+                {"role": "assistant", "content": "The answer is"}
+            ],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "temperature": 0.5, "stop": "END", "seed": 7, "logprobs": true, "top_logprobs": 3,
+            "reasoning": {"effort": "high"},
+            "plugins": [{"id": "web"}]
+        }))
+        .expect("valid");
+        assert_eq!(request.messages.len(), 6);
+        assert_eq!(
+            request.input_modalities(),
+            vec!["text", "image", "audio", "file", "video"]
+        );
+        assert!(request.extra.contains_key("plugins"));
+        let used = request.parameters_used();
+        for p in [
+            "tools",
+            "tool_choice",
+            "temperature",
+            "stop",
+            "seed",
+            "logprobs",
+            "top_logprobs",
+            "reasoning",
+        ] {
+            assert!(used.contains(&p), "{p}");
+        }
+        // Round trip keeps the message shapes.
+        let back = serde_json::to_value(&request).expect("serialize");
+        assert_eq!(
+            back["messages"][3]["tool_calls"][0]["function"]["name"],
+            "f"
+        );
+        assert_eq!(
+            back["messages"][2]["content"][0]["cache_control"]["type"],
+            "ephemeral"
+        );
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        let cases = [
+            (json!([1]), "must be a JSON object"),
+            (json!({"model": "a/b"}), "missing field `messages`"),
+            (json!({"messages": []}), "at least one message"),
+            (json!({"messages": "hi"}), "messages"),
+            (
+                json!({"messages": [{"role": "bot", "content": "x"}]}),
+                "unknown variant `bot`",
+            ),
+            (
+                json!({"messages": [{"role": "user"}]}),
+                "missing field `content`",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": 5}]}),
+                "content must be a string or an array",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": [{"type": "sound"}]}]}),
+                "part [0]",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "temperature": 3}),
+                "temperature must be in [0, 2]",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}),
+                "temperature",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "top_p": 0}),
+                "top_p",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "stop": ["a","b","c","d","e"]}),
+                "at most 4",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 21}),
+                "top_logprobs",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "model": ""}),
+                "model must not be empty",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "tool_choice": "sometimes"}),
+                "tool_choice",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "reasoning": {"effort": "huge"}}),
+                "reasoning effort",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "reasoning": {"effort": "low"}, "reasoning_effort": "high"}),
+                "differs",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "yaml"}}),
+                "response_format.type",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}),
+                "max_tokens",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "provider": {"sortt": "price"}}),
+                "unknown field `sortt`",
+            ),
+        ];
+        for (body, needle) in cases {
+            let err = parse(body.clone()).expect_err(&body.to_string());
+            assert!(err.contains(needle), "{body}: {err:?} lacks {needle:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_json_is_named() {
+        let err = ChatRequest::from_json(b"{\"messages\": [").expect_err("malformed");
+        assert!(err.0.starts_with("Invalid JSON"), "{}", err.0);
+    }
+
+    #[test]
+    fn estimates_grow_with_content() {
+        let small = parse(json!({"messages": [{"role": "user", "content": "hi"}]})).expect("valid");
+        let big = parse(json!({"messages": [{"role": "user", "content": "hi ".repeat(400)}]}))
+            .expect("valid");
+        assert!(big.estimated_prompt_tokens() > small.estimated_prompt_tokens() + 250);
+    }
+}

@@ -1,0 +1,22 @@
+//! Pure domain of the Switchyard gateway.
+//!
+//! Layout:
+//! - [`money`]: exact amounts (integer pico-dollars).
+//! - [`catalog`]: providers, models, endpoints, prices and data policies; TOML validation.
+//! - [`chat`]: the canonical chat request, parsed and validated.
+//! - [`pricing`]: cost of a generation and the hold a request needs.
+//! - [`routing`]: which endpoints may serve a request, in which order.
+//! - [`error`]: upstream error classification and the contract's error types.
+//! - [`keys`]: key format, hashing and masking.
+//!
+//! Invariants:
+//! - This crate does no I/O and reads no clock: time, health and randomness are arguments.
+//! - Money is never a float: every amount is a [`money::Money`].
+
+pub mod catalog;
+pub mod chat;
+pub mod error;
+pub mod keys;
+pub mod money;
+pub mod pricing;
+pub mod routing;
