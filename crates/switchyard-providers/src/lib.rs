@@ -1,1 +1,126 @@
-//! placeholder
+//! Wire codecs between Switchyard's canonical chat model and each provider's API.
+//!
+//! A codec turns a [`ChatRequest`] into the provider's HTTP request, and the provider's JSON body,
+//! SSE stream and error bodies back into the canonical shapes ([`Completion`], [`StreamEvent`],
+//! [`UpstreamError`]). The canonical response shapes are OpenAI's chat-completion message and
+//! chunk delta, which is also OpenRouter's.
+//!
+//! Invariants:
+//! - Codecs never open sockets and never read a clock: the engine does the transport.
+//! - Adding a provider kind is one module implementing [`Codec`], plus its fixtures.
+//! - A codec never silently corrupts input it cannot express: it returns [`CodecError`].
+
+pub mod openai;
+pub mod sse;
+
+use serde_json::Value;
+use switchyard_core::catalog::{Endpoint, Provider, ProviderKind};
+use switchyard_core::chat::ChatRequest;
+use switchyard_core::error::UpstreamError;
+use switchyard_core::pricing::Usage;
+
+/// Where a request goes: the provider, the endpoint and the provider key.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The provider.
+    pub provider: &'a Provider,
+    /// The endpoint.
+    pub endpoint: &'a Endpoint,
+    /// The provider key, when the provider needs one.
+    pub api_key: Option<&'a str>,
+}
+
+/// An HTTP request for the transport to send (always `POST`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamRequest {
+    /// Full URL.
+    pub url: String,
+    /// Headers, secrets included; never log them.
+    pub headers: Vec<(String, String)>,
+    /// JSON body.
+    pub body: Vec<u8>,
+}
+
+/// A non-streamed answer in canonical shape.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Completion {
+    /// The provider's own id for the generation.
+    pub upstream_id: Option<String>,
+    /// Choices: `{index, message, finish_reason, native_finish_reason, logprobs?}` with
+    /// `finish_reason` already in the contract's vocabulary.
+    pub choices: Vec<Value>,
+    /// Token counts, when the provider reported them.
+    pub usage: Option<Usage>,
+    /// `system_fingerprint`, passed through.
+    pub system_fingerprint: Option<Value>,
+    /// `service_tier`, passed through.
+    pub service_tier: Option<Value>,
+}
+
+/// One event of a decoded upstream stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// A chunk: choices in OpenAI delta shape (`{index, delta, finish_reason,
+    /// native_finish_reason?}`), and usage when this chunk reports it.
+    Chunk {
+        /// The provider's own id for the generation, when the chunk carries it.
+        upstream_id: Option<String>,
+        /// Choice deltas.
+        choices: Vec<Value>,
+        /// Usage reported by this chunk (the latest report wins).
+        usage: Option<Usage>,
+    },
+    /// The provider reported an error inside the stream.
+    Error(UpstreamError),
+    /// The provider ended the stream normally.
+    Done,
+}
+
+/// Input a codec cannot express for its provider.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CodecError(pub String);
+
+/// Decodes a provider's stream incrementally.
+pub trait StreamDecoder: Send {
+    /// Feeds bytes as they arrive; returns the events completed by them.
+    fn feed(&mut self, bytes: &[u8]) -> Vec<StreamEvent>;
+    /// The stream ended; returns what the remaining bytes complete.
+    fn finish(&mut self) -> Vec<StreamEvent>;
+}
+
+/// A provider wire format.
+pub trait Codec: Send + Sync {
+    /// The provider kind this codec speaks.
+    fn kind(&self) -> ProviderKind;
+    /// Builds the upstream request.
+    fn encode(
+        &self,
+        request: &ChatRequest,
+        target: &Target<'_>,
+    ) -> Result<UpstreamRequest, CodecError>;
+    /// Decodes a successful (2xx) non-streamed body.
+    fn decode(&self, body: &[u8]) -> Result<Completion, UpstreamError>;
+    /// Classifies an error answer.
+    fn decode_error(&self, status: u16, body: &[u8]) -> UpstreamError;
+    /// A fresh decoder for a streamed answer.
+    fn stream_decoder(&self) -> Box<dyn StreamDecoder>;
+}
+
+/// The codec for a provider kind.
+pub fn codec_for(kind: ProviderKind) -> Option<&'static dyn Codec> {
+    match kind {
+        ProviderKind::Openai => Some(&openai::OpenAiCodec),
+        ProviderKind::Anthropic | ProviderKind::Gemini => None,
+    }
+}
+
+/// Truncates a raw upstream body for `metadata.raw` (at most 4 KiB, on a char boundary).
+pub fn raw_excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut end = text.len().min(4096);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
