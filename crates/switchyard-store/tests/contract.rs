@@ -1,0 +1,381 @@
+//! One contract suite for every store: SQLite always, PostgreSQL when
+//! `SWITCHYARD_TEST_POSTGRES_URL` is set.
+
+use std::sync::Arc;
+
+use switchyard_core::money::Money;
+use switchyard_core::periods::DAY_MS;
+use switchyard_store::{GenerationRecord, HoldRefused, KeyUpdate, LimitReset, NewKey, Store};
+
+const NOW: i64 = 20_780 * DAY_MS + 3_600_000; // Monday 2026-11-23 01:00 UTC
+
+fn usd(text: &str) -> Money {
+    Money::parse_usd(text).expect("amount")
+}
+
+struct Db {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> Db {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    Db {
+        store: Store::connect(&url).await.expect("connect"),
+        _dir: Some(dir),
+    }
+}
+
+async fn postgres() -> Option<Db> {
+    let Ok(base) = std::env::var("SWITCHYARD_TEST_POSTGRES_URL") else {
+        eprintln!(
+            "SWITCHYARD_TEST_POSTGRES_URL is not set: skipping the PostgreSQL run of this test"
+        );
+        return None;
+    };
+    let schema = format!("t_{}", rand::random::<u64>());
+    let admin = Store::connect(&base).await.expect("connect admin");
+    admin
+        .raw_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    Some(Db {
+        store: Store::connect(&url).await.expect("connect schema"),
+        _dir: None,
+    })
+}
+
+async fn stores() -> Vec<(&'static str, Db)> {
+    let mut all = vec![("sqlite", sqlite().await)];
+    if let Some(pg) = postgres().await {
+        all.push(("postgres", pg));
+    }
+    all
+}
+
+async fn key(store: &Store, hash: &str, limit: Option<&str>, reset: Option<LimitReset>) {
+    store
+        .create_key(
+            &NewKey {
+                hash: hash.into(),
+                label: "sk-or-v1-abc...1234".into(),
+                account_id: "acct".into(),
+                name: hash.into(),
+                is_management: false,
+                limit: limit.map(usd),
+                limit_reset: reset,
+                include_byok_in_limit: false,
+                expires_at: None,
+                creator_user_id: None,
+            },
+            NOW,
+        )
+        .await
+        .expect("create key");
+}
+
+fn generation(id: &str, key: &str, cost: &str, at: i64) -> GenerationRecord {
+    GenerationRecord {
+        id: id.into(),
+        account_id: "acct".into(),
+        key_hash: key.into(),
+        created_at: at,
+        model: "m/x".into(),
+        provider_slug: "p".into(),
+        provider_name: "P".into(),
+        cost: usd(cost),
+        status: 200,
+        ..GenerationRecord::default()
+    }
+}
+
+async fn setup(store: &Store, credits: &str) {
+    store
+        .ensure_account("acct", "Acct", NOW)
+        .await
+        .expect("account");
+    store
+        .add_credits("acct", usd(credits))
+        .await
+        .expect("credits");
+}
+
+#[tokio::test]
+async fn keys_round_trip_and_update() {
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "10").await;
+        key(s, "h1", Some("5"), Some(LimitReset::Daily)).await;
+        let k = s.key("h1", NOW).await.expect("read").expect("exists");
+        assert_eq!(k.limit, Some(usd("5")), "{name}");
+        assert_eq!(k.limit_reset, Some(LimitReset::Daily), "{name}");
+        assert!(!k.disabled && !k.is_management, "{name}");
+        let updated = s
+            .update_key(
+                "h1",
+                &KeyUpdate {
+                    name: Some("renamed".into()),
+                    disabled: Some(true),
+                    limit: Some(None),
+                    limit_reset: Some(Some(LimitReset::Monthly)),
+                    include_byok_in_limit: Some(true),
+                    expires_at: Some(Some(NOW + 1)),
+                },
+                NOW + 5,
+            )
+            .await
+            .expect("update")
+            .expect("exists");
+        assert_eq!(updated.name, "renamed", "{name}");
+        assert!(updated.disabled && updated.include_byok_in_limit, "{name}");
+        assert_eq!(updated.limit, None, "{name}");
+        assert_eq!(updated.limit_reset, Some(LimitReset::Monthly), "{name}");
+        assert!(updated.is_expired(NOW + 1), "{name}");
+        assert_eq!(updated.updated_at, NOW + 5, "{name}");
+        assert_eq!(
+            s.list_keys("acct", NOW).await.expect("list").len(),
+            1,
+            "{name}"
+        );
+        assert!(s.delete_key("h1").await.expect("delete"), "{name}");
+        assert!(!s.delete_key("h1").await.expect("delete"), "{name}");
+        assert!(s.key("h1", NOW).await.expect("read").is_none(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn hold_settle_release_are_exact_and_idempotent() {
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "1").await;
+        key(s, "k", Some("0.5"), None).await;
+        s.hold("g1", "k", "acct", usd("0.3"), NOW)
+            .await
+            .expect("hold")
+            .expect("granted");
+        // The limit has 0.2 left after the hold.
+        let refused = s
+            .hold("g2", "k", "acct", usd("0.25"), NOW)
+            .await
+            .expect("hold");
+        assert_eq!(
+            refused,
+            Err(HoldRefused::KeyLimit {
+                needed: usd("0.25"),
+                remaining: usd("0.2")
+            }),
+            "{name}"
+        );
+        assert!(
+            s.settle(&generation("g1", "k", "0.1234", NOW), Some("g1"))
+                .await
+                .expect("settle"),
+            "{name}"
+        );
+        assert!(
+            !s.settle(&generation("g1", "k", "0.1234", NOW), Some("g1"))
+                .await
+                .expect("settle"),
+            "{name}"
+        );
+        let k = s.key("k", NOW).await.expect("read").expect("exists");
+        assert_eq!(k.usage.total, usd("0.1234"), "{name}");
+        assert_eq!(k.usage.daily, usd("0.1234"), "{name}");
+        assert_eq!(k.held, Money::ZERO, "{name}");
+        let a = s.account("acct").await.expect("read").expect("exists");
+        assert_eq!((a.usage, a.held), (usd("0.1234"), Money::ZERO), "{name}");
+        s.hold("g3", "k", "acct", usd("0.2"), NOW)
+            .await
+            .expect("hold")
+            .expect("granted");
+        assert!(s.release("g3").await.expect("release"), "{name}");
+        assert!(!s.release("g3").await.expect("release"), "{name}");
+        let a = s.account("acct").await.expect("read").expect("exists");
+        assert_eq!((a.usage, a.held), (usd("0.1234"), Money::ZERO), "{name}");
+        assert_eq!(s.hold_count().await.expect("count"), 0, "{name}");
+        let g = s.generation("g1").await.expect("read").expect("exists");
+        assert_eq!(g.cost, usd("0.1234"), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn credits_refuse_holds_beyond_balance() {
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "0.01").await;
+        key(s, "k", None, None).await;
+        let refused = s
+            .hold("g", "k", "acct", usd("0.02"), NOW)
+            .await
+            .expect("hold");
+        assert_eq!(
+            refused,
+            Err(HoldRefused::Credits {
+                needed: usd("0.02"),
+                remaining: usd("0.01")
+            }),
+            "{name}"
+        );
+        assert_eq!(s.hold_count().await.expect("count"), 0, "{name}");
+        let k = s.key("k", NOW).await.expect("read").expect("exists");
+        assert_eq!(
+            k.held,
+            Money::ZERO,
+            "the key hold was rolled back on {name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn limit_windows_reset() {
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "100").await;
+        for (hash, reset) in [
+            ("d", LimitReset::Daily),
+            ("w", LimitReset::Weekly),
+            ("m", LimitReset::Monthly),
+        ] {
+            key(s, hash, Some("1"), Some(reset)).await;
+            s.settle(&generation(&format!("{hash}-1"), hash, "1", NOW), None)
+                .await
+                .expect("settle");
+            assert!(
+                s.hold(&format!("{hash}-h"), hash, "acct", usd("0.1"), NOW)
+                    .await
+                    .expect("hold")
+                    .is_err(),
+                "{name} {hash}"
+            );
+        }
+        let next_day = NOW + DAY_MS;
+        assert!(
+            s.hold("d-2", "d", "acct", usd("0.1"), next_day)
+                .await
+                .expect("hold")
+                .is_ok(),
+            "{name}"
+        );
+        assert!(
+            s.hold("w-2", "w", "acct", usd("0.1"), next_day)
+                .await
+                .expect("hold")
+                .is_err(),
+            "{name}"
+        );
+        let next_week = NOW + 7 * DAY_MS;
+        assert!(
+            s.hold("w-3", "w", "acct", usd("0.1"), next_week)
+                .await
+                .expect("hold")
+                .is_ok(),
+            "{name}"
+        );
+        assert!(
+            s.hold("m-3", "m", "acct", usd("0.1"), next_week)
+                .await
+                .expect("hold")
+                .is_err(),
+            "{name}"
+        );
+        let next_month = NOW + 8 * DAY_MS; // 2026-12-01
+        assert!(
+            s.hold("m-4", "m", "acct", usd("0.1"), next_month)
+                .await
+                .expect("hold")
+                .is_ok(),
+            "{name}"
+        );
+        let k = s.key("d", next_day).await.expect("read").expect("exists");
+        assert_eq!(
+            (k.usage.daily, k.usage.total),
+            (Money::ZERO, usd("1")),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_holds_never_overspend() {
+    for (name, db) in stores().await {
+        let s = Arc::new(db.store.clone());
+        setup(&s, "100").await;
+        key(&s, "k", Some("1"), None).await;
+        // 50 requests each holding 0.1 against a limit of 1: exactly 10 can be granted.
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let s = Arc::clone(&s);
+                tokio::spawn(async move {
+                    let id = format!("g{i}");
+                    let granted = s
+                        .hold(&id, "k", "acct", usd("0.1"), NOW)
+                        .await
+                        .expect("hold")
+                        .is_ok();
+                    if granted {
+                        s.settle(&generation(&id, "k", "0.1", NOW), Some(&id))
+                            .await
+                            .expect("settle");
+                    }
+                    granted
+                })
+            })
+            .collect();
+        let granted = futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .filter(|r| matches!(r, Ok(true)))
+            .count();
+        assert_eq!(granted, 10, "{name}");
+        let k = s.key("k", NOW).await.expect("read").expect("exists");
+        assert_eq!(k.usage.total, usd("1"), "{name}");
+        assert_eq!(k.held, Money::ZERO, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn stale_holds_are_released() {
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "1").await;
+        key(s, "k", None, None).await;
+        s.hold("old", "k", "acct", usd("0.5"), NOW - 10_000)
+            .await
+            .expect("hold")
+            .expect("granted");
+        s.hold("new", "k", "acct", usd("0.1"), NOW)
+            .await
+            .expect("hold")
+            .expect("granted");
+        assert_eq!(
+            s.release_stale_holds(NOW - 1).await.expect("release"),
+            1,
+            "{name}"
+        );
+        let a = s.account("acct").await.expect("read").expect("exists");
+        assert_eq!(a.held, usd("0.1"), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn byok_spend_is_apart_from_credits() {
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "1").await;
+        key(s, "k", Some("1"), None).await;
+        let mut g = generation("b", "k", "0.4", NOW);
+        g.is_byok = true;
+        s.settle(&g, None).await.expect("settle");
+        let k = s.key("k", NOW).await.expect("read").expect("exists");
+        assert_eq!(
+            (k.usage.total, k.byok_usage.total),
+            (Money::ZERO, usd("0.4")),
+            "{name}"
+        );
+        let a = s.account("acct").await.expect("read").expect("exists");
+        assert_eq!((a.usage, a.byok_usage), (Money::ZERO, usd("0.4")), "{name}");
+    }
+}
