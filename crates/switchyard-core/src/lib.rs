@@ -18,5 +18,6 @@ pub mod chat;
 pub mod error;
 pub mod keys;
 pub mod money;
+pub mod periods;
 pub mod pricing;
 pub mod routing;
