@@ -1,1 +1,205 @@
-//! placeholder
+//! Switchyard's HTTP surface and engine.
+//!
+//! Layout:
+//! - [`config`]: TOML configuration with environment overrides.
+//! - [`state`]: shared state (catalogue snapshot, store, HTTP client) and authentication.
+//! - [`engine`]: the chat request lifecycle (plan, hold, attempts, stream, settle).
+//! - [`api`]: models, endpoints, providers, keys, credits and generation APIs.
+//! - [`error`]: the one place errors become OpenRouter-shaped responses.
+//!
+//! Invariants:
+//! - Only this crate knows axum and HTTP status codes.
+//! - Handlers extract and delegate; they never touch SQL.
+//! - Every error a client sees is the contract's envelope; internal causes are logged, not shown.
+
+pub mod api;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod state;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::Router;
+use switchyard_core::catalog::{Catalog, CatalogError};
+use tokio::net::TcpListener;
+
+use crate::error::ApiError;
+use crate::state::{Authenticated, SharedState};
+
+/// The catalogue bundled into the binary.
+pub const DEFAULT_CATALOG: &str = include_str!("../../../catalog/default.toml");
+
+/// Loads the catalogue file, or the bundled one when `path` is `None`.
+pub fn load_catalog(path: Option<&str>) -> Result<Catalog, CatalogError> {
+    match path {
+        None => Catalog::from_toml("bundled catalog", DEFAULT_CATALOG),
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Catalog::from_toml(path, &text),
+            Err(e) => Err(CatalogError(vec![switchyard_core::catalog::Problem {
+                location: path.to_owned(),
+                message: format!("cannot read the catalogue: {e}"),
+            }])),
+        },
+    }
+}
+
+fn body_error(rejection: BytesRejection) -> ApiError {
+    let status = rejection.status().as_u16();
+    if status == 413 {
+        ApiError::new(
+            413,
+            "Request body is larger than the configured limit (server.body_limit_bytes)",
+        )
+    } else {
+        ApiError::new(
+            status,
+            format!("Could not read the request body: {rejection}"),
+        )
+    }
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or(""))
+    {
+        None => Ok(()),
+        Some(ct)
+            if ct
+                .trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json") =>
+        {
+            Ok(())
+        }
+        Some(ct) => Err(ApiError::new(
+            415,
+            format!("Unsupported content type {ct:?}: send application/json"),
+        )),
+    }
+}
+
+async fn chat_completions(
+    State(state): State<SharedState>,
+    auth: Result<Authenticated, ApiError>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let auth = auth?;
+    require_json(&headers)?;
+    let body = body.map_err(body_error)?;
+    engine::chat_completions(state, auth, headers, body).await
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "No route for {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+/// Turns axum's plain-text rejections (405, JSON extractors) into the contract's envelope.
+async fn envelope_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/event-stream"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let message = match status.as_u16() {
+            405 => "Method not allowed for this endpoint".to_owned(),
+            413 => "Request body is larger than the configured limit (server.body_limit_bytes)"
+                .to_owned(),
+            _ => status.canonical_reason().unwrap_or("Error").to_owned(),
+        };
+        return ApiError::new(status.as_u16(), message).into_response();
+    }
+    response
+}
+
+/// The gateway's router.
+pub fn router(state: SharedState) -> Router {
+    let limit = state.config.server.body_limit_bytes;
+    let api = Router::new()
+        .route("/chat/completions", post(chat_completions))
+        .route("/models", get(api::models))
+        .route(
+            "/models/{author}/{slug}/endpoints",
+            get(api::model_endpoints),
+        )
+        .route("/providers", get(api::providers))
+        .route("/key", get(api::current_key))
+        .route("/auth/key", get(api::current_key))
+        .route("/keys", get(api::list_keys).post(api::create_key_api))
+        .route(
+            "/keys/{hash}",
+            get(api::get_key)
+                .patch(api::update_key)
+                .delete(api::delete_key),
+        )
+        .route("/credits", get(api::credits))
+        .route("/generation", get(api::generation));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/health", get(|| async { "ok" }))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(envelope_errors))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then lets open requests and streams finish (up to the
+/// configured grace), waits for background settlement, and closes the store.
+pub async fn serve(
+    listener: TcpListener,
+    state: SharedState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = state.config.server.shutdown_grace();
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let app = router(state.clone());
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut stop_rx2 = stop_rx.clone();
+    let server = async move { server.await };
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result?,
+        () = async {
+            let _ = stop_rx2.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("shutdown grace elapsed with requests still open");
+        }
+    }
+    drop(stop_rx);
+    state.tasks.close();
+    if tokio::time::timeout(grace.max(Duration::from_secs(1)), state.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::error!("background settlement did not finish before shutdown");
+    }
+    state.store.close().await;
+    Ok(())
+}

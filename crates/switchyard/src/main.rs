@@ -1,1 +1,299 @@
-fn main() {}
+//! `switchyard`: the gateway binary. Parses the command line, loads configuration and catalogue,
+//! and runs the server or an administrative command.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use rust_decimal::Decimal;
+use switchyard_core::money::Money;
+use switchyard_server::api::{create_key, KeySpec};
+use switchyard_server::config::Config;
+use switchyard_server::state::{AppState, Clock};
+use switchyard_store::{LimitReset, Store};
+
+#[derive(Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Self-hosted, OpenRouter-compatible LLM router"
+)]
+struct Cli {
+    /// Configuration file (TOML). Environment variables SWITCHYARD__SECTION__KEY override it.
+    #[arg(long, global = true, default_value = "switchyard.toml")]
+    config: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Manage the account's credits.
+    Credits {
+        #[command(subcommand)]
+        command: CreditsCommand,
+    },
+    /// Validate the catalogue and print a summary.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it (shown only once).
+    Create {
+        /// Name of the key.
+        #[arg(long)]
+        name: String,
+        /// Spending limit in USD.
+        #[arg(long)]
+        limit: Option<Decimal>,
+        /// Limit window: daily, weekly or monthly.
+        #[arg(long)]
+        limit_reset: Option<String>,
+        /// Create a management key (admin APIs only, no inference).
+        #[arg(long)]
+        management: bool,
+    },
+    /// List keys.
+    List,
+}
+
+#[derive(Subcommand)]
+enum CreditsCommand {
+    /// Add credits in USD.
+    Add {
+        /// Amount in USD, such as 10 or 2.50.
+        usd: Decimal,
+    },
+    /// Show credits and usage.
+    Show,
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Check the catalogue and list its providers and models.
+    Check,
+}
+
+fn load_config(path: &str) -> anyhow::Result<Config> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {path}")),
+    };
+    Ok(Config::load(path, text.as_deref(), std::env::vars())?)
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.store.url)
+        .await
+        .with_context(|| "opening the store (store.url)".to_owned())?;
+    store
+        .ensure_account(
+            &config.server.default_account,
+            "Default account",
+            Clock::System.now_ms(),
+        )
+        .await?;
+    Ok(store)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested: finishing open requests");
+}
+
+fn usd(m: Money) -> String {
+    format!("{}", m.to_usd())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = load_config(&cli.config)?;
+    match cli.command {
+        Command::Serve => {
+            let catalog = switchyard_server::load_catalog(config.catalog.path.as_deref())?;
+            let secrets: HashMap<String, String> = catalog
+                .providers()
+                .iter()
+                .filter_map(|p| p.api_key_env.clone())
+                .filter_map(|env| std::env::var(&env).ok().map(|v| (env, v)))
+                .collect();
+            for p in catalog.providers() {
+                if let Some(env) = &p.api_key_env {
+                    if !secrets.contains_key(env) {
+                        tracing::warn!(provider = %p.slug, env = %env, "provider key not set: its endpoints will fail over");
+                    }
+                }
+            }
+            let store = open_store(&config).await?;
+            // A fresh process has no request in flight: holds left by a crash are released.
+            let released = store
+                .release_stale_holds(Clock::System.now_ms() + 1)
+                .await?;
+            if released > 0 {
+                tracing::warn!(released, "released holds left by an earlier process");
+            }
+            let listener = tokio::net::TcpListener::bind(&config.server.listen)
+                .await
+                .with_context(|| format!("binding {}", config.server.listen))?;
+            tracing::info!(
+                address = %listener.local_addr()?,
+                models = catalog.models().len(),
+                providers = catalog.providers().len(),
+                "switchyard listening"
+            );
+            let state = Arc::new(AppState::new(
+                config,
+                catalog,
+                store,
+                secrets,
+                Clock::System,
+            )?);
+            switchyard_server::serve(listener, state, shutdown_signal()).await?;
+        }
+        Command::Keys { command } => {
+            let store = open_store(&config).await?;
+            let account = &config.server.default_account;
+            let now = Clock::System.now_ms();
+            match command {
+                KeysCommand::Create {
+                    name,
+                    limit,
+                    limit_reset,
+                    management,
+                } => {
+                    let limit = limit
+                        .map(Money::from_usd)
+                        .transpose()
+                        .map_err(|e| anyhow::anyhow!("--limit {e}"))?;
+                    let limit_reset = limit_reset
+                        .map(|r| r.parse::<LimitReset>())
+                        .transpose()
+                        .map_err(|e| anyhow::anyhow!("--limit-reset: {e}"))?;
+                    if name.trim().is_empty() {
+                        bail!("--name must not be empty");
+                    }
+                    let spec = KeySpec {
+                        name,
+                        limit,
+                        limit_reset,
+                        management,
+                        ..KeySpec::default()
+                    };
+                    let (key, record) = create_key(&store, account, &spec, now).await?;
+                    eprintln!(
+                        "Created {} key {:?} (hash {}). Store it now: it is not shown again.",
+                        if management { "management" } else { "standard" },
+                        record.name,
+                        record.hash
+                    );
+                    println!("{key}");
+                }
+                KeysCommand::List => {
+                    println!(
+                        "{:<64}  {:<20}  {:<10}  {:<8}  {:>12}  {:>12}",
+                        "HASH", "NAME", "KIND", "STATE", "USAGE", "LIMIT"
+                    );
+                    for k in store.list_keys(account, now).await? {
+                        println!(
+                            "{:<64}  {:<20}  {:<10}  {:<8}  {:>12}  {:>12}",
+                            k.hash,
+                            k.name,
+                            if k.is_management {
+                                "management"
+                            } else {
+                                "standard"
+                            },
+                            if k.disabled {
+                                "disabled"
+                            } else if k.is_expired(now) {
+                                "expired"
+                            } else {
+                                "active"
+                            },
+                            usd(k.usage.total),
+                            k.limit.map_or("-".to_owned(), usd),
+                        );
+                    }
+                }
+            }
+            store.close().await;
+        }
+        Command::Credits { command } => {
+            let store = open_store(&config).await?;
+            let account = &config.server.default_account;
+            let result = match command {
+                CreditsCommand::Add { usd: amount } => {
+                    let amount =
+                        Money::from_usd(amount).map_err(|e| anyhow::anyhow!("amount {e}"))?;
+                    store.add_credits(account, amount).await?
+                }
+                CreditsCommand::Show => store.account(account).await?,
+            };
+            let a = result.context("account not found")?;
+            println!(
+                "credits {}  usage {}  balance {}  held {}",
+                usd(a.credits),
+                usd(a.usage),
+                usd(a.balance()),
+                usd(a.held)
+            );
+            store.close().await;
+        }
+        Command::Catalog {
+            command: CatalogCommand::Check,
+        } => {
+            let catalog = switchyard_server::load_catalog(config.catalog.path.as_deref())?;
+            println!(
+                "catalogue is valid: {} providers, {} models, {} endpoints",
+                catalog.providers().len(),
+                catalog.models().len(),
+                catalog
+                    .models()
+                    .iter()
+                    .map(|m| m.endpoints.len())
+                    .sum::<usize>()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,714 @@
+//! Read and management APIs: models, endpoints, providers, keys, credits, generations.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use switchyard_core::catalog::{Endpoint, Model, Pricing};
+use switchyard_core::keys::{hash_key, key_from_bytes, label};
+use switchyard_core::money::Money;
+use switchyard_core::periods::{parse_iso8601, to_iso8601};
+use switchyard_store::{KeyRecord, KeyUpdate, LimitReset, NewKey, Store, StoreResult};
+
+use crate::error::ApiError;
+use crate::state::{Authenticated, SharedState};
+
+// === catalogue ===
+
+fn pricing_json(p: &Pricing) -> Value {
+    let mut map = Map::new();
+    map.insert("prompt".into(), json!(p.prompt.text));
+    map.insert("completion".into(), json!(p.completion.text));
+    for (name, price) in p.optional_keys() {
+        if let Some(price) = price {
+            map.insert(name.into(), json!(price.text));
+        }
+    }
+    Value::Object(map)
+}
+
+fn architecture_json(m: &Model) -> Value {
+    json!({
+        "modality": m.modality(),
+        "input_modalities": m.input_modalities,
+        "output_modalities": m.output_modalities,
+        "tokenizer": m.tokenizer,
+        "instruct_type": m.instruct_type,
+    })
+}
+
+fn model_json(m: &Model) -> Value {
+    let top = m.cheapest_endpoint();
+    json!({
+        "id": m.id,
+        "canonical_slug": m.canonical_slug,
+        "hugging_face_id": m.hugging_face_id,
+        "name": m.name,
+        "created": m.created,
+        "description": m.description,
+        "context_length": m.context_length,
+        "architecture": architecture_json(m),
+        "pricing": top.map_or(Value::Null, |e| pricing_json(&e.pricing)),
+        "top_provider": {
+            "context_length": top.map(|e| e.context_length),
+            "max_completion_tokens": top.and_then(|e| e.max_completion_tokens),
+            "is_moderated": false,
+        },
+        "per_request_limits": Value::Null,
+        "supported_parameters": m.supported_parameters(),
+        "default_parameters": Value::Null,
+        "links": {"details": format!("/api/v1/models/{}/endpoints", m.id)},
+    })
+}
+
+/// Query of `GET /models`.
+#[derive(Debug, Deserialize)]
+pub struct ModelsQuery {
+    offset: Option<String>,
+    limit: Option<String>,
+    supported_parameters: Option<String>,
+    input_modalities: Option<String>,
+    output_modalities: Option<String>,
+    q: Option<String>,
+    zdr: Option<String>,
+    sort: Option<String>,
+    category: Option<String>,
+}
+
+fn csv(text: &Option<String>) -> Vec<String> {
+    text.iter()
+        .flat_map(|t| t.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn parse_count(name: &str, text: &Option<String>, max: usize) -> Result<Option<usize>, ApiError> {
+    match text {
+        None => Ok(None),
+        Some(t) => match t.trim().parse::<usize>() {
+            Ok(n) if n <= max => Ok(Some(n)),
+            _ => Err(ApiError::bad_request(format!(
+                "{name} must be an integer between 0 and {max}, got {t:?}"
+            ))),
+        },
+    }
+}
+
+/// `GET /api/v1/models`.
+pub async fn models(
+    State(state): State<SharedState>,
+    query: Result<Query<ModelsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(format!("Invalid query: {e}")))?;
+    let catalog = state.catalog();
+    let offset = parse_count("offset", &query.offset, usize::MAX)?.unwrap_or(0);
+    let limit = parse_count("limit", &query.limit, 1000)?;
+    let params = csv(&query.supported_parameters);
+    let inputs = csv(&query.input_modalities);
+    let outputs = {
+        let o = csv(&query.output_modalities);
+        if o.is_empty() {
+            vec!["text".to_owned()]
+        } else {
+            o
+        }
+    };
+    let needle = query.q.as_deref().map(str::to_lowercase);
+    let zdr = match query.zdr.as_deref() {
+        None => false,
+        Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "zdr must be true or false, got {other:?}"
+            )))
+        }
+    };
+    let _ = &query.category;
+    let mut selected: Vec<&Model> = catalog
+        .models()
+        .iter()
+        .filter(|m| {
+            let supported = m.supported_parameters();
+            params.iter().all(|p| supported.iter().any(|s| s == p))
+        })
+        .filter(|m| {
+            inputs
+                .iter()
+                .all(|i| m.input_modalities.iter().any(|x| x == i))
+        })
+        .filter(|m| {
+            outputs
+                .iter()
+                .any(|o| o == "all" || m.output_modalities.iter().any(|x| x == o))
+        })
+        .filter(|m| {
+            needle.as_ref().is_none_or(|n| {
+                m.id.to_lowercase().contains(n)
+                    || m.name.to_lowercase().contains(n)
+                    || m.description.to_lowercase().contains(n)
+            })
+        })
+        .filter(|m| {
+            !zdr || m.endpoints.iter().any(|e| {
+                catalog
+                    .provider(&e.provider)
+                    .is_some_and(|p| p.data_policy.zdr)
+            })
+        })
+        .collect();
+    match query.sort.as_deref() {
+        None | Some("") => {}
+        Some("created" | "newest") => selected.sort_by_key(|m| std::cmp::Reverse(m.created)),
+        Some("name" | "alphabetical") => selected.sort_by(|a, b| a.name.cmp(&b.name)),
+        Some("context_length" | "context-high-to-low") => {
+            selected.sort_by_key(|m| std::cmp::Reverse(m.context_length))
+        }
+        Some("price" | "pricing-low-to-high") => selected.sort_by_key(|m| {
+            m.cheapest_endpoint().map(|e| {
+                e.pricing
+                    .prompt
+                    .amount
+                    .saturating_add(e.pricing.completion.amount)
+            })
+        }),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "sort {other:?} is not one of created, name, context_length, price"
+            )))
+        }
+    }
+    let total = selected.len();
+    let page: Vec<Value> = selected
+        .into_iter()
+        .skip(offset)
+        .take(limit.unwrap_or(usize::MAX))
+        .map(model_json)
+        .collect();
+    let next = limit.and_then(|l| {
+        (offset + l < total).then(|| format!("/api/v1/models?offset={}&limit={l}", offset + l))
+    });
+    Ok(Json(
+        json!({"data": page, "links": {"next": next}, "total_count": total}),
+    ))
+}
+
+fn endpoint_json(m: &Model, e: &Endpoint, provider_name: &str) -> Value {
+    json!({
+        "name": format!("{provider_name} | {}", m.id),
+        "model_id": m.id,
+        "model_name": m.name,
+        "provider_name": provider_name,
+        "tag": e.tag,
+        "context_length": e.context_length,
+        "max_completion_tokens": e.max_completion_tokens,
+        "max_prompt_tokens": e.max_prompt_tokens,
+        "quantization": e.quantization,
+        "pricing": pricing_json(&e.pricing),
+        "status": 0,
+        "service_tier": e.service_tier,
+        "supported_parameters": e.supported_parameters,
+        "supports_implicit_caching": e.supports_implicit_caching,
+        "uptime_last_5m": Value::Null,
+        "uptime_last_30m": Value::Null,
+        "uptime_last_1d": Value::Null,
+        "latency_last_30m": Value::Null,
+        "throughput_last_30m": Value::Null,
+    })
+}
+
+/// `GET /api/v1/models/{author}/{slug}/endpoints`.
+pub async fn model_endpoints(
+    State(state): State<SharedState>,
+    Path((author, slug)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let catalog = state.catalog();
+    let id = format!("{author}/{slug}");
+    let model = catalog
+        .model(&id)
+        .ok_or_else(|| ApiError::not_found(format!("Model {id} not found")))?;
+    let endpoints: Vec<Value> = model
+        .endpoints
+        .iter()
+        .map(|e| {
+            let name = catalog
+                .provider(&e.provider)
+                .map_or(e.provider.as_str(), |p| p.name.as_str());
+            endpoint_json(model, e, name)
+        })
+        .collect();
+    Ok(Json(json!({"data": {
+        "id": model.id,
+        "name": model.name,
+        "created": model.created,
+        "description": model.description,
+        "architecture": architecture_json(model),
+        "endpoints": endpoints,
+    }})))
+}
+
+/// `GET /api/v1/providers`.
+pub async fn providers(State(state): State<SharedState>) -> Json<Value> {
+    let catalog = state.catalog();
+    let data: Vec<Value> = catalog
+        .providers()
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "slug": p.slug,
+                "privacy_policy_url": p.privacy_policy_url,
+                "terms_of_service_url": p.terms_of_service_url,
+                "status_page_url": p.status_page_url,
+                "headquarters": p.headquarters,
+                "datacenters": p.datacenters,
+            })
+        })
+        .collect();
+    Json(json!({"data": data}))
+}
+
+// === keys ===
+
+fn usd(m: Money) -> Value {
+    m.to_json_number()
+}
+
+fn key_usage_fields(k: &KeyRecord, map: &mut Map<String, Value>) {
+    map.insert("label".into(), json!(k.label));
+    map.insert("limit".into(), k.limit.map_or(Value::Null, usd));
+    map.insert(
+        "limit_remaining".into(),
+        k.limit_remaining().map_or(Value::Null, usd),
+    );
+    map.insert(
+        "limit_reset".into(),
+        json!(k.limit_reset.map(LimitReset::as_str)),
+    );
+    map.insert(
+        "include_byok_in_limit".into(),
+        json!(k.include_byok_in_limit),
+    );
+    map.insert("usage".into(), usd(k.usage.total));
+    map.insert("usage_daily".into(), usd(k.usage.daily));
+    map.insert("usage_weekly".into(), usd(k.usage.weekly));
+    map.insert("usage_monthly".into(), usd(k.usage.monthly));
+    map.insert("byok_usage".into(), usd(k.byok_usage.total));
+    map.insert("byok_usage_daily".into(), usd(k.byok_usage.daily));
+    map.insert("byok_usage_weekly".into(), usd(k.byok_usage.weekly));
+    map.insert("byok_usage_monthly".into(), usd(k.byok_usage.monthly));
+    map.insert("creator_user_id".into(), json!(k.creator_user_id));
+    map.insert("expires_at".into(), json!(k.expires_at.map(to_iso8601)));
+}
+
+/// The management API's `Key` object.
+pub fn key_json(k: &KeyRecord) -> Value {
+    let mut map = Map::new();
+    map.insert("hash".into(), json!(k.hash));
+    map.insert("name".into(), json!(k.name));
+    map.insert("disabled".into(), json!(k.disabled));
+    key_usage_fields(k, &mut map);
+    map.insert("created_at".into(), json!(to_iso8601(k.created_at)));
+    map.insert("updated_at".into(), json!(to_iso8601(k.updated_at)));
+    map.insert("last_used_at".into(), json!(k.last_used_at.map(to_iso8601)));
+    map.insert("workspace_id".into(), Value::Null);
+    map.insert("external_user".into(), Value::Null);
+    Value::Object(map)
+}
+
+/// `GET /api/v1/key` and `GET /api/v1/auth/key`.
+pub async fn current_key(
+    State(state): State<SharedState>,
+    auth: Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    let k = &auth.key;
+    let account = state.store.account(&k.account_id).await?;
+    let mut map = Map::new();
+    key_usage_fields(k, &mut map);
+    map.insert("name".into(), json!(k.name));
+    map.insert(
+        "is_free_tier".into(),
+        json!(account.is_none_or(|a| a.credits.picos() <= 0)),
+    );
+    map.insert("is_management_key".into(), json!(k.is_management));
+    map.insert("is_provisioning_key".into(), json!(k.is_management));
+    map.insert(
+        "rate_limit".into(),
+        json!({"requests": -1, "interval": "10s", "note": "This field is deprecated and safe to ignore."}),
+    );
+    Ok(Json(json!({"data": map})))
+}
+
+/// Parameters of a new key.
+#[derive(Debug, Clone, Default)]
+pub struct KeySpec {
+    /// Name.
+    pub name: String,
+    /// Limit in USD.
+    pub limit: Option<Money>,
+    /// Window.
+    pub limit_reset: Option<LimitReset>,
+    /// BYOK spend counts against the limit.
+    pub include_byok_in_limit: bool,
+    /// Management key.
+    pub management: bool,
+    /// Expiry (Unix ms).
+    pub expires_at: Option<i64>,
+    /// Creator.
+    pub creator_user_id: Option<String>,
+}
+
+/// Creates a key with 32 random bytes; returns the plaintext (shown once) and its record.
+pub async fn create_key(
+    store: &Store,
+    account_id: &str,
+    spec: &KeySpec,
+    now_ms: i64,
+) -> StoreResult<(String, KeyRecord)> {
+    let bytes: [u8; 32] = rand::random();
+    let key = key_from_bytes(&bytes);
+    let record = store
+        .create_key(
+            &NewKey {
+                hash: hash_key(&key),
+                label: label(&key),
+                account_id: account_id.to_owned(),
+                name: spec.name.clone(),
+                is_management: spec.management,
+                limit: spec.limit,
+                limit_reset: spec.limit_reset,
+                include_byok_in_limit: spec.include_byok_in_limit,
+                expires_at: spec.expires_at,
+                creator_user_id: spec.creator_user_id.clone(),
+            },
+            now_ms,
+        )
+        .await?;
+    Ok((key, record))
+}
+
+fn field<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    body.get(name)
+}
+
+fn parse_limit(value: &Value) -> Result<Option<Money>, ApiError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Number(n) => {
+            let m = Money::from_json_number(n)
+                .map_err(|e| ApiError::bad_request(format!("limit {e}")))?;
+            if m.picos() < 0 {
+                return Err(ApiError::bad_request("limit must not be negative"));
+            }
+            Ok(Some(m))
+        }
+        _ => Err(ApiError::bad_request(
+            "limit must be a number of USD or null",
+        )),
+    }
+}
+
+fn parse_reset(value: &Value) -> Result<Option<LimitReset>, ApiError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => s.parse().map(Some).map_err(ApiError::bad_request),
+        _ => Err(ApiError::bad_request(
+            "limit_reset must be \"daily\", \"weekly\", \"monthly\" or null",
+        )),
+    }
+}
+
+fn parse_expiry(value: &Value, now_ms: i64) -> Result<Option<i64>, ApiError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => {
+            let t = parse_iso8601(s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "expires_at {s:?} is not an ISO-8601 UTC time like 2027-01-01T00:00:00Z"
+                ))
+            })?;
+            if t <= now_ms {
+                return Err(ApiError::bad_request("expires_at must be in the future"));
+            }
+            Ok(Some(t))
+        }
+        _ => Err(ApiError::bad_request(
+            "expires_at must be an ISO-8601 string or null",
+        )),
+    }
+}
+
+fn parse_bool(body: &Map<String, Value>, name: &str) -> Result<Option<bool>, ApiError> {
+    match field(body, name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(ApiError::bad_request(format!("{name} must be a boolean"))),
+    }
+}
+
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::bad_request("Request body must be a JSON object")),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "Invalid JSON in request body: {e}"
+        ))),
+    }
+}
+
+fn check_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
+    let unknown: Vec<&str> = body
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !allowed.contains(k))
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "Unknown field(s): {}; allowed: {}",
+            unknown.join(", "),
+            allowed.join(", ")
+        )))
+    }
+}
+
+/// Query of `GET /keys`.
+#[derive(Debug, Deserialize)]
+pub struct KeysQuery {
+    offset: Option<String>,
+    include_disabled: Option<String>,
+    include_expired: Option<String>,
+}
+
+/// `GET /api/v1/keys`.
+pub async fn list_keys(
+    State(state): State<SharedState>,
+    auth: Authenticated,
+    query: Result<Query<KeysQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require_management()?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(format!("Invalid query: {e}")))?;
+    let offset = parse_count("offset", &query.offset, usize::MAX)?.unwrap_or(0);
+    let flag = |v: &Option<String>| v.as_deref() == Some("true");
+    let now = state.now_ms();
+    let keys = state.store.list_keys(&auth.key.account_id, now).await?;
+    let data: Vec<Value> = keys
+        .iter()
+        .filter(|k| !k.is_management)
+        .filter(|k| flag(&query.include_disabled) || !k.disabled)
+        .filter(|k| flag(&query.include_expired) || !k.is_expired(now))
+        .skip(offset)
+        .take(100)
+        .map(key_json)
+        .collect();
+    Ok(Json(json!({"data": data})))
+}
+
+/// `POST /api/v1/keys`.
+pub async fn create_key_api(
+    State(state): State<SharedState>,
+    auth: Authenticated,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    auth.require_management()?;
+    let body = json_object(&body)?;
+    check_fields(
+        &body,
+        &[
+            "name",
+            "limit",
+            "limit_reset",
+            "include_byok_in_limit",
+            "expires_at",
+            "creator_user_id",
+            "workspace_id",
+            "external",
+        ],
+    )?;
+    let now = state.now_ms();
+    let name = match field(&body, "name") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "name is required and must be a non-empty string",
+            ))
+        }
+    };
+    let spec = KeySpec {
+        name,
+        limit: field(&body, "limit")
+            .map(parse_limit)
+            .transpose()?
+            .flatten(),
+        limit_reset: field(&body, "limit_reset")
+            .map(parse_reset)
+            .transpose()?
+            .flatten(),
+        include_byok_in_limit: parse_bool(&body, "include_byok_in_limit")?.unwrap_or(false),
+        management: false,
+        expires_at: field(&body, "expires_at")
+            .map(|v| parse_expiry(v, now))
+            .transpose()?
+            .flatten(),
+        creator_user_id: field(&body, "creator_user_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    };
+    let (key, record) = create_key(&state.store, &auth.key.account_id, &spec, now).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"data": key_json(&record), "key": key})),
+    )
+        .into_response())
+}
+
+async fn owned_key(
+    state: &SharedState,
+    auth: &Authenticated,
+    hash: &str,
+) -> Result<KeyRecord, ApiError> {
+    auth.require_management()?;
+    match state.store.key(hash, state.now_ms()).await? {
+        Some(k) if k.account_id == auth.key.account_id && !k.is_management => Ok(k),
+        _ => Err(ApiError::not_found(format!("No key with hash {hash}"))),
+    }
+}
+
+/// `GET /api/v1/keys/{hash}`.
+pub async fn get_key(
+    State(state): State<SharedState>,
+    auth: Authenticated,
+    Path(hash): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let k = owned_key(&state, &auth, &hash).await?;
+    Ok(Json(json!({"data": key_json(&k)})))
+}
+
+/// `PATCH /api/v1/keys/{hash}`.
+pub async fn update_key(
+    State(state): State<SharedState>,
+    auth: Authenticated,
+    Path(hash): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    owned_key(&state, &auth, &hash).await?;
+    let body = json_object(&body)?;
+    check_fields(
+        &body,
+        &[
+            "name",
+            "disabled",
+            "limit",
+            "limit_reset",
+            "include_byok_in_limit",
+            "expires_at",
+            "workspace_id",
+        ],
+    )?;
+    let now = state.now_ms();
+    let update = KeyUpdate {
+        name: match field(&body, "name") {
+            None => None,
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+            Some(_) => return Err(ApiError::bad_request("name must be a non-empty string")),
+        },
+        disabled: parse_bool(&body, "disabled")?,
+        limit: field(&body, "limit").map(parse_limit).transpose()?,
+        limit_reset: field(&body, "limit_reset").map(parse_reset).transpose()?,
+        include_byok_in_limit: parse_bool(&body, "include_byok_in_limit")?,
+        expires_at: field(&body, "expires_at")
+            .map(|v| parse_expiry(v, now))
+            .transpose()?,
+    };
+    let k = state
+        .store
+        .update_key(&hash, &update, now)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("No key with hash {hash}")))?;
+    Ok(Json(json!({"data": key_json(&k)})))
+}
+
+/// `DELETE /api/v1/keys/{hash}`.
+pub async fn delete_key(
+    State(state): State<SharedState>,
+    auth: Authenticated,
+    Path(hash): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    owned_key(&state, &auth, &hash).await?;
+    state.store.delete_key(&hash).await?;
+    Ok(Json(json!({"deleted": true})))
+}
+
+/// `GET /api/v1/credits`.
+pub async fn credits(
+    State(state): State<SharedState>,
+    auth: Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    auth.require_management()?;
+    let account = state
+        .store
+        .account(&auth.key.account_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Account not found"))?;
+    Ok(Json(json!({"data": {
+        "total_credits": usd(account.credits),
+        "total_usage": usd(account.usage),
+    }})))
+}
+
+/// `GET /api/v1/generation?id=`.
+pub async fn generation(
+    State(state): State<SharedState>,
+    auth: Authenticated,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let id = query.get("id").filter(|s| !s.is_empty()).ok_or_else(|| {
+        ApiError::bad_request("Query parameter id is required: /api/v1/generation?id=gen-...")
+    })?;
+    let g = match state.store.generation(id).await? {
+        Some(g) if g.account_id == auth.key.account_id => g,
+        _ => return Err(ApiError::not_found(format!("Generation {id} not found"))),
+    };
+    Ok(Json(json!({"data": {
+        "id": g.id,
+        "request_id": Value::Null,
+        "session_id": g.session_id,
+        "created_at": to_iso8601(g.created_at),
+        "model": g.model,
+        "origin": g.http_referer.clone().unwrap_or_default(),
+        "api_type": "completions",
+        "streamed": g.streamed,
+        "cancelled": g.cancelled,
+        "total_cost": usd(g.cost),
+        "usage": usd(g.cost),
+        "cache_discount": Value::Null,
+        "upstream_inference_cost": if g.is_byok { usd(g.cost) } else { Value::Null },
+        "is_byok": g.is_byok,
+        "upstream_id": g.upstream_id,
+        "provider_name": g.provider_name,
+        "app_id": Value::Null,
+        "http_referer": g.http_referer,
+        "app_title": g.app_title,
+        "external_user": g.end_user,
+        "latency": g.latency_ms,
+        "moderation_latency": Value::Null,
+        "generation_time": g.generation_time_ms,
+        "finish_reason": g.finish_reason,
+        "native_finish_reason": g.native_finish_reason,
+        "tokens_prompt": g.tokens_prompt,
+        "tokens_completion": g.tokens_completion,
+        "native_tokens_prompt": g.tokens_prompt,
+        "native_tokens_completion": g.tokens_completion,
+        "native_tokens_reasoning": g.tokens_reasoning,
+        "native_tokens_cached": g.tokens_cached,
+        "num_media_prompt": Value::Null,
+        "num_media_completion": Value::Null,
+        "num_search_results": Value::Null,
+    }})))
+}

@@ -1,0 +1,279 @@
+//! Configuration: a TOML file (`deny_unknown_fields`) with `SWITCHYARD__SECTION__KEY` environment
+//! overrides, validated all at once.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Persistence.
+    pub store: StoreConfig,
+    /// Model catalogue.
+    pub catalog: CatalogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            store: StoreConfig::default(),
+            catalog: CatalogConfig::default(),
+        }
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub listen: String,
+    /// Largest request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Time allowed for a provider to answer (non-streamed: the whole answer; streamed: the
+    /// response headers), in seconds.
+    pub upstream_timeout_secs: f64,
+    /// Longest silence allowed between two streamed chunks, in seconds.
+    pub stream_idle_timeout_secs: f64,
+    /// Interval of `: OPENROUTER PROCESSING` comments while a stream waits, in seconds.
+    pub keepalive_secs: f64,
+    /// How long a shutdown waits for open requests, in seconds.
+    pub shutdown_grace_secs: f64,
+    /// Account that keys created by the CLI belong to.
+    pub default_account: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".to_owned(),
+            body_limit_bytes: 10 * 1024 * 1024,
+            upstream_timeout_secs: 120.0,
+            stream_idle_timeout_secs: 120.0,
+            keepalive_secs: 5.0,
+            shutdown_grace_secs: 30.0,
+            default_account: "default".to_owned(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Upstream timeout.
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.upstream_timeout_secs)
+    }
+
+    /// Stream idle timeout.
+    pub fn stream_idle_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.stream_idle_timeout_secs)
+    }
+
+    /// Keep-alive interval.
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs_f64(self.keepalive_secs)
+    }
+
+    /// Shutdown grace.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs_f64(self.shutdown_grace_secs)
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://switchyard.db` or `postgres://...`.
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: "sqlite://switchyard.db".to_owned(),
+        }
+    }
+}
+
+/// `[catalog]`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// Catalogue file; the bundled default catalogue when absent.
+    pub path: Option<String>,
+}
+
+/// Every problem of an invalid configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .0.join("\n  "))]
+pub struct ConfigError(pub Vec<String>);
+
+const ENV_PREFIX: &str = "SWITCHYARD__";
+
+impl Config {
+    /// Reads a configuration: the TOML text (if any), then the environment overrides
+    /// (`SWITCHYARD__SERVER__LISTEN=0.0.0.0:8080`), then validation. `source` names the file.
+    pub fn load(
+        source: &str,
+        text: Option<&str>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = match text {
+            Some(text) => toml::from_str(text).map_err(|e| {
+                ConfigError(vec![format!("{source}: {}", e.to_string().trim_end())])
+            })?,
+            None => toml::Table::new(),
+        };
+        let mut problems = Vec::new();
+        let overrides: BTreeMap<String, String> = env
+            .into_iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix(ENV_PREFIX)
+                    .map(|k| (k.to_ascii_lowercase(), v))
+            })
+            .collect();
+        for (key, value) in overrides {
+            let Some((section, field)) = key.split_once("__") else {
+                problems.push(format!(
+                    "{ENV_PREFIX}{}: expected {ENV_PREFIX}SECTION__KEY",
+                    key.to_ascii_uppercase()
+                ));
+                continue;
+            };
+            // The value is read as TOML when it parses (numbers, booleans), else as a string.
+            let parsed = format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(value));
+            let entry = table
+                .entry(section.to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => {
+                    t.insert(field.to_owned(), parsed);
+                }
+                _ => problems.push(format!("{source}: `{section}` must be a table")),
+            }
+        }
+        let config: Config = match toml::Value::Table(table).try_into() {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(format!("{source}: {}", e.to_string().trim_end()));
+                return Err(ConfigError(problems));
+            }
+        };
+        config.validate(source, &mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    fn validate(&self, source: &str, problems: &mut Vec<String>) {
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "{source}: server.listen: {:?} is not an address like 127.0.0.1:8080",
+                self.server.listen
+            ));
+        }
+        if self.server.body_limit_bytes == 0 {
+            problems.push(format!(
+                "{source}: server.body_limit_bytes must be positive"
+            ));
+        }
+        for (name, value) in [
+            ("upstream_timeout_secs", self.server.upstream_timeout_secs),
+            (
+                "stream_idle_timeout_secs",
+                self.server.stream_idle_timeout_secs,
+            ),
+            ("keepalive_secs", self.server.keepalive_secs),
+            ("shutdown_grace_secs", self.server.shutdown_grace_secs),
+        ] {
+            if !(value.is_finite() && value > 0.0 && value < 86_400.0) {
+                problems.push(format!(
+                    "{source}: server.{name} must be a positive number of seconds below 86400, got {value}"
+                ));
+            }
+        }
+        if self.server.default_account.trim().is_empty() {
+            problems.push(format!(
+                "{source}: server.default_account must not be empty"
+            ));
+        }
+        let url = &self.store.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            problems.push(format!(
+                "{source}: store.url: {url:?} must start with sqlite: or postgres://"
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let config = Config::load(
+            "c.toml",
+            Some("[server]\nlisten = \"0.0.0.0:9000\"\n"),
+            env(&[
+                ("SWITCHYARD__STORE__URL", "postgres://db/x"),
+                ("SWITCHYARD__SERVER__KEEPALIVE_SECS", "2.5"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(config.server.listen, "0.0.0.0:9000");
+        assert_eq!(config.store.url, "postgres://db/x");
+        assert_eq!(config.server.keepalive_secs, 2.5);
+        assert_eq!(config.catalog.path, None);
+        assert_eq!(
+            Config::load("c", None, env(&[])).expect("valid"),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn lists_every_problem() {
+        let err = Config::load(
+            "c.toml",
+            Some("[server]\nlisten = \"nowhere\"\nkeepalive_secs = -1\n[store]\nurl = \"mysql://x\"\n"),
+            env(&[("SWITCHYARD__BAD", "1")]),
+        )
+        .expect_err("invalid");
+        let text = err.to_string();
+        for needle in [
+            "server.listen",
+            "server.keepalive_secs",
+            "store.url",
+            "SWITCHYARD__BAD",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from {text}");
+        }
+        let err =
+            Config::load("c.toml", Some("[server]\nport = 1\n"), env(&[])).expect_err("invalid");
+        assert!(err.to_string().contains("unknown field `port`"), "{err}");
+    }
+}

@@ -1,0 +1,883 @@
+//! The request engine: plan, hold, attempt each candidate, answer (JSON or SSE), settle.
+//!
+//! Lifecycle of one chat request:
+//! 1. `prepare`: parse and validate, plan the route, hold the most it can cost.
+//! 2. `attempt`: send to each candidate in turn until one answers; retryable failures move on,
+//!    a failure that is the request's own fault returns at once.
+//! 3. Non-streamed: decode, render, settle in the background. Streamed: commit to SSE once a
+//!    provider answered 2xx, forward chunks as they arrive, end with the usage chunk and
+//!    `[DONE]`, or an error chunk if the provider breaks; settle what was produced.
+//!
+//! Invariant: no fallback after the first byte of content reached the client.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use rand::Rng;
+use serde_json::{json, Map, Value};
+use switchyard_core::catalog::{Catalog, Endpoint, Model, Provider};
+use switchyard_core::chat::ChatRequest;
+use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
+use switchyard_core::money::Money;
+use switchyard_core::pricing::{self, Usage};
+use switchyard_core::routing::{
+    self, Candidate, HealthSnapshot, Policy, RouteContext, RouteError, RoutePlan,
+};
+use switchyard_providers::{codec_for, StreamEvent, Target};
+use switchyard_store::{GenerationRecord, HoldRefused};
+use tokio::sync::mpsc;
+
+use crate::error::ApiError;
+use crate::state::{Authenticated, SharedState};
+
+/// Request attribution read from headers.
+#[derive(Debug, Clone, Default)]
+pub struct Attribution {
+    /// `HTTP-Referer`.
+    pub http_referer: Option<String>,
+    /// `X-OpenRouter-Title` (or legacy `X-Title`).
+    pub app_title: Option<String>,
+    /// `x-session-id`.
+    pub session_id: Option<String>,
+    /// `X-OpenRouter-Metadata: enabled`.
+    pub metadata: bool,
+}
+
+impl Attribution {
+    /// Reads the attribution headers.
+    pub fn from_headers(headers: &HeaderMap) -> Attribution {
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.chars().take(512).collect::<String>())
+        };
+        let metadata = [
+            "x-openrouter-metadata",
+            "x-openrouter-experimental-metadata",
+        ]
+        .iter()
+        .any(|h| get(h).is_some_and(|v| v.eq_ignore_ascii_case("enabled")));
+        Attribution {
+            http_referer: get("http-referer").or_else(|| get("referer")),
+            app_title: get("x-openrouter-title").or_else(|| get("x-title")),
+            session_id: get("x-session-id"),
+            metadata,
+        }
+    }
+}
+
+/// A new generation id: `gen-<unix seconds>-<20 random alphanumerics>`.
+pub fn new_generation_id(now_ms: i64) -> String {
+    let suffix: String = rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(20)
+        .map(char::from)
+        .collect();
+    format!("gen-{}-{suffix}", now_ms / 1000)
+}
+
+/// Releases a hold when dropped armed (the client went away, or a path forgot to settle).
+struct HoldGuard {
+    state: SharedState,
+    id: String,
+    armed: bool,
+}
+
+impl HoldGuard {
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for HoldGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let state = Arc::clone(&self.state);
+            let id = std::mem::take(&mut self.id);
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                let tasks = state.tasks.clone();
+                tasks.spawn_on(
+                    async move {
+                        if let Err(e) = state.store.release(&id).await {
+                            tracing::error!(error = %e, generation_id = %id, "releasing a hold failed");
+                        }
+                    },
+                    &handle,
+                );
+            }
+        }
+    }
+}
+
+/// One attempt's outcome, for `previous_errors` and `openrouter_metadata`.
+#[derive(Debug, Clone)]
+struct AttemptRecord {
+    provider: String,
+    model: String,
+    status: u16,
+    error: Option<UpstreamError>,
+}
+
+/// Everything known about a request once it is planned and held.
+struct Prepared {
+    state: SharedState,
+    key: Authenticated,
+    request: ChatRequest,
+    catalog: Arc<Catalog>,
+    plan: RoutePlan,
+    generation_id: String,
+    attribution: Attribution,
+    started: Instant,
+    created: i64,
+    hold: HoldGuard,
+    attempts: Vec<AttemptRecord>,
+}
+
+/// A candidate resolved against the catalogue.
+struct Resolved<'a> {
+    model: &'a Model,
+    endpoint: &'a Endpoint,
+    provider: &'a Provider,
+}
+
+fn resolve<'a>(catalog: &'a Catalog, c: &Candidate) -> Option<Resolved<'a>> {
+    let model = catalog.model(&c.model)?;
+    let endpoint = model.endpoints.get(c.endpoint)?;
+    let provider = catalog.provider(&endpoint.provider)?;
+    Some(Resolved {
+        model,
+        endpoint,
+        provider,
+    })
+}
+
+fn route_error(err: RouteError) -> ApiError {
+    match err {
+        RouteError::NoModel | RouteError::InvalidPreference(_) => {
+            ApiError::bad_request(err.to_string())
+        }
+        RouteError::ModelNotFound { model } => {
+            let mut e = ApiError::bad_request(format!("{model} is not a valid model ID"));
+            e.extra.insert(
+                "availability".into(),
+                json!({"code": "model_not_found", "retryable": false, "requested_models": [model]}),
+            );
+            e
+        }
+        RouteError::NoEndpoints {
+            code,
+            message,
+            plan,
+        } => {
+            let mut e = ApiError::not_found(message);
+            let excluded: Vec<Value> = plan
+                .excluded
+                .iter()
+                .map(|x| json!({"reason": x.reason, "provider": x.provider, "endpoint": x.tag, "model": x.model}))
+                .collect();
+            let mut reasons: Vec<&str> = plan.excluded.iter().map(|x| x.reason.as_str()).collect();
+            reasons.sort_unstable();
+            reasons.dedup();
+            e.extra.insert(
+                "availability".into(),
+                json!({
+                    "code": code,
+                    "retryable": false,
+                    "requested_models": plan.requested_models,
+                    "affected_providers": plan.excluded.iter().map(|x| x.provider.clone()).collect::<std::collections::BTreeSet<_>>(),
+                    "excluded_by": reasons,
+                    "excluded": excluded,
+                }),
+            );
+            e
+        }
+    }
+}
+
+/// Parses, plans and holds. Errors are ready to send.
+async fn prepare(
+    state: SharedState,
+    key: Authenticated,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Prepared, ApiError> {
+    let request = ChatRequest::from_json(body).map_err(|e| ApiError::bad_request(e.0))?;
+    let now = state.now_ms();
+    let generation_id = new_generation_id(now);
+    let mut attribution = Attribution::from_headers(headers);
+    if request.session_id.is_some() {
+        attribution.session_id.clone_from(&request.session_id);
+    }
+    let catalog = state.catalog();
+    let context = RouteContext {
+        sticky_provider: None,
+        random: rand::thread_rng().gen::<f64>(),
+    };
+    let plan = routing::plan(
+        &request,
+        &catalog,
+        &HealthSnapshot::default(),
+        &Policy::default(),
+        &context,
+    )
+    .map_err(|e| route_error(e).with_generation(&generation_id))?;
+
+    // Hold the most any candidate could cost; at least one pico-dollar, so that an account
+    // without credits is refused even for free models.
+    let prompt_bound = request.estimated_prompt_tokens().saturating_mul(2);
+    let mut hold = Money::from_picos(1);
+    for c in &plan.candidates {
+        let Some(r) = resolve(&catalog, c) else {
+            continue;
+        };
+        let room = r
+            .endpoint
+            .context_length
+            .saturating_sub(request.estimated_prompt_tokens());
+        let mut max_out = request
+            .max_output_tokens()
+            .unwrap_or_else(|| r.endpoint.max_completion_tokens.unwrap_or(room));
+        if let Some(cap) = r.endpoint.max_completion_tokens {
+            max_out = max_out.min(cap);
+        }
+        let cost = pricing::max_cost(prompt_bound, max_out, &r.endpoint.pricing)
+            .ok_or_else(|| ApiError::bad_request("This request's maximum cost is out of range"))?;
+        hold = hold.max(cost);
+    }
+    let refused = state
+        .store
+        .hold(
+            &generation_id,
+            &key.key.hash,
+            &key.key.account_id,
+            hold,
+            now,
+        )
+        .await
+        .map_err(|e| ApiError::from(e).with_generation(&generation_id))?;
+    if let Err(refused) = refused {
+        let e = match refused {
+            HoldRefused::KeyLimit { needed, remaining } => ApiError::new(
+                402,
+                format!(
+                    "This request may cost up to {needed} but this key's limit has {remaining} left: raise the key's limit or request fewer max_tokens"
+                ),
+            )
+            .with_metadata("needed", needed.to_json_number())
+            .with_metadata("remaining", remaining.to_json_number()),
+            HoldRefused::Credits { needed, remaining } => ApiError::new(
+                402,
+                format!(
+                    "Insufficient credits: this request may cost up to {needed} and the account has {remaining} left. Add credits or request fewer max_tokens"
+                ),
+            )
+            .with_metadata("needed", needed.to_json_number())
+            .with_metadata("remaining", remaining.to_json_number()),
+            HoldRefused::Missing => ApiError::unauthorized("Invalid API key: no such key"),
+        };
+        return Err(e.with_generation(&generation_id));
+    }
+    Ok(Prepared {
+        hold: HoldGuard {
+            state: Arc::clone(&state),
+            id: generation_id.clone(),
+            armed: true,
+        },
+        state,
+        key,
+        request,
+        catalog,
+        plan,
+        generation_id,
+        attribution,
+        started: Instant::now(),
+        created: now / 1000,
+        attempts: Vec::new(),
+    })
+}
+
+/// The upstream's answer headers, from the first candidate that answered 2xx.
+struct Answer {
+    candidate: Candidate,
+    response: reqwest::Response,
+}
+
+impl Prepared {
+    /// Tries the candidates in order until one answers 2xx.
+    async fn attempt(&mut self) -> Result<Answer, ApiError> {
+        let candidates = self.plan.candidates.clone();
+        let mut last: Option<ApiError> = None;
+        for candidate in candidates {
+            let catalog = Arc::clone(&self.catalog);
+            let Some(r) = resolve(&catalog, &candidate) else {
+                continue;
+            };
+            let result = self.send(&r).await;
+            match result {
+                Ok(response) => {
+                    self.attempts.push(AttemptRecord {
+                        provider: r.provider.slug.clone(),
+                        model: r.model.id.clone(),
+                        status: response.status().as_u16(),
+                        error: None,
+                    });
+                    return Ok(Answer {
+                        candidate,
+                        response,
+                    });
+                }
+                Err(err) => {
+                    tracing::warn!(
+                        generation_id = %self.generation_id,
+                        provider = %r.provider.slug,
+                        kind = ?err.kind,
+                        status = ?err.status,
+                        "upstream attempt failed"
+                    );
+                    self.attempts.push(AttemptRecord {
+                        provider: r.provider.slug.clone(),
+                        model: r.model.id.clone(),
+                        status: err.status.unwrap_or(err.client_status()),
+                        error: Some(err.clone()),
+                    });
+                    let api = ApiError::upstream(&err, &r.provider.name);
+                    if !err.retryable() {
+                        return Err(self.finish_error(api));
+                    }
+                    last = Some(api);
+                }
+            }
+        }
+        let e = last.unwrap_or_else(|| ApiError::new(502, "No provider could serve this request"));
+        Err(self.finish_error(e))
+    }
+
+    fn finish_error(&self, mut e: ApiError) -> ApiError {
+        let previous: Vec<Value> = self
+            .attempts
+            .iter()
+            .filter(|a| a.error.is_some())
+            .map(|a| {
+                json!({
+                    "provider": a.provider,
+                    "model": a.model,
+                    "status": a.status,
+                    "code": a.error.as_ref().map(|e| e.client_status()),
+                    "message": a.error.as_ref().map(|e| e.message.clone()),
+                })
+            })
+            .collect();
+        if previous.len() > 1 {
+            e = e.with_metadata("previous_errors", Value::Array(previous));
+        }
+        e.with_generation(&self.generation_id)
+    }
+
+    /// One upstream request; any non-2xx answer becomes an [`UpstreamError`].
+    async fn send(&self, r: &Resolved<'_>) -> Result<reqwest::Response, UpstreamError> {
+        let codec = codec_for(r.provider.kind).ok_or_else(|| {
+            UpstreamError::new(
+                UpstreamErrorKind::Server,
+                None,
+                format!(
+                    "Provider kind {} is not supported by this build",
+                    r.provider.kind.as_str()
+                ),
+            )
+        })?;
+        let api_key = match &r.provider.api_key_env {
+            Some(env) => Some(self.state.secrets.get(env).map(String::as_str).ok_or_else(
+                || {
+                    UpstreamError::new(
+                        UpstreamErrorKind::ProviderAuth,
+                        None,
+                        format!(
+                            "{} has no provider key configured (set {env})",
+                            r.provider.name
+                        ),
+                    )
+                },
+            )?),
+            None => None,
+        };
+        let target = Target {
+            provider: r.provider,
+            endpoint: r.endpoint,
+            api_key,
+        };
+        let upstream = codec
+            .encode(&self.request, &target)
+            .map_err(|e| UpstreamError::new(UpstreamErrorKind::InvalidRequest, Some(400), e.0))?;
+        let mut builder = self.state.http.post(&upstream.url).body(upstream.body);
+        for (name, value) in &upstream.headers {
+            builder = builder.header(name, value);
+        }
+        let timeout = self.state.config.server.upstream_timeout();
+        let response = tokio::time::timeout(timeout, builder.send())
+            .await
+            .map_err(|_| {
+                UpstreamError::new(
+                    UpstreamErrorKind::Timeout,
+                    None,
+                    format!(
+                        "{} did not answer within {}s",
+                        r.provider.name,
+                        timeout.as_secs_f64()
+                    ),
+                )
+            })?
+            .map_err(|e| transport_error(&e, &r.provider.name))?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(response);
+        }
+        let body = read_limited(response, timeout).await.unwrap_or_default();
+        Err(codec.decode_error(status, &body))
+    }
+
+    fn usage_json(&self, usage: &Usage, cost: &pricing::Cost, is_byok: bool) -> Value {
+        json!({
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens(),
+            "cost": cost.total.to_json_number(),
+            "is_byok": is_byok,
+            "prompt_tokens_details": {
+                "cached_tokens": usage.cached_tokens,
+                "cache_write_tokens": usage.cache_write_tokens,
+                "audio_tokens": usage.audio_prompt_tokens,
+            },
+            "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+            "cost_details": {
+                "upstream_inference_cost": if is_byok { cost.total.to_json_number() } else { Value::Null },
+                "upstream_inference_prompt_cost": cost.prompt.to_json_number(),
+                "upstream_inference_completions_cost": cost.completion.to_json_number(),
+            },
+        })
+    }
+
+    fn metadata_json(&self, selected: Option<&Candidate>) -> Value {
+        let available: Vec<Value> = self
+            .plan
+            .candidates
+            .iter()
+            .map(|c| json!({"provider": c.provider, "endpoint": c.tag, "model": c.model, "selected": Some(c) == selected}))
+            .collect();
+        let excluded: Vec<Value> = self
+            .plan
+            .excluded
+            .iter()
+            .map(|x| json!({"provider": x.provider, "endpoint": x.tag, "model": x.model, "reason": x.reason}))
+            .collect();
+        let attempts: Vec<Value> = self
+            .attempts
+            .iter()
+            .map(|a| json!({"provider": a.provider, "model": a.model, "status": a.status}))
+            .collect();
+        json!({
+            "requested": self.request.model,
+            "strategy": if self.plan.requested_models.len() > 1 { "fallback" } else { "direct" },
+            "attempt": self.attempts.len(),
+            "is_byok": selected.and_then(|c| self.catalog.provider(&c.provider)).is_some_and(|p| p.byok),
+            "endpoints": {
+                "total": self.plan.candidates.len() + self.plan.excluded.len(),
+                "available": available,
+                "excluded": excluded,
+            },
+            "attempts": attempts,
+            "generation_time": u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// Writes the generation and charges its cost, in the background; shutdown waits for it.
+    fn settle(&mut self, record: GenerationRecord) {
+        self.hold.disarm();
+        let state = Arc::clone(&self.state);
+        let hold_id = self.generation_id.clone();
+        self.state.tasks.spawn(async move {
+            match state.store.settle(&record, Some(&hold_id)).await {
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, generation_id = %record.id, "settling a generation failed"),
+            }
+        });
+    }
+
+    fn record(&self, r: &Resolved<'_>, usage: &Usage, cost: Money) -> GenerationRecord {
+        GenerationRecord {
+            id: self.generation_id.clone(),
+            account_id: self.key.key.account_id.clone(),
+            key_hash: self.key.key.hash.clone(),
+            created_at: self.created * 1000,
+            model: r.model.id.clone(),
+            provider_slug: r.provider.slug.clone(),
+            provider_name: r.provider.name.clone(),
+            tokens_prompt: usage.prompt_tokens,
+            tokens_completion: usage.completion_tokens,
+            tokens_reasoning: usage.reasoning_tokens,
+            tokens_cached: usage.cached_tokens,
+            cost,
+            is_byok: r.provider.byok,
+            generation_time_ms: i64::try_from(self.started.elapsed().as_millis()).ok(),
+            http_referer: self.attribution.http_referer.clone(),
+            app_title: self.attribution.app_title.clone(),
+            end_user: self.request.user.clone(),
+            session_id: self.attribution.session_id.clone(),
+            status: 200,
+            ..GenerationRecord::default()
+        }
+    }
+}
+
+fn transport_error(err: &reqwest::Error, provider: &str) -> UpstreamError {
+    if err.is_timeout() {
+        UpstreamError::new(
+            UpstreamErrorKind::Timeout,
+            None,
+            format!("{provider} timed out"),
+        )
+    } else {
+        UpstreamError::new(
+            UpstreamErrorKind::Connection,
+            None,
+            format!("Could not reach {provider}: connection failed"),
+        )
+    }
+}
+
+/// Reads a whole upstream body (error bodies, non-streamed answers) within the timeout.
+async fn read_limited(
+    response: reqwest::Response,
+    timeout: Duration,
+) -> Result<Bytes, UpstreamError> {
+    match tokio::time::timeout(timeout, response.bytes()).await {
+        Err(_) => Err(UpstreamError::new(
+            UpstreamErrorKind::Timeout,
+            None,
+            "The provider stopped sending its answer",
+        )),
+        Ok(Err(e)) => Err(transport_error(&e, "the provider")),
+        Ok(Ok(bytes)) => Ok(bytes),
+    }
+}
+
+/// Estimates the completion tokens of text that was produced, when the provider did not say.
+fn estimate_tokens(chars: usize) -> u64 {
+    chars.div_ceil(4) as u64
+}
+
+fn with_generation_header(mut response: Response, id: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(id) {
+        response.headers_mut().insert("x-generation-id", value);
+    }
+    response
+}
+
+/// `POST /api/v1/chat/completions`.
+pub async fn chat_completions(
+    state: SharedState,
+    key: Authenticated,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    key.require_standard()?;
+    let mut prepared = prepare(state, key, &headers, &body).await?;
+    if prepared.request.is_stream() {
+        stream(prepared).await
+    } else {
+        let answer = prepared.attempt().await?;
+        complete(&mut prepared, answer).await
+    }
+}
+
+async fn complete(p: &mut Prepared, answer: Answer) -> Result<Response, ApiError> {
+    let catalog = Arc::clone(&p.catalog);
+    let r = resolve(&catalog, &answer.candidate)
+        .ok_or_else(|| ApiError::new(500, "Internal Server Error"))?;
+    let codec =
+        codec_for(r.provider.kind).ok_or_else(|| ApiError::new(500, "Internal Server Error"))?;
+    let latency = p.started.elapsed();
+    let body = read_limited(answer.response, p.state.config.server.upstream_timeout())
+        .await
+        .and_then(|b| codec.decode(&b));
+    let completion = match body {
+        Ok(c) => c,
+        Err(err) => {
+            // Nothing reached the client: the hold guard releases the hold.
+            return Err(p.finish_error(ApiError::upstream(&err, &r.provider.name)));
+        }
+    };
+    let usage = completion.usage.unwrap_or_else(|| {
+        let chars: usize = completion
+            .choices
+            .iter()
+            .filter_map(|c| c.get("message"))
+            .map(|m| serde_json::to_string(m).map_or(0, |s| s.len()))
+            .sum();
+        Usage {
+            prompt_tokens: p.request.estimated_prompt_tokens(),
+            completion_tokens: estimate_tokens(chars),
+            ..Usage::default()
+        }
+    });
+    let cost = pricing::cost(&usage, &r.endpoint.pricing).unwrap_or_default();
+    let mut out = Map::new();
+    out.insert("id".into(), json!(p.generation_id));
+    out.insert("object".into(), json!("chat.completion"));
+    out.insert("created".into(), json!(p.created));
+    out.insert("model".into(), json!(r.model.id));
+    out.insert("provider".into(), json!(r.provider.name));
+    out.insert(
+        "system_fingerprint".into(),
+        completion.system_fingerprint.clone().unwrap_or(Value::Null),
+    );
+    if let Some(tier) = &completion.service_tier {
+        out.insert("service_tier".into(), tier.clone());
+    }
+    out.insert("choices".into(), Value::Array(completion.choices.clone()));
+    out.insert("usage".into(), p.usage_json(&usage, &cost, r.provider.byok));
+    if p.attribution.metadata {
+        out.insert(
+            "openrouter_metadata".into(),
+            p.metadata_json(Some(&answer.candidate)),
+        );
+    }
+    let first = completion.choices.first();
+    let mut record = p.record(&r, &usage, cost.total);
+    record.upstream_id = completion.upstream_id.clone();
+    record.latency_ms = i64::try_from(latency.as_millis()).ok();
+    record.finish_reason = first
+        .and_then(|c| c.get("finish_reason"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    record.native_finish_reason = first
+        .and_then(|c| c.get("native_finish_reason"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    p.settle(record);
+    let response = (StatusCode::OK, axum::Json(Value::Object(out))).into_response();
+    Ok(with_generation_header(response, &p.generation_id))
+}
+
+const KEEPALIVE: &[u8] = b": OPENROUTER PROCESSING\n\n";
+
+async fn stream(mut p: Prepared) -> Result<Response, ApiError> {
+    let answer = p.attempt().await?;
+    let (tx, mut rx) = mpsc::channel::<Bytes>(64);
+    let generation_id = p.generation_id.clone();
+    let tasks = p.state.tasks.clone();
+    tasks.spawn(pump(p, answer, tx));
+    let body = Body::from_stream(futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|o| o.map(Ok::<Bytes, std::convert::Infallible>))
+    }));
+    let response = Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(body)
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(with_generation_header(response, &generation_id))
+}
+
+fn sse(value: &Value) -> Bytes {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"data: ");
+    if serde_json::to_writer(&mut out, value).is_err() {
+        out.extend_from_slice(b"{}");
+    }
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// How a stream ended.
+enum End {
+    /// The provider finished.
+    Done,
+    /// The client went away.
+    Cancelled,
+    /// The provider failed.
+    Failed(UpstreamError),
+}
+
+/// Forwards one upstream stream to the client, then settles.
+async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
+    let catalog = Arc::clone(&p.catalog);
+    let Some(r) = resolve(&catalog, &answer.candidate) else {
+        return;
+    };
+    let Some(codec) = codec_for(r.provider.kind) else {
+        return;
+    };
+    let config = p.state.config.server.clone();
+    let mut decoder = codec.stream_decoder();
+    let mut upstream = answer.response.bytes_stream();
+    let mut usage: Option<Usage> = None;
+    let mut upstream_id: Option<String> = None;
+    let mut finish: Option<(Option<String>, Option<String>)> = None;
+    let mut produced_chars = 0usize;
+    let mut first_byte: Option<Duration> = None;
+    let chunk_head = |choices: Vec<Value>| {
+        json!({
+            "id": p.generation_id,
+            "object": "chat.completion.chunk",
+            "created": p.created,
+            "model": r.model.id,
+            "provider": r.provider.name,
+            "choices": choices,
+        })
+    };
+
+    let mut keepalive = tokio::time::interval(config.keepalive());
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick fires at once: the client sees a comment before the first token.
+    let end = 'outer: loop {
+        let next = tokio::select! {
+            biased;
+            () = tx.closed() => break End::Cancelled,
+            _ = keepalive.tick() => {
+                if tx.send(Bytes::from_static(KEEPALIVE)).await.is_err() {
+                    break End::Cancelled;
+                }
+                continue;
+            }
+            next = tokio::time::timeout(config.stream_idle_timeout(), upstream.next()) => next,
+        };
+        let eof = matches!(next, Ok(None));
+        let events = match next {
+            Err(_) => {
+                break End::Failed(UpstreamError::new(
+                    UpstreamErrorKind::Timeout,
+                    Some(504),
+                    format!(
+                        "{} stopped sending for {}s",
+                        r.provider.name, config.stream_idle_timeout_secs
+                    ),
+                ))
+            }
+            Ok(None) => decoder.finish(),
+            Ok(Some(Err(e))) => break End::Failed(transport_error(&e, &r.provider.name)),
+            Ok(Some(Ok(bytes))) => decoder.feed(&bytes),
+        };
+        for event in events {
+            match event {
+                StreamEvent::Chunk {
+                    upstream_id: id,
+                    choices,
+                    usage: u,
+                } => {
+                    if upstream_id.is_none() {
+                        upstream_id = id;
+                    }
+                    if u.is_some() {
+                        usage = u;
+                    }
+                    if choices.is_empty() {
+                        continue;
+                    }
+                    for c in &choices {
+                        if let Some(delta) = c.get("delta") {
+                            for field in ["content", "reasoning", "refusal"] {
+                                produced_chars +=
+                                    delta.get(field).and_then(Value::as_str).map_or(0, str::len);
+                            }
+                            if let Some(calls) = delta.get("tool_calls") {
+                                produced_chars += calls.to_string().len();
+                            }
+                        }
+                        if let Some(reason) = c.get("finish_reason").and_then(Value::as_str) {
+                            let native = c
+                                .get("native_finish_reason")
+                                .and_then(Value::as_str)
+                                .map(str::to_owned);
+                            finish = Some((Some(reason.to_owned()), native));
+                        }
+                    }
+                    first_byte.get_or_insert_with(|| p.started.elapsed());
+                    if tx.send(sse(&chunk_head(choices))).await.is_err() {
+                        break 'outer End::Cancelled;
+                    }
+                    keepalive.reset();
+                }
+                StreamEvent::Error(e) => break 'outer End::Failed(e),
+                StreamEvent::Done => break 'outer End::Done,
+            }
+        }
+        if eof {
+            // Some servers close without `[DONE]`: that is a normal end once a finish reason came.
+            break if finish.is_some() {
+                End::Done
+            } else {
+                End::Failed(UpstreamError::new(
+                    UpstreamErrorKind::Connection,
+                    Some(502),
+                    format!("{} closed the stream before finishing", r.provider.name),
+                ))
+            };
+        }
+    };
+    drop(upstream);
+
+    // Billed for what was produced: the provider's count, else an estimate from the text
+    // forwarded; a stream that produced nothing and reported nothing costs nothing.
+    let usage = match usage {
+        Some(u) => u,
+        None if first_byte.is_some() => Usage {
+            prompt_tokens: p.request.estimated_prompt_tokens(),
+            completion_tokens: estimate_tokens(produced_chars),
+            ..Usage::default()
+        },
+        None => Usage::default(),
+    };
+    let cost = pricing::cost(&usage, &r.endpoint.pricing).unwrap_or_default();
+    let mut record = p.record(&r, &usage, cost.total);
+    record.streamed = true;
+    record.upstream_id = upstream_id;
+    record.latency_ms = first_byte.and_then(|d| i64::try_from(d.as_millis()).ok());
+    if let Some((reason, native)) = finish {
+        record.finish_reason = reason;
+        record.native_finish_reason = native;
+    }
+    match end {
+        End::Done => {
+            let mut last = chunk_head(Vec::new());
+            last["usage"] = p.usage_json(&usage, &cost, r.provider.byok);
+            if p.attribution.metadata {
+                last["openrouter_metadata"] = p.metadata_json(Some(&answer.candidate));
+            }
+            let _ = tx.send(sse(&last)).await;
+            let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+        }
+        End::Cancelled => {
+            record.cancelled = true;
+            record.status = 499;
+        }
+        End::Failed(err) => {
+            tracing::warn!(generation_id = %p.generation_id, provider = %r.provider.slug, kind = ?err.kind, "stream failed after it started");
+            let mut chunk = chunk_head(vec![json!({
+                "index": 0,
+                "delta": {"content": ""},
+                "finish_reason": "error",
+                "native_finish_reason": Value::Null,
+            })]);
+            chunk["error"] = json!({
+                "code": err.client_status(),
+                "message": err.message,
+                "metadata": {"error_type": err.error_type(), "provider_name": r.provider.name},
+            });
+            let _ = tx.send(sse(&chunk)).await;
+            record.finish_reason = Some("error".to_owned());
+            record.status = err.client_status();
+            record.error_message = Some(err.message.clone());
+        }
+    }
+    p.settle(record);
+}

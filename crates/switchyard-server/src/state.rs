@@ -1,0 +1,195 @@
+//! Shared state of a running gateway, and authentication.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use switchyard_core::catalog::Catalog;
+use switchyard_core::keys::{hash_key, is_well_formed};
+use switchyard_store::{KeyRecord, Store};
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::error::ApiError;
+
+/// Where time comes from: the system clock, or a fixed instant that tests move.
+#[derive(Debug, Clone)]
+pub enum Clock {
+    /// Wall-clock time.
+    System,
+    /// A settable instant (Unix ms).
+    Manual(Arc<AtomicI64>),
+}
+
+impl Clock {
+    /// Unix milliseconds now.
+    pub fn now_ms(&self) -> i64 {
+        match self {
+            Clock::System => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            Clock::Manual(t) => t.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// Everything a request handler needs.
+pub struct AppState {
+    /// Configuration.
+    pub config: Config,
+    catalog: RwLock<Arc<Catalog>>,
+    /// Persistence.
+    pub store: Store,
+    /// The one upstream HTTP client (connection pool, TCP_NODELAY).
+    pub http: reqwest::Client,
+    /// Provider keys by environment variable name. Never logged.
+    pub secrets: HashMap<String, String>,
+    /// Background work (settlement) that shutdown waits for.
+    pub tasks: TaskTracker,
+    /// Time source.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// Shared handle to the state.
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    /// Builds the state. `secrets` maps the catalogue's `api_key_env` names to provider keys.
+    pub fn new(
+        config: Config,
+        catalog: Catalog,
+        store: Store,
+        secrets: HashMap<String, String>,
+        clock: Clock,
+    ) -> Result<AppState, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()?;
+        Ok(AppState {
+            config,
+            catalog: RwLock::new(Arc::new(catalog)),
+            store,
+            http,
+            secrets,
+            tasks: TaskTracker::new(),
+            clock,
+        })
+    }
+
+    /// The current catalogue snapshot.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        match self.catalog.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Replaces the catalogue snapshot.
+    pub fn set_catalog(&self, catalog: Catalog) {
+        let mut guard = match self.catalog.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(catalog);
+    }
+
+    /// Unix milliseconds now.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
+/// A request authenticated by an API key.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The key's record as of this request.
+    pub key: KeyRecord,
+}
+
+fn presented_key(parts: &Parts) -> Option<&str> {
+    if let Some(value) = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+    {
+        let value = value.trim();
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .unwrap_or(value);
+        return Some(token.trim());
+    }
+    parts
+        .headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+impl FromRequestParts<SharedState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(key) = presented_key(parts) else {
+            return Err(ApiError::unauthorized(
+                "No auth credentials found: send your key as `Authorization: Bearer sk-or-v1-...`",
+            ));
+        };
+        if !is_well_formed(key) {
+            return Err(ApiError::unauthorized(
+                "Invalid API key: keys look like sk-or-v1- followed by 64 hex characters",
+            ));
+        }
+        let now = state.now_ms();
+        let record = state
+            .store
+            .key(&hash_key(key), now)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("Invalid API key: no such key"))?;
+        if record.disabled {
+            return Err(ApiError::unauthorized("This API key is disabled"));
+        }
+        if record.is_expired(now) {
+            return Err(ApiError::unauthorized("This API key has expired"));
+        }
+        Ok(Authenticated { key: record })
+    }
+}
+
+impl Authenticated {
+    /// Refuses management keys (inference needs a standard key).
+    pub fn require_standard(&self) -> Result<(), ApiError> {
+        if self.key.is_management {
+            Err(ApiError::forbidden(
+                "Management keys cannot be used for inference: use a standard API key",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Refuses standard keys (the management API needs a management key).
+    pub fn require_management(&self) -> Result<(), ApiError> {
+        if self.key.is_management {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "Only management keys can use this endpoint",
+            ))
+        }
+    }
+}
