@@ -73,8 +73,11 @@ const PASSTHROUGH: &[&str] = &[
 ];
 
 fn supports(target: &Target<'_>, parameter: &str) -> bool {
-    // An endpoint that lists no parameters accepts every standard one.
-    target.endpoint.supported_parameters.is_empty() || target.endpoint.supports(parameter)
+    // An endpoint that lists no parameters accepts every standard one; the end-user id is not a
+    // generation parameter and always goes.
+    parameter == "user"
+        || target.endpoint.supported_parameters.is_empty()
+        || target.endpoint.supports(parameter)
 }
 
 fn message_value(message: &Message) -> Value {

@@ -1,0 +1,1 @@
+//! Catalogue and account APIs.

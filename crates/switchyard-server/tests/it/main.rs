@@ -1,0 +1,6 @@
+//! Integration tests: the real router on 127.0.0.1:0 against in-process mock upstreams.
+
+mod api;
+mod chat;
+mod harness;
+mod mock;

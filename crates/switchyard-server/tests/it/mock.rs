@@ -1,0 +1,171 @@
+//! A scriptable OpenAI-compatible upstream on 127.0.0.1:0. It records every request and answers
+//! from a queue of scripted replies (the last one repeats).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Notify};
+
+/// One scripted reply.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// A JSON body with a status.
+    Json(u16, Value),
+    /// SSE events (`data:` payloads), each sent after `delay`; `cut` closes the connection
+    /// abruptly instead of ending normally.
+    Sse {
+        events: Vec<String>,
+        delay: Duration,
+        cut: bool,
+    },
+    /// Never answers.
+    Hang,
+}
+
+/// A recorded request.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Inner {
+    replies: Mutex<VecDeque<Reply>>,
+    requests: Mutex<Vec<Recorded>>,
+    stream_dropped: Notify,
+}
+
+#[derive(Clone)]
+pub struct MockUpstream {
+    inner: Arc<Inner>,
+    pub addr: SocketAddr,
+}
+
+/// A usual completion body.
+pub fn completion(content: &str, prompt_tokens: u64, completion_tokens: u64) -> Value {
+    json!({
+        "id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": "upstream-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+    })
+}
+
+/// Usual stream events: role, the pieces, finish, usage, [DONE].
+pub fn stream_events(pieces: &[&str], usage: (u64, u64)) -> Vec<String> {
+    let mut events = vec![json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]}).to_string()];
+    for p in pieces {
+        events.push(json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": null}]}).to_string());
+    }
+    events.push(json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}).to_string());
+    events.push(json!({"id": "c", "object": "chat.completion.chunk", "choices": [], "usage": {"prompt_tokens": usage.0, "completion_tokens": usage.1}}).to_string());
+    events.push("[DONE]".to_owned());
+    events
+}
+
+struct DropSignal(Arc<Inner>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        self.0.stream_dropped.notify_one();
+    }
+}
+
+async fn handle(
+    State(inner): State<Arc<Inner>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body_json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    inner.requests.lock().expect("lock").push(Recorded {
+        path: uri.to_string(),
+        headers,
+        body: body_json,
+    });
+    let reply = {
+        let mut replies = inner.replies.lock().expect("lock");
+        if replies.len() > 1 {
+            replies.pop_front()
+        } else {
+            replies.front().cloned()
+        }
+    };
+    match reply.unwrap_or(Reply::Json(500, json!({"error": {"message": "no script"}}))) {
+        Reply::Json(status, body) => (
+            StatusCode::from_u16(status).expect("status"),
+            axum::Json(body),
+        )
+            .into_response(),
+        Reply::Hang => {
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+        Reply::Sse { events, delay, cut } => {
+            let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+            let signal = DropSignal(Arc::clone(&inner));
+            tokio::spawn(async move {
+                let _signal = signal;
+                for e in events {
+                    tokio::time::sleep(delay).await;
+                    if tx
+                        .send(Ok(Bytes::from(format!("data: {e}\n\n"))))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                if cut {
+                    let _ = tx.send(Err(std::io::Error::other("cut"))).await;
+                }
+            });
+            let body = Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(body)
+                .expect("response")
+        }
+    }
+}
+
+impl MockUpstream {
+    pub async fn start(replies: Vec<Reply>) -> MockUpstream {
+        let inner = Arc::new(Inner {
+            replies: Mutex::new(replies.into()),
+            ..Inner::default()
+        });
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&inner));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        MockUpstream { inner, addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.inner.requests.lock().expect("lock").clone()
+    }
+
+    /// Waits until a streamed reply's connection is dropped.
+    pub async fn stream_dropped(&self) {
+        self.inner.stream_dropped.notified().await;
+    }
+}
