@@ -337,11 +337,47 @@ pub async fn current_key(
     );
     map.insert("is_management_key".into(), json!(k.is_management));
     map.insert("is_provisioning_key".into(), json!(k.is_management));
+    let budget = k.limit.map(|limit| {
+        let remaining = Money::from_picos(limit.picos().saturating_sub(k.limit_usage().picos()).max(0));
+        json!({
+            "scope": "key_limit",
+            "budget_id": Value::Null,
+            "guardrail_id": Value::Null,
+            "include_byok": k.include_byok_in_limit,
+            "limit_usd": usd(limit),
+            "spend_usd": usd(k.limit_usage()),
+            "remaining_usd": usd(remaining),
+            "reset_interval": k.limit_reset.map(LimitReset::as_str),
+            "resets_at": k.limit_reset.map(|r| to_iso8601(next_reset(r, state.now_ms()))),
+        })
+    });
+    map.insert("budgets".into(), json!(budget.iter().collect::<Vec<_>>()));
+    map.insert("effective_budget".into(), budget.unwrap_or(Value::Null));
+    map.insert("allowed_data_regions".into(), json!([]));
+    map.insert("organization_id".into(), Value::Null);
+    map.insert("workspace_id".into(), Value::Null);
+    // Free-model requests are not rate limited here; -1 says "no limit" as `rate_limit` does.
+    map.insert("free_model_daily_requests".into(), json!({"limit": -1, "used": 0, "remaining": -1}));
     map.insert(
         "rate_limit".into(),
         json!({"requests": -1, "interval": "10s", "note": "This field is deprecated and safe to ignore."}),
     );
     Ok(Json(json!({"data": map})))
+}
+
+/// Start of the next window of a limit (Unix ms).
+pub fn next_reset(reset: LimitReset, now_ms: i64) -> i64 {
+    use switchyard_core::periods::{civil_from_days, days_from_civil, Periods, DAY_MS};
+    let p = Periods::at(now_ms);
+    match reset {
+        LimitReset::Daily => (p.day + 1) * DAY_MS,
+        LimitReset::Weekly => ((p.week + 1) * 7 - 3) * DAY_MS,
+        LimitReset::Monthly => {
+            let (y, m, _) = civil_from_days(p.day);
+            let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            days_from_civil(y, m, 1) * DAY_MS
+        }
+    }
 }
 
 /// Parameters of a new key.
@@ -711,4 +747,25 @@ pub async fn generation(
         "num_media_completion": Value::Null,
         "num_search_results": Value::Null,
     }})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_core::periods::{parse_iso8601, to_iso8601};
+
+    #[test]
+    fn next_reset_table() {
+        let at = |s: &str| parse_iso8601(s).expect("time");
+        let cases = [
+            (LimitReset::Daily, "2026-11-24T13:00:00Z", "2026-11-25T00:00:00Z"),
+            (LimitReset::Weekly, "2026-11-24T13:00:00Z", "2026-11-30T00:00:00Z"),
+            (LimitReset::Weekly, "2026-11-30T00:00:00Z", "2026-12-07T00:00:00Z"),
+            (LimitReset::Monthly, "2026-12-31T23:59:59Z", "2027-01-01T00:00:00Z"),
+            (LimitReset::Monthly, "2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z"),
+        ];
+        for (reset, now, expected) in cases {
+            assert_eq!(to_iso8601(next_reset(reset, at(now))), expected, "{reset:?} {now}");
+        }
+    }
 }

@@ -1,0 +1,158 @@
+"""Compatibility harness: a mock OpenAI-compatible upstream and the real `switchyard` binary,
+both on 127.0.0.1 ephemeral ports, driven by the official Python SDKs."""
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+BINARY = os.environ.get("SWITCHYARD_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "target", "debug", "switchyard"))
+
+
+def _chunk(delta, finish=None):
+    return {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": "mock",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+class MockUpstream(BaseHTTPRequestHandler):
+    """Answers like an OpenAI-compatible server. A request with tools gets a tool call; a
+    streamed request gets SSE with a final usage chunk."""
+
+    requests = []
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        length = int(self.headers.get("content-length", "0"))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        MockUpstream.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        if self.path.endswith("/messages"):
+            return self._anthropic(body)
+        if body.get("tools"):
+            message = {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "call_1", "type": "function",
+                "function": {"name": body["tools"][0]["function"]["name"], "arguments": "{\"city\": \"Paris\"}"}}]}
+            finish = "tool_calls"
+        else:
+            message = {"role": "assistant", "content": "Hello from the mock"}
+            finish = "stop"
+        usage = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+        if body.get("stream"):
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("connection", "close")
+            self.end_headers()
+            events = [_chunk({"role": "assistant", "content": ""})]
+            if message.get("tool_calls"):
+                call = message["tool_calls"][0]
+                events.append(_chunk({"tool_calls": [{"index": 0, "id": call["id"], "type": "function",
+                                                      "function": {"name": call["function"]["name"], "arguments": ""}}]}))
+                events.append(_chunk({"tool_calls": [{"index": 0, "function": {"arguments": call["function"]["arguments"]}}]}))
+            else:
+                for piece in ["Hello ", "from ", "the ", "mock"]:
+                    events.append(_chunk({"content": piece}))
+            events.append(_chunk({}, finish))
+            events.append({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": "mock", "choices": [], "usage": usage})
+            for e in events:
+                self.wfile.write(f"data: {json.dumps(e)}\n\n".encode())
+                self.wfile.flush()
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        payload = json.dumps({"id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": "mock",
+                              "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                              "usage": usage}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _anthropic(self, body):
+        payload = json.dumps({"id": "msg_mock", "type": "message", "role": "assistant", "model": body.get("model"),
+                              "content": [{"type": "text", "text": "Hello from the mock"}],
+                              "stop_reason": "end_turn", "stop_sequence": None,
+                              "usage": {"input_tokens": 12, "output_tokens": 5}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+CATALOG = """
+[[providers]]
+slug = "mock"
+name = "Mock"
+kind = "openai"
+base_url = "{url}"
+api_key_env = "MOCK_PROVIDER_KEY"
+data_policy = {{ training = false, retains_prompts = false, zdr = true }}
+
+[[models]]
+id = "mock/chat"
+name = "Mock: Chat"
+context_length = 32000
+
+[[models.endpoints]]
+provider = "mock"
+upstream_model = "mock-chat"
+max_completion_tokens = 1000
+pricing = {{ prompt = "0.000001", completion = "0.000002" }}
+supported_parameters = ["temperature", "max_tokens", "tools", "tool_choice", "stop", "seed"]
+"""
+
+
+class Gateway:
+    def __init__(self, base, key, process, logs):
+        self.base = base
+        self.api = base + "/api/v1"
+        self.key = key
+        self.process = process
+        self.logs = logs
+
+
+@pytest.fixture(scope="session")
+def upstream():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), MockUpstream)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def gateway(upstream):
+    tmp = tempfile.mkdtemp(prefix="switchyard-compat-")
+    url = f"http://127.0.0.1:{upstream.server_address[1]}/v1"
+    with open(os.path.join(tmp, "catalog.toml"), "w") as f:
+        f.write(CATALOG.format(url=url))
+    with open(os.path.join(tmp, "switchyard.toml"), "w") as f:
+        f.write(f'[server]\nlisten = "127.0.0.1:0"\nkeepalive_secs = 30\n[store]\nurl = "sqlite://{tmp}/gw.db"\n[catalog]\npath = "{tmp}/catalog.toml"\n')
+    env = dict(os.environ, NO_COLOR="1", MOCK_PROVIDER_KEY="mock-secret", SWITCHYARD_LOG="info")
+    cfg = ["--config", os.path.join(tmp, "switchyard.toml")]
+    subprocess.run([BINARY, *cfg, "credits", "add", "10"], check=True, env=env, capture_output=True)
+    key = subprocess.run([BINARY, *cfg, "keys", "create", "--name", "compat"], check=True, env=env,
+                         capture_output=True, text=True).stdout.strip()
+    logs = open(os.path.join(tmp, "gateway.log"), "w+")
+    process = subprocess.Popen([BINARY, *cfg, "serve"], env=env, stderr=subprocess.PIPE, text=True)
+    address = None
+    for line in process.stderr:
+        logs.write(line)
+        m = re.search(r"address=(127\.0\.0\.1:\d+)", line)
+        if m:
+            address = m.group(1)
+            break
+    assert address, "gateway did not start"
+    threading.Thread(target=lambda: [logs.write(l) for l in process.stderr], daemon=True).start()
+    yield Gateway(f"http://{address}", key, process, logs)
+    process.terminate()
+    process.wait(timeout=30)
