@@ -10,6 +10,8 @@
 //! - Adding a provider kind is one module implementing [`Codec`], plus its fixtures.
 //! - A codec never silently corrupts input it cannot express: it returns [`CodecError`].
 
+pub mod anthropic;
+pub mod gemini;
 pub mod openai;
 pub mod sse;
 
@@ -111,7 +113,8 @@ pub trait Codec: Send + Sync {
 pub fn codec_for(kind: ProviderKind) -> Option<&'static dyn Codec> {
     match kind {
         ProviderKind::Openai => Some(&openai::OpenAiCodec),
-        ProviderKind::Anthropic | ProviderKind::Gemini => None,
+        ProviderKind::Anthropic => None,
+        ProviderKind::Gemini => None,
     }
 }
 

@@ -338,7 +338,8 @@ pub async fn current_key(
     map.insert("is_management_key".into(), json!(k.is_management));
     map.insert("is_provisioning_key".into(), json!(k.is_management));
     let budget = k.limit.map(|limit| {
-        let remaining = Money::from_picos(limit.picos().saturating_sub(k.limit_usage().picos()).max(0));
+        let remaining =
+            Money::from_picos(limit.picos().saturating_sub(k.limit_usage().picos()).max(0));
         json!({
             "scope": "key_limit",
             "budget_id": Value::Null,
@@ -357,7 +358,10 @@ pub async fn current_key(
     map.insert("organization_id".into(), Value::Null);
     map.insert("workspace_id".into(), Value::Null);
     // Free-model requests are not rate limited here; -1 says "no limit" as `rate_limit` does.
-    map.insert("free_model_daily_requests".into(), json!({"limit": -1, "used": 0, "remaining": -1}));
+    map.insert(
+        "free_model_daily_requests".into(),
+        json!({"limit": -1, "used": 0, "remaining": -1}),
+    );
     map.insert(
         "rate_limit".into(),
         json!({"requests": -1, "interval": "10s", "note": "This field is deprecated and safe to ignore."}),
@@ -758,14 +762,38 @@ mod tests {
     fn next_reset_table() {
         let at = |s: &str| parse_iso8601(s).expect("time");
         let cases = [
-            (LimitReset::Daily, "2026-11-24T13:00:00Z", "2026-11-25T00:00:00Z"),
-            (LimitReset::Weekly, "2026-11-24T13:00:00Z", "2026-11-30T00:00:00Z"),
-            (LimitReset::Weekly, "2026-11-30T00:00:00Z", "2026-12-07T00:00:00Z"),
-            (LimitReset::Monthly, "2026-12-31T23:59:59Z", "2027-01-01T00:00:00Z"),
-            (LimitReset::Monthly, "2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z"),
+            (
+                LimitReset::Daily,
+                "2026-11-24T13:00:00Z",
+                "2026-11-25T00:00:00Z",
+            ),
+            (
+                LimitReset::Weekly,
+                "2026-11-24T13:00:00Z",
+                "2026-11-30T00:00:00Z",
+            ),
+            (
+                LimitReset::Weekly,
+                "2026-11-30T00:00:00Z",
+                "2026-12-07T00:00:00Z",
+            ),
+            (
+                LimitReset::Monthly,
+                "2026-12-31T23:59:59Z",
+                "2027-01-01T00:00:00Z",
+            ),
+            (
+                LimitReset::Monthly,
+                "2026-02-01T00:00:00Z",
+                "2026-03-01T00:00:00Z",
+            ),
         ];
         for (reset, now, expected) in cases {
-            assert_eq!(to_iso8601(next_reset(reset, at(now))), expected, "{reset:?} {now}");
+            assert_eq!(
+                to_iso8601(next_reset(reset, at(now))),
+                expected,
+                "{reset:?} {now}"
+            );
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// HTTP server.
@@ -17,16 +17,6 @@ pub struct Config {
     pub store: StoreConfig,
     /// Model catalogue.
     pub catalog: CatalogConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            store: StoreConfig::default(),
-            catalog: CatalogConfig::default(),
-        }
-    }
 }
 
 /// `[server]`.

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! One contract suite for every store: SQLite always, PostgreSQL when
 //! `SWITCHYARD_TEST_POSTGRES_URL` is set.
 

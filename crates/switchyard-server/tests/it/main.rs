@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Integration tests: the real router on 127.0.0.1:0 against in-process mock upstreams.
 
 mod api;

@@ -1,0 +1,1 @@
+//! Google AI Studio (Gemini) generateContent codec.
