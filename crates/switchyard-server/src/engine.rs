@@ -28,6 +28,7 @@ use switchyard_core::pricing::{self, Usage};
 use switchyard_core::routing::{
     self, Candidate, HealthSnapshot, Policy, RouteContext, RouteError, RoutePlan,
 };
+use switchyard_providers::messages_api::{self, StreamTranscoder};
 use switchyard_providers::{codec_for, StreamEvent, Target};
 use switchyard_store::{GenerationRecord, HoldRefused};
 use tokio::sync::mpsc;
@@ -126,8 +127,18 @@ struct AttemptRecord {
     error: Option<UpstreamError>,
 }
 
+/// The API shape a client speaks: the request came in, and the answer goes out, in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenRouter / OpenAI chat completions.
+    Chat,
+    /// Anthropic Messages (`/api/v1/messages`).
+    Messages,
+}
+
 /// Everything known about a request once it is planned and held.
 struct Prepared {
+    format: Format,
     state: SharedState,
     key: Authenticated,
     request: ChatRequest,
@@ -207,9 +218,9 @@ async fn prepare(
     state: SharedState,
     key: Authenticated,
     headers: &HeaderMap,
-    body: &[u8],
+    request: ChatRequest,
+    format: Format,
 ) -> Result<Prepared, ApiError> {
-    let request = ChatRequest::from_json(body).map_err(|e| ApiError::bad_request(e.0))?;
     let now = state.now_ms();
     let generation_id = new_generation_id(now);
     let mut attribution = Attribution::from_headers(headers);
@@ -286,6 +297,7 @@ async fn prepare(
         return Err(e.with_generation(&generation_id));
     }
     Ok(Prepared {
+        format,
         hold: HoldGuard {
             state: Arc::clone(&state),
             id: generation_id.clone(),
@@ -588,7 +600,19 @@ pub async fn chat_completions(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     key.require_standard()?;
-    let mut prepared = prepare(state, key, &headers, &body).await?;
+    let request = ChatRequest::from_json(&body).map_err(|e| ApiError::bad_request(e.0))?;
+    run(state, key, headers, request, Format::Chat).await
+}
+
+/// Runs a parsed request to its answer, in the client's format.
+pub async fn run(
+    state: SharedState,
+    key: Authenticated,
+    headers: HeaderMap,
+    request: ChatRequest,
+    format: Format,
+) -> Result<Response, ApiError> {
+    let mut prepared = prepare(state, key, &headers, request, format).await?;
     if prepared.request.is_stream() {
         stream(prepared).await
     } else {
@@ -662,11 +686,113 @@ async fn complete(p: &mut Prepared, answer: Answer) -> Result<Response, ApiError
         .and_then(Value::as_str)
         .map(str::to_owned);
     p.settle(record);
-    let response = (StatusCode::OK, axum::Json(Value::Object(out))).into_response();
+    let body = match p.format {
+        Format::Chat => Value::Object(out),
+        Format::Messages => messages_api::response_from_chat(&Value::Object(out)),
+    };
+    let response = (StatusCode::OK, axum::Json(body)).into_response();
     Ok(with_generation_header(response, &p.generation_id))
 }
 
 const KEEPALIVE: &[u8] = b": OPENROUTER PROCESSING\n\n";
+
+/// Frames the canonical stream in the client's format.
+enum Framer {
+    /// OpenRouter SSE: chunk objects, a usage chunk, `[DONE]`.
+    Chat,
+    /// Anthropic's typed events; `started` once `message_start` went out.
+    Messages {
+        transcoder: Box<StreamTranscoder>,
+        started: bool,
+    },
+}
+
+impl Framer {
+    fn new(format: Format, id: &str, model: &str) -> Self {
+        match format {
+            Format::Chat => Framer::Chat,
+            Format::Messages => Framer::Messages {
+                transcoder: Box::new(StreamTranscoder::new(id, model)),
+                started: false,
+            },
+        }
+    }
+
+    fn events(events: &[messages_api::Event]) -> Bytes {
+        let mut out = Vec::with_capacity(256 * events.len());
+        for e in events {
+            out.extend_from_slice(&messages_api::frame(e));
+        }
+        Bytes::from(out)
+    }
+
+    /// Sent while waiting; Anthropic clients get `message_start` first, then pings.
+    fn keepalive(&mut self) -> Bytes {
+        match self {
+            Framer::Chat => Bytes::from_static(KEEPALIVE),
+            Framer::Messages {
+                transcoder,
+                started,
+            } => {
+                if *started {
+                    Self::events(&[("ping", json!({"type": "ping"}))])
+                } else {
+                    *started = true;
+                    Self::events(&[transcoder.start()])
+                }
+            }
+        }
+    }
+
+    fn chunk(&mut self, chunk: &Value) -> Option<Bytes> {
+        match self {
+            Framer::Chat => Some(sse(chunk)),
+            Framer::Messages {
+                transcoder,
+                started,
+            } => {
+                let mut events = Vec::new();
+                if !std::mem::replace(started, true) {
+                    events.push(transcoder.start());
+                }
+                events.extend(transcoder.chunk(chunk));
+                (!events.is_empty()).then(|| Self::events(&events))
+            }
+        }
+    }
+
+    /// The end of a successful stream; `last` is the usage chunk.
+    fn done(&mut self, last: &Value) -> Bytes {
+        match self {
+            Framer::Chat => {
+                let mut out = sse(last).to_vec();
+                out.extend_from_slice(b"data: [DONE]\n\n");
+                Bytes::from(out)
+            }
+            Framer::Messages {
+                transcoder,
+                started,
+            } => {
+                let mut events = Vec::new();
+                if !std::mem::replace(started, true) {
+                    events.push(transcoder.start());
+                }
+                events.extend(transcoder.finish(last.get("usage").unwrap_or(&Value::Null)));
+                Self::events(&events)
+            }
+        }
+    }
+
+    /// A failure after the stream started; `chunk` is the contract's error chunk.
+    fn failed(&mut self, chunk: &Value, err: &UpstreamError) -> Bytes {
+        match self {
+            Framer::Chat => sse(chunk),
+            Framer::Messages { transcoder, .. } => {
+                Self::events(&transcoder.error(err.client_status(), &err.message))
+            }
+        }
+    }
+}
 
 async fn stream(mut p: Prepared) -> Result<Response, ApiError> {
     let answer = p.attempt().await?;
@@ -725,6 +851,7 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
     let mut finish: Option<(Option<String>, Option<String>)> = None;
     let mut produced_chars = 0usize;
     let mut first_byte: Option<Duration> = None;
+    let mut framer = Framer::new(p.format, &p.generation_id, &r.model.id);
     let chunk_head = |choices: Vec<Value>| {
         json!({
             "id": p.generation_id,
@@ -744,7 +871,7 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
             biased;
             () = tx.closed() => break End::Cancelled,
             _ = keepalive.tick() => {
-                if tx.send(Bytes::from_static(KEEPALIVE)).await.is_err() {
+                if tx.send(framer.keepalive()).await.is_err() {
                     break End::Cancelled;
                 }
                 continue;
@@ -802,8 +929,10 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
                         }
                     }
                     first_byte.get_or_insert_with(|| p.started.elapsed());
-                    if tx.send(sse(&chunk_head(choices))).await.is_err() {
-                        break 'outer End::Cancelled;
+                    if let Some(bytes) = framer.chunk(&chunk_head(choices)) {
+                        if tx.send(bytes).await.is_err() {
+                            break 'outer End::Cancelled;
+                        }
                     }
                     keepalive.reset();
                 }
@@ -853,8 +982,7 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
             if p.attribution.metadata {
                 last["openrouter_metadata"] = p.metadata_json(Some(&answer.candidate));
             }
-            let _ = tx.send(sse(&last)).await;
-            let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+            let _ = tx.send(framer.done(&last)).await;
         }
         End::Cancelled => {
             record.cancelled = true;
@@ -873,7 +1001,7 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
                 "message": err.message,
                 "metadata": {"error_type": err.error_type(), "provider_name": r.provider.name},
             });
-            let _ = tx.send(sse(&chunk)).await;
+            let _ = tx.send(framer.failed(&chunk, &err)).await;
             record.finish_reason = Some("error".to_owned());
             record.status = err.client_status();
             record.error_message = Some(err.message.clone());

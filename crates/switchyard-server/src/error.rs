@@ -105,10 +105,16 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The same error in Anthropic's envelope, for `/api/v1/messages`.
+    pub fn into_messages_response(self) -> Response {
+        let body = switchyard_providers::messages_api::error_body(self.status, &self.message);
+        self.respond(body)
+    }
+
+    fn respond(self, body: Value) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, axum::Json(self.body())).into_response();
+        let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         if let Some(seconds) = self.retry_after {
             headers.insert("retry-after", HeaderValue::from(seconds));
@@ -121,6 +127,13 @@ impl IntoResponse for ApiError {
             headers.insert("x-generation-id", id);
         }
         response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
+        self.respond(body)
     }
 }
 

@@ -35,6 +35,8 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::Router;
 use switchyard_core::catalog::{Catalog, CatalogError};
+use switchyard_core::chat::ChatRequest;
+use switchyard_providers::messages_api;
 use tokio::net::TcpListener;
 
 use crate::error::ApiError;
@@ -105,6 +107,32 @@ async fn chat_completions(
     engine::chat_completions(state, auth, headers, body).await
 }
 
+/// `POST /api/v1/messages`: Anthropic's Messages API, routed like any chat request; answers
+/// and errors in Anthropic's shapes.
+async fn messages(
+    State(state): State<SharedState>,
+    auth: Result<Authenticated, ApiError>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let auth = auth?;
+        auth.require_standard()?;
+        require_json(&headers)?;
+        let body = body.map_err(body_error)?;
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("Request body is not valid JSON: {e}")))?;
+        let chat = messages_api::request_to_chat(&value).map_err(|e| ApiError::bad_request(e.0))?;
+        let request = ChatRequest::from_value(chat).map_err(|e| ApiError::bad_request(e.0))?;
+        engine::run(state, auth, headers, request, engine::Format::Messages).await
+    }
+    .await;
+    match result {
+        Ok(response) => response,
+        Err(e) => e.into_messages_response(),
+    }
+}
+
 async fn not_found(request: Request) -> ApiError {
     ApiError::not_found(format!(
         "No route for {} {}",
@@ -115,6 +143,7 @@ async fn not_found(request: Request) -> ApiError {
 
 /// Turns axum's plain-text rejections (405, JSON extractors) into the contract's envelope.
 async fn envelope_errors(request: Request, next: Next) -> Response {
+    let anthropic = request.uri().path().starts_with("/api/v1/messages");
     let response = next.run(request).await;
     let status = response.status();
     let is_json = response
@@ -129,7 +158,12 @@ async fn envelope_errors(request: Request, next: Next) -> Response {
                 .to_owned(),
             _ => status.canonical_reason().unwrap_or("Error").to_owned(),
         };
-        return ApiError::new(status.as_u16(), message).into_response();
+        let e = ApiError::new(status.as_u16(), message);
+        return if anthropic {
+            e.into_messages_response()
+        } else {
+            e.into_response()
+        };
     }
     response
 }
@@ -139,6 +173,7 @@ pub fn router(state: SharedState) -> Router {
     let limit = state.config.server.body_limit_bytes;
     let api = Router::new()
         .route("/chat/completions", post(chat_completions))
+        .route("/messages", post(messages))
         .route("/models", get(api::models))
         .route(
             "/models/{author}/{slug}/endpoints",

@@ -27,18 +27,27 @@ pub struct TestGateway {
 /// A catalogue with one model served by the given (slug, base_url, prompt price, completion
 /// price) OpenAI-compatible providers, in that order.
 pub fn catalog(providers: &[(&str, &str, &str, &str)]) -> String {
+    let with_kind: Vec<(&str, &str, &str, &str, &str)> = providers
+        .iter()
+        .map(|(slug, url, p, c)| (*slug, "openai", *url, *p, *c))
+        .collect();
+    catalog_of_kinds(&with_kind)
+}
+
+/// Like [`catalog`], with each provider's kind: (slug, kind, base_url, prompt, completion).
+pub fn catalog_of_kinds(providers: &[(&str, &str, &str, &str, &str)]) -> String {
     let mut text = String::new();
-    for (slug, url, _, _) in providers {
+    for (slug, kind, url, _, _) in providers {
         text.push_str(&format!(
-            "[[providers]]\nslug = \"{slug}\"\nname = \"{}\"\nkind = \"openai\"\nbase_url = \"{url}\"\napi_key_env = \"{}_KEY\"\ndata_policy = {{ training = false, retains_prompts = false, zdr = true }}\n\n",
+            "[[providers]]\nslug = \"{slug}\"\nname = \"{}\"\nkind = \"{kind}\"\nbase_url = \"{url}\"\napi_key_env = \"{}_KEY\"\ndata_policy = {{ training = false, retains_prompts = false, zdr = true }}\n\n",
             slug.to_uppercase(),
             slug.to_uppercase()
         ));
     }
     text.push_str("[[models]]\nid = \"test/model\"\nname = \"Test: Model\"\ncontext_length = 8000\ninput_modalities = [\"text\", \"image\"]\n\n");
-    for (slug, _, prompt, completion) in providers {
+    for (slug, _, _, prompt, completion) in providers {
         text.push_str(&format!(
-            "[[models.endpoints]]\nprovider = \"{slug}\"\nupstream_model = \"{slug}-model\"\nmax_completion_tokens = 1000\npricing = {{ prompt = \"{prompt}\", completion = \"{completion}\" }}\nsupported_parameters = [\"temperature\", \"max_tokens\", \"tools\", \"tool_choice\", \"stop\", \"seed\", \"response_format\"]\n\n"
+            "[[models.endpoints]]\nprovider = \"{slug}\"\nupstream_model = \"{slug}-model\"\nmax_completion_tokens = 1000\npricing = {{ prompt = \"{prompt}\", completion = \"{completion}\" }}\nsupported_parameters = [\"temperature\", \"top_p\", \"max_tokens\", \"tools\", \"tool_choice\", \"stop\", \"seed\", \"response_format\", \"reasoning\"]\n\n"
         ));
     }
     text

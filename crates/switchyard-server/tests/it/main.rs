@@ -4,4 +4,5 @@
 mod api;
 mod chat;
 mod harness;
+mod messages;
 mod mock;

@@ -20,7 +20,8 @@ use tokio::sync::{mpsc, Notify};
 pub enum Reply {
     /// A JSON body with a status.
     Json(u16, Value),
-    /// SSE events (`data:` payloads), each sent after `delay`; `cut` closes the connection
+    /// SSE events (`data:` payloads, or whole frames when they start with `event:`), each
+    /// sent after `delay`; `cut` closes the connection
     /// abruptly instead of ending normally.
     Sse {
         events: Vec<String>,
@@ -118,11 +119,13 @@ async fn handle(
                 let _signal = signal;
                 for e in events {
                     tokio::time::sleep(delay).await;
-                    if tx
-                        .send(Ok(Bytes::from(format!("data: {e}\n\n"))))
-                        .await
-                        .is_err()
-                    {
+                    // An event that names its type is sent as is (Anthropic's framing).
+                    let frame = if e.starts_with("event:") {
+                        format!("{e}\n\n")
+                    } else {
+                        format!("data: {e}\n\n")
+                    };
+                    if tx.send(Ok(Bytes::from(frame))).await.is_err() {
                         return;
                     }
                 }
