@@ -12,6 +12,7 @@
 
 pub mod anthropic;
 pub mod gemini;
+pub mod messages_api;
 pub mod openai;
 pub mod sse;
 
