@@ -8,11 +8,13 @@
 //! - [`routing`]: which endpoints may serve a request, in which order.
 //! - [`error`]: upstream error classification and the contract's error types.
 //! - [`keys`]: key format, hashing and masking.
+//! - [`audit`]: the tamper-evident audit chain (canonical encoding, hashing, verification).
 //!
 //! Invariants:
 //! - This crate does no I/O and reads no clock: time, health and randomness are arguments.
 //! - Money is never a float: every amount is a [`money::Money`].
 
+pub mod audit;
 pub mod catalog;
 pub mod chat;
 pub mod error;
