@@ -240,7 +240,8 @@ mod tests {
         let mut prev = GENESIS.to_owned();
         let mut out = Vec::new();
         for seq in 1..=n {
-            let body = canonical_json(&json!({"seq": seq, "status": 200, "b": [1, {"z": 1, "a": 2}]}));
+            let body =
+                canonical_json(&json!({"seq": seq, "status": 200, "b": [1, {"z": 1, "a": 2}]}));
             let hash = record_hash(&prev, seq, &body);
             out.push(StoredRecord {
                 seq,
@@ -280,23 +281,43 @@ mod tests {
     fn every_kind_of_tampering_names_the_first_bad_record() {
         type Tamper = fn(&mut Vec<StoredRecord>, &mut Anchor);
         let cases: Vec<(&str, Tamper, i64)> = vec![
-            ("edit a body", |r, _| r[2].body = r[2].body.replace("200", "500"), 3),
-            ("edit a body and its hash", |r, _| {
-                r[2].body = r[2].body.replace("200", "500");
-                r[2].hash = record_hash(&r[2].prev_hash, 3, &r[2].body);
-            }, 4),
-            ("delete a record", |r, _| {
-                r.remove(1);
-            }, 2),
+            (
+                "edit a body",
+                |r, _| r[2].body = r[2].body.replace("200", "500"),
+                3,
+            ),
+            (
+                "edit a body and its hash",
+                |r, _| {
+                    r[2].body = r[2].body.replace("200", "500");
+                    r[2].hash = record_hash(&r[2].prev_hash, 3, &r[2].body);
+                },
+                4,
+            ),
+            (
+                "delete a record",
+                |r, _| {
+                    r.remove(1);
+                },
+                2,
+            ),
             ("reorder", |r, _| r.swap(1, 2), 2),
-            ("truncate the tail", |r, _| {
-                r.truncate(3);
-            }, 4),
-            ("truncate and forge the head", |r, h| {
-                r.truncate(3);
-                h.seq = 3;
-                h.hash = r[2].hash.clone();
-            }, 3),
+            (
+                "truncate the tail",
+                |r, _| {
+                    r.truncate(3);
+                },
+                4,
+            ),
+            (
+                "truncate and forge the head",
+                |r, h| {
+                    r.truncate(3);
+                    h.seq = 3;
+                    h.hash = r[2].hash.clone();
+                },
+                3,
+            ),
         ];
         for (name, tamper, want) in cases {
             let (mut records, mut head) = chain(6);

@@ -17,6 +17,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Model catalogue.
     pub catalog: CatalogConfig,
+    /// Audit trail.
+    pub audit: AuditConfig,
 }
 
 /// `[server]`.
@@ -98,6 +100,26 @@ impl Default for StoreConfig {
 pub struct CatalogConfig {
     /// Catalogue file; the bundled default catalogue when absent.
     pub path: Option<String>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Environment variable holding the key that signs the chain head and prune checkpoints
+    /// (HMAC-SHA-256). Without it the chain is still hash-linked, but its anchors are unsigned.
+    pub key_env: String,
+    /// Records older than this many days are pruned behind a signed checkpoint; 0 keeps all.
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            key_env: "SWITCHYARD_AUDIT_KEY".to_owned(),
+            retention_days: 0,
+        }
+    }
 }
 
 /// Every problem of an invalid configuration.

@@ -20,6 +20,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use rand::Rng;
 use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use switchyard_core::audit;
 use switchyard_core::catalog::{Catalog, Endpoint, Model, Provider};
 use switchyard_core::chat::ChatRequest;
 use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
@@ -139,6 +141,7 @@ pub enum Format {
 /// Everything known about a request once it is planned and held.
 struct Prepared {
     format: Format,
+    prompt_sha256: String,
     state: SharedState,
     key: Authenticated,
     request: ChatRequest,
@@ -148,6 +151,7 @@ struct Prepared {
     attribution: Attribution,
     started: Instant,
     created: i64,
+    created_ms: i64,
     hold: HoldGuard,
     attempts: Vec<AttemptRecord>,
 }
@@ -220,6 +224,7 @@ async fn prepare(
     headers: &HeaderMap,
     request: ChatRequest,
     format: Format,
+    prompt_sha256: String,
 ) -> Result<Prepared, ApiError> {
     let now = state.now_ms();
     let generation_id = new_generation_id(now);
@@ -298,6 +303,7 @@ async fn prepare(
     }
     Ok(Prepared {
         format,
+        prompt_sha256,
         hold: HoldGuard {
             state: Arc::clone(&state),
             id: generation_id.clone(),
@@ -312,6 +318,7 @@ async fn prepare(
         attribution,
         started: Instant::now(),
         created: now / 1000,
+        created_ms: now,
         attempts: Vec::new(),
     })
 }
@@ -509,17 +516,108 @@ impl Prepared {
         })
     }
 
-    /// Writes the generation and charges its cost, in the background; shutdown waits for it.
-    fn settle(&mut self, record: GenerationRecord) {
+    /// Queues the generation's settlement (exact cost, hold released) and its audit record;
+    /// the recorder writes both off the request path.
+    fn settle(
+        &mut self,
+        record: GenerationRecord,
+        served: &Resolved<'_>,
+        completion_sha256: Option<String>,
+    ) {
         self.hold.disarm();
-        let state = Arc::clone(&self.state);
-        let hold_id = self.generation_id.clone();
-        self.state.tasks.spawn(async move {
-            match state.store.settle(&record, Some(&hold_id)).await {
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, generation_id = %record.id, "settling a generation failed"),
-            }
-        });
+        let error = record.error_message.clone();
+        let body = self.audit_body(
+            Some(served),
+            Some(&record),
+            record.status,
+            error.as_deref(),
+            completion_sha256,
+        );
+        self.state
+            .recorder
+            .settle(record, Some(self.generation_id.clone()));
+        self.state.recorder.audit(
+            self.state.now_ms(),
+            &self.generation_id,
+            Some(&self.key.key.account_id),
+            body,
+        );
+    }
+
+    /// Audits a request that ended without being served (the hold guard releases its hold).
+    fn audit_failure(&self, e: &ApiError) {
+        let body = self.audit_body(None, None, e.status, Some(&e.message), None);
+        self.state.recorder.audit(
+            self.state.now_ms(),
+            &self.generation_id,
+            Some(&self.key.key.account_id),
+            body,
+        );
+    }
+
+    /// The audit record: metadata, routing decision and hashes; never prompt or completion text.
+    fn audit_body(
+        &self,
+        served: Option<&Resolved<'_>>,
+        record: Option<&GenerationRecord>,
+        status: u16,
+        error: Option<&str>,
+        completion_sha256: Option<String>,
+    ) -> Value {
+        let excluded: Vec<Value> = self
+            .plan
+            .excluded
+            .iter()
+            .map(|x| json!({"model": x.model, "provider": x.provider, "endpoint": x.tag, "reason": x.reason}))
+            .collect();
+        let candidates: Vec<Value> = self
+            .plan
+            .candidates
+            .iter()
+            .map(|c| json!({"model": c.model, "provider": c.provider, "endpoint": c.tag}))
+            .collect();
+        let attempts: Vec<Value> = self
+            .attempts
+            .iter()
+            .map(|a| {
+                json!({"model": a.model, "provider": a.provider, "status": a.status,
+                            "error": a.error.as_ref().map(|e| e.message.clone())})
+            })
+            .collect();
+        json!({
+            "kind": "inference",
+            "time": self.created_ms,
+            "generation_id": self.generation_id,
+            "account_id": self.key.key.account_id,
+            "key_hash": self.key.key.hash,
+            "user": self.request.user,
+            "session_id": self.attribution.session_id,
+            "app": {"http_referer": self.attribution.http_referer, "title": self.attribution.app_title},
+            "format": match self.format { Format::Chat => "chat", Format::Messages => "messages" },
+            "requested_model": self.request.model,
+            "requested_models": self.plan.requested_models,
+            "served": served.map(|r| json!({
+                "model": r.model.id,
+                "provider": r.provider.slug,
+                "endpoint": r.endpoint.tag,
+                "upstream_model": r.endpoint.upstream_model,
+                "data_policy": r.provider.data_policy,
+            })),
+            "guardrails": [],
+            "data_classification": Value::Null,
+            "routing": {"candidates": candidates, "excluded": excluded, "attempts": attempts},
+            "prompt_sha256": self.prompt_sha256,
+            "completion_sha256": completion_sha256,
+            "tokens": record.map(|r| json!({
+                "prompt": r.tokens_prompt, "completion": r.tokens_completion,
+                "reasoning": r.tokens_reasoning, "cached": r.tokens_cached,
+            })),
+            "cost": record.map(|r| r.cost.to_usd().to_string()),
+            "streamed": record.is_some_and(|r| r.streamed),
+            "cancelled": record.is_some_and(|r| r.cancelled),
+            "status": status,
+            "error": error,
+        })
     }
 
     fn record(&self, r: &Resolved<'_>, usage: &Usage, cost: Money) -> GenerationRecord {
@@ -599,9 +697,99 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    key.require_standard()?;
-    let request = ChatRequest::from_json(&body).map_err(|e| ApiError::bad_request(e.0))?;
+    if let Err(e) = key.require_standard() {
+        audit_refusal(&state, Some(&key), &headers, None, &body, &e, Format::Chat);
+        return Err(e);
+    }
+    let request = match ChatRequest::from_json(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            let e = ApiError::bad_request(e.0);
+            audit_refusal(&state, Some(&key), &headers, None, &body, &e, Format::Chat);
+            return Err(e);
+        }
+    };
     run(state, key, headers, request, Format::Chat).await
+}
+
+/// SHA-256 of the canonical JSON of a request's messages.
+pub fn prompt_sha256(request: &ChatRequest) -> String {
+    let messages = serde_json::to_value(&request.messages).unwrap_or(Value::Null);
+    audit::sha256_hex(audit::canonical_json(&messages).as_bytes())
+}
+
+/// What an audit record of a refusal keeps of the request.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFacts {
+    /// Requested model.
+    pub model: Option<String>,
+    /// End user.
+    pub user: Option<String>,
+    /// Session id.
+    pub session_id: Option<String>,
+    /// SHA-256 of the canonical messages.
+    pub prompt_sha256: String,
+}
+
+impl RequestFacts {
+    /// The facts of a parsed request.
+    pub fn of(request: &ChatRequest) -> RequestFacts {
+        RequestFacts {
+            model: request.model.clone(),
+            user: request.user.clone(),
+            session_id: request.session_id.clone(),
+            prompt_sha256: prompt_sha256(request),
+        }
+    }
+}
+
+/// Audits a request refused before it was planned and held: bad key, bad body, no route,
+/// no credits. `request` is the parsed request when parsing got that far; otherwise the raw
+/// body's hash stands for the prompt.
+pub fn audit_refusal(
+    state: &SharedState,
+    key: Option<&Authenticated>,
+    headers: &HeaderMap,
+    request: Option<&RequestFacts>,
+    body: &[u8],
+    e: &ApiError,
+    format: Format,
+) {
+    let now = state.now_ms();
+    let generation_id = e
+        .generation_id
+        .clone()
+        .unwrap_or_else(|| new_generation_id(now));
+    let attribution = Attribution::from_headers(headers);
+    let body = json!({
+        "kind": "inference",
+        "time": now,
+        "generation_id": generation_id,
+        "account_id": key.map(|k| k.key.account_id.clone()),
+        "key_hash": key.map(|k| k.key.hash.clone()),
+        "user": request.and_then(|r| r.user.clone()),
+        "session_id": request.and_then(|r| r.session_id.clone()).or(attribution.session_id),
+        "app": {"http_referer": attribution.http_referer, "title": attribution.app_title},
+        "format": match format { Format::Chat => "chat", Format::Messages => "messages" },
+        "requested_model": request.and_then(|r| r.model.clone()),
+        "served": Value::Null,
+        "guardrails": [],
+        "data_classification": Value::Null,
+        "routing": e.metadata.as_ref().and_then(|m| m.get("excluded_by")).cloned(),
+        "prompt_sha256": match request {
+            Some(r) => r.prompt_sha256.clone(),
+            None => audit::sha256_hex(body),
+        },
+        "completion_sha256": Value::Null,
+        "status": e.status,
+        "error": e.message,
+    });
+    state.recorder.audit(
+        now,
+        &generation_id,
+        key.map(|k| k.key.account_id.as_str()),
+        body,
+    );
 }
 
 /// Runs a parsed request to its answer, in the client's format.
@@ -612,11 +800,34 @@ pub async fn run(
     request: ChatRequest,
     format: Format,
 ) -> Result<Response, ApiError> {
-    let mut prepared = prepare(state, key, &headers, request, format).await?;
+    let facts = RequestFacts::of(&request);
+    let (audit_state, audit_key) = (Arc::clone(&state), key.clone());
+    let prompt = facts.prompt_sha256.clone();
+    let mut prepared = match prepare(state, key, &headers, request, format, prompt).await {
+        Ok(p) => p,
+        Err(e) => {
+            audit_refusal(
+                &audit_state,
+                Some(&audit_key),
+                &headers,
+                Some(&facts),
+                &[],
+                &e,
+                format,
+            );
+            return Err(e);
+        }
+    };
     if prepared.request.is_stream() {
         stream(prepared).await
     } else {
-        let answer = prepared.attempt().await?;
+        let answer = match prepared.attempt().await {
+            Ok(a) => a,
+            Err(e) => {
+                prepared.audit_failure(&e);
+                return Err(e);
+            }
+        };
         complete(&mut prepared, answer).await
     }
 }
@@ -635,7 +846,9 @@ async fn complete(p: &mut Prepared, answer: Answer) -> Result<Response, ApiError
         Ok(c) => c,
         Err(err) => {
             // Nothing reached the client: the hold guard releases the hold.
-            return Err(p.finish_error(ApiError::upstream(&err, &r.provider.name)));
+            let e = p.finish_error(ApiError::upstream(&err, &r.provider.name));
+            p.audit_failure(&e);
+            return Err(e);
         }
     };
     let usage = completion.usage.unwrap_or_else(|| {
@@ -685,7 +898,17 @@ async fn complete(p: &mut Prepared, answer: Answer) -> Result<Response, ApiError
         .and_then(|c| c.get("native_finish_reason"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    p.settle(record);
+    let completion_text: String = first
+        .and_then(|c| c.get("message"))
+        .and_then(|m| m.get("content"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    p.settle(
+        record,
+        &r,
+        Some(audit::sha256_hex(completion_text.as_bytes())),
+    );
     let body = match p.format {
         Format::Chat => Value::Object(out),
         Format::Messages => messages_api::response_from_chat(&Value::Object(out)),
@@ -795,7 +1018,13 @@ impl Framer {
 }
 
 async fn stream(mut p: Prepared) -> Result<Response, ApiError> {
-    let answer = p.attempt().await?;
+    let answer = match p.attempt().await {
+        Ok(a) => a,
+        Err(e) => {
+            p.audit_failure(&e);
+            return Err(e);
+        }
+    };
     let (tx, mut rx) = mpsc::channel::<Bytes>(64);
     let generation_id = p.generation_id.clone();
     let tasks = p.state.tasks.clone();
@@ -850,6 +1079,7 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
     let mut upstream_id: Option<String> = None;
     let mut finish: Option<(Option<String>, Option<String>)> = None;
     let mut produced_chars = 0usize;
+    let mut completion_hash = Sha256::new();
     let mut first_byte: Option<Duration> = None;
     let mut framer = Framer::new(p.format, &p.generation_id, &r.model.id);
     let chunk_head = |choices: Vec<Value>| {
@@ -915,6 +1145,9 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
                             for field in ["content", "reasoning", "refusal"] {
                                 produced_chars +=
                                     delta.get(field).and_then(Value::as_str).map_or(0, str::len);
+                            }
+                            if let Some(text) = delta.get("content").and_then(Value::as_str) {
+                                completion_hash.update(text.as_bytes());
                             }
                             if let Some(calls) = delta.get("tool_calls") {
                                 produced_chars += calls.to_string().len();
@@ -1007,5 +1240,6 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
             record.error_message = Some(err.message.clone());
         }
     }
-    p.settle(record);
+    let completion_sha256 = hex::encode(completion_hash.finalize());
+    p.settle(record, &r, Some(completion_sha256));
 }

@@ -17,9 +17,11 @@
 #![allow(clippy::result_large_err)]
 
 pub mod api;
+pub mod audit;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod recorder;
 pub mod state;
 
 use std::future::Future;
@@ -101,9 +103,28 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let auth = auth?;
-    require_json(&headers)?;
-    let body = body.map_err(body_error)?;
+    let auth = match auth {
+        Ok(a) => a,
+        Err(e) => {
+            engine::audit_refusal(&state, None, &headers, None, &[], &e, engine::Format::Chat);
+            return Err(e);
+        }
+    };
+    let body = match require_json(&headers).and_then(|()| body.map_err(body_error)) {
+        Ok(b) => b,
+        Err(e) => {
+            engine::audit_refusal(
+                &state,
+                Some(&auth),
+                &headers,
+                None,
+                &[],
+                &e,
+                engine::Format::Chat,
+            );
+            return Err(e);
+        }
+    };
     engine::chat_completions(state, auth, headers, body).await
 }
 
@@ -115,19 +136,32 @@ async fn messages(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result = async {
-        let auth = auth?;
+    let format = engine::Format::Messages;
+    let auth = match auth {
+        Ok(a) => a,
+        Err(e) => {
+            engine::audit_refusal(&state, None, &headers, None, &[], &e, format);
+            return e.into_messages_response();
+        }
+    };
+    let mut raw = Bytes::new();
+    let parsed = (|| {
         auth.require_standard()?;
         require_json(&headers)?;
-        let body = body.map_err(body_error)?;
-        let value: serde_json::Value = serde_json::from_slice(&body)
+        raw = body.map_err(body_error)?;
+        let value: serde_json::Value = serde_json::from_slice(&raw)
             .map_err(|e| ApiError::bad_request(format!("Request body is not valid JSON: {e}")))?;
         let chat = messages_api::request_to_chat(&value).map_err(|e| ApiError::bad_request(e.0))?;
-        let request = ChatRequest::from_value(chat).map_err(|e| ApiError::bad_request(e.0))?;
-        engine::run(state, auth, headers, request, engine::Format::Messages).await
-    }
-    .await;
-    match result {
+        ChatRequest::from_value(chat).map_err(|e| ApiError::bad_request(e.0))
+    })();
+    let request = match parsed {
+        Ok(r) => r,
+        Err(e) => {
+            engine::audit_refusal(&state, Some(&auth), &headers, None, &raw, &e, format);
+            return e.into_messages_response();
+        }
+    };
+    match engine::run(state, auth, headers, request, format).await {
         Ok(response) => response,
         Err(e) => e.into_messages_response(),
     }
@@ -215,6 +249,28 @@ pub async fn serve(
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = router(state.clone());
+    let retention = state.config.audit.retention_days;
+    let pruner = (retention > 0).then(|| {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                match audit::prune(
+                    &state.store,
+                    retention,
+                    state.audit_key.as_deref(),
+                    state.now_ms(),
+                )
+                .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(records = n, "pruned audit records past retention"),
+                    Err(e) => tracing::error!(error = %e, "pruning the audit trail failed"),
+                }
+            }
+        })
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -239,6 +295,10 @@ pub async fn serve(
     {
         tracing::error!("background settlement did not finish before shutdown");
     }
+    if let Some(p) = pruner {
+        p.abort();
+    }
+    state.recorder.flush().await;
     state.store.close().await;
     Ok(())
 }

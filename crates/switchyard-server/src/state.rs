@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::recorder::Recorder;
 
 /// Where time comes from: the system clock, or a fixed instant that tests move.
 #[derive(Debug, Clone)]
@@ -51,6 +52,10 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Time source.
     pub clock: Clock,
+    /// Batched writer of settlements and audit records.
+    pub recorder: Recorder,
+    /// Key signing the audit chain's anchors, when configured.
+    pub audit_key: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -71,6 +76,11 @@ impl AppState {
         secrets: HashMap<String, String>,
         clock: Clock,
     ) -> Result<AppState, reqwest::Error> {
+        let audit_key = secrets
+            .get(&config.audit.key_env)
+            .filter(|k| !k.is_empty())
+            .map(|k| k.as_bytes().to_vec());
+        let store_for_recorder = store.clone();
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_idle_timeout(std::time::Duration::from_secs(90))
@@ -83,6 +93,8 @@ impl AppState {
             http,
             secrets,
             tasks: TaskTracker::new(),
+            recorder: Recorder::spawn(store_for_recorder, audit_key.clone(), clock.clone()),
+            audit_key,
             clock,
         })
     }

@@ -21,6 +21,9 @@ use sqlx::{AnyPool, Row};
 use switchyard_core::money::Money;
 use switchyard_core::periods::Periods;
 
+mod audit;
+pub use audit::{AuditRow, Settlement};
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -764,8 +767,19 @@ impl Store {
         record: &GenerationRecord,
         hold_id: Option<&str>,
     ) -> StoreResult<bool> {
-        let p = Periods::at(record.created_at);
         let mut tx = self.pool.begin().await?;
+        let settled = Self::settle_in(&mut tx, record, hold_id).await?;
+        tx.commit().await?;
+        Ok(settled)
+    }
+
+    /// [`Store::settle`] inside a caller's transaction (batched writes).
+    pub(crate) async fn settle_in(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        record: &GenerationRecord,
+        hold_id: Option<&str>,
+    ) -> StoreResult<bool> {
+        let p = Periods::at(record.created_at);
         let inserted = sqlx::query(
             "INSERT INTO generations (id, account_id, key_hash, created_at, model, provider_slug, provider_name, \
              upstream_id, streamed, cancelled, finish_reason, native_finish_reason, tokens_prompt, tokens_completion, \
@@ -799,16 +813,15 @@ impl Store {
         .bind(record.session_id.as_deref())
         .bind(i64::from(record.status))
         .bind(record.error_message.as_deref())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected()
             == 1;
         if !inserted {
-            tx.rollback().await?;
             return Ok(false);
         }
         if let Some(hold_id) = hold_id {
-            Self::take_hold(&mut tx, hold_id).await?;
+            Self::take_hold(tx, hold_id).await?;
         }
         if !record.cost.is_zero() {
             let (usage, daily, weekly, monthly) = if record.is_byok {
@@ -848,17 +861,16 @@ impl Store {
                 .bind(p.week)
                 .bind(p.month)
                 .bind(&record.key_hash)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             sqlx::query(&format!(
                 "UPDATE accounts SET {usage} = {usage} + $1 WHERE id = $2"
             ))
             .bind(record.cost.picos())
             .bind(&record.account_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await?;
         Ok(true)
     }
 

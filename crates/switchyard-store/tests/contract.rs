@@ -380,3 +380,103 @@ async fn byok_spend_is_apart_from_credits() {
         assert_eq!((a.usage, a.byok_usage), (Money::ZERO, usd("0.4")), "{name}");
     }
 }
+
+#[tokio::test]
+async fn batched_writes_settle_and_chain_audit_records() {
+    use switchyard_core::audit::{self, Anchor, GENESIS};
+    use switchyard_store::{AuditRow, Settlement};
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "1").await;
+        key(s, "k", None, None).await;
+        s.hold("g1", "k", "acct", usd("0.5"), NOW)
+            .await
+            .expect("hold")
+            .expect("granted");
+        let record = GenerationRecord {
+            id: "g1".into(),
+            account_id: "acct".into(),
+            key_hash: "k".into(),
+            created_at: NOW,
+            model: "m/x".into(),
+            provider_slug: "p".into(),
+            provider_name: "P".into(),
+            cost: usd("0.25"),
+            status: 200,
+            ..GenerationRecord::default()
+        };
+        let mut prev = GENESIS.to_owned();
+        let mut rows = Vec::new();
+        for seq in 1..=3 {
+            let body = audit::canonical_json(&serde_json::json!({"n": seq}));
+            let hash = audit::record_hash(&prev, seq, &body);
+            rows.push(AuditRow {
+                seq,
+                created_at: NOW + seq,
+                generation_id: format!("g{seq}"),
+                account_id: Some("acct".into()),
+                body,
+                prev_hash: prev.clone(),
+                hash: hash.clone(),
+            });
+            prev = hash;
+        }
+        let head = Anchor {
+            seq: 3,
+            hash: prev.clone(),
+            signature: "sig".into(),
+        };
+        let settlement = Settlement {
+            record: record.clone(),
+            hold_id: Some("g1".into()),
+        };
+        s.write_batch(std::slice::from_ref(&settlement), &rows, Some(&head), NOW)
+            .await
+            .expect("batch");
+        // A retried batch charges nothing twice (its audit rows would conflict: retry settles only).
+        s.write_batch(&[settlement], &[], None, NOW)
+            .await
+            .expect("retry");
+        let a = s.account("acct").await.expect("read").expect("exists");
+        assert_eq!((a.usage, a.held), (usd("0.25"), Money::ZERO), "{name}");
+        assert_eq!(
+            s.audit_last().await.expect("last"),
+            Some((3, prev.clone())),
+            "{name}"
+        );
+        assert_eq!(
+            s.audit_anchor("head").await.expect("head"),
+            Some(head),
+            "{name}"
+        );
+        let page = s.audit_page(1, 10).await.expect("page");
+        assert_eq!(
+            page.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [2, 3],
+            "{name}"
+        );
+        let range = s
+            .audit_range(NOW + 2, NOW + 3, i64::MIN, 10)
+            .await
+            .expect("range");
+        assert_eq!(range.len(), 1, "{name}");
+        // Pruning leaves a checkpoint naming the last pruned record.
+        let removed = s
+            .audit_prune(NOW + 3, |seq, hash| format!("{seq}:{hash}"), NOW)
+            .await
+            .expect("prune");
+        assert_eq!(removed, 2, "{name}");
+        let c = s
+            .audit_anchor("checkpoint")
+            .await
+            .expect("cp")
+            .expect("exists");
+        assert_eq!((c.seq, c.hash.clone()), (2, rows[1].hash.clone()), "{name}");
+        assert_eq!(c.signature, format!("2:{}", rows[1].hash), "{name}");
+        // A duplicate seq is refused: the chain is append-only.
+        assert!(
+            s.write_batch(&[], &rows[2..], None, NOW).await.is_err(),
+            "{name}"
+        );
+    }
+}

@@ -46,6 +46,51 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Verify, export or prune the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain and its signed anchors; report the first broken record.
+    Verify,
+    /// Write records as JSON Lines to standard output.
+    Export {
+        /// Start (inclusive), ISO-8601 such as 2026-11-01 or 2026-11-01T00:00:00Z.
+        #[arg(long)]
+        since: Option<String>,
+        /// End (exclusive), ISO-8601.
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Remove records older than `[audit] retention_days` behind a signed checkpoint.
+    Prune,
+}
+
+fn audit_key(config: &Config) -> Option<Vec<u8>> {
+    std::env::var(&config.audit.key_env)
+        .ok()
+        .filter(|k| !k.is_empty())
+        .map(String::into_bytes)
+}
+
+fn parse_time(name: &str, text: Option<&str>, default: i64) -> anyhow::Result<i64> {
+    match text {
+        None => Ok(default),
+        Some(t) => {
+            // A bare date means its UTC midnight.
+            let full = if t.contains('T') {
+                t.to_owned()
+            } else {
+                format!("{t}T00:00:00Z")
+            };
+            switchyard_core::periods::parse_iso8601(&full)
+        }
+        .with_context(|| format!("--{name}: {t:?} is not an ISO-8601 date or time")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -155,8 +200,12 @@ async fn main() -> anyhow::Result<()> {
                 .providers()
                 .iter()
                 .filter_map(|p| p.api_key_env.clone())
+                .chain(std::iter::once(config.audit.key_env.clone()))
                 .filter_map(|env| std::env::var(&env).ok().map(|v| (env, v)))
                 .collect();
+            if !secrets.contains_key(&config.audit.key_env) {
+                tracing::warn!(env = %config.audit.key_env, "audit key not set: the audit chain is hash-linked but its head and checkpoints are unsigned");
+            }
             for p in catalog.providers() {
                 if let Some(env) = &p.api_key_env {
                     if !secrets.contains_key(env) {
@@ -277,6 +326,55 @@ async fn main() -> anyhow::Result<()> {
                 usd(a.balance()),
                 usd(a.held)
             );
+            store.close().await;
+        }
+        Command::Audit { command } => {
+            let store = open_store(&config).await?;
+            let key = audit_key(&config);
+            match command {
+                AuditCommand::Verify => {
+                    match switchyard_server::audit::verify(&store, key.as_deref()).await {
+                        Ok(v) => {
+                            let range = v
+                                .range
+                                .map_or_else(|| "none".to_owned(), |(a, b)| format!("{a}..={b}"));
+                            println!(
+                                "audit chain verified: {} records (seq {range}), anchors {}",
+                                v.records,
+                                if v.signed {
+                                    "signed and checked"
+                                } else {
+                                    "unsigned (set the audit key to check signatures)"
+                                }
+                            );
+                        }
+                        Err(switchyard_server::audit::AuditError::Broken(b)) => {
+                            store.close().await;
+                            bail!("{b}");
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                AuditCommand::Export { since, until } => {
+                    let since = parse_time("since", since.as_deref(), i64::MIN)?;
+                    let until = parse_time("until", until.as_deref(), i64::MAX)?;
+                    let stdout = std::io::stdout();
+                    let mut out = std::io::BufWriter::new(stdout.lock());
+                    let n =
+                        switchyard_server::audit::export(&store, since, until, &mut out).await?;
+                    eprintln!("exported {n} records");
+                }
+                AuditCommand::Prune => {
+                    let n = switchyard_server::audit::prune(
+                        &store,
+                        config.audit.retention_days,
+                        key.as_deref(),
+                        Clock::System.now_ms(),
+                    )
+                    .await?;
+                    println!("pruned {n} records");
+                }
+            }
             store.close().await;
         }
         Command::Catalog {

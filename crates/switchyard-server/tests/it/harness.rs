@@ -13,6 +13,8 @@ use switchyard_store::Store;
 use tokio::sync::oneshot;
 
 pub const ACCOUNT: &str = "acct";
+/// The audit key every test gateway signs its audit anchors with.
+pub const AUDIT_KEY: &str = "test-audit-key";
 
 pub struct TestGateway {
     pub base: String,
@@ -109,6 +111,7 @@ impl TestGateway {
         self.state.tasks.close();
         self.state.tasks.wait().await;
         self.state.tasks.reopen();
+        self.state.recorder.flush().await;
     }
 }
 
@@ -142,6 +145,10 @@ impl Builder {
             .iter()
             .filter_map(|p| p.api_key_env.clone())
             .map(|env| (env.clone(), format!("secret-{env}")))
+            .chain(std::iter::once((
+                self.config.audit.key_env.clone(),
+                AUDIT_KEY.to_owned(),
+            )))
             .collect();
         let clock = Clock::Manual(Arc::new(AtomicI64::new(now)));
         let state =

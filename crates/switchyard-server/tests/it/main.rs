@@ -2,6 +2,7 @@
 //! Integration tests: the real router on 127.0.0.1:0 against in-process mock upstreams.
 
 mod api;
+mod audit;
 mod chat;
 mod harness;
 mod messages;

@@ -1,0 +1,245 @@
+//! The recorder: one writer task that takes settlements and audit records off the request path
+//! and writes them in batches, each batch in one transaction.
+//!
+//! Invariants:
+//! - Requests never wait for the database after their hold: they enqueue and move on.
+//! - The recorder is the only writer of the audit chain, so sequence numbers and `prev_hash`
+//!   links are assigned in one place, in the order records are written.
+//! - [`Recorder::flush`] returns once everything enqueued before it is committed; a clean
+//!   shutdown flushes after the last request finished, so nothing acknowledged is lost.
+//! - A failed batch is retried (settlement is idempotent); the chain state only advances when a
+//!   batch commits.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use switchyard_core::audit::{self, Anchor, GENESIS};
+use switchyard_store::{AuditRow, GenerationRecord, Settlement, Store};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::state::Clock;
+
+/// Most items written in one transaction.
+const MAX_BATCH: usize = 512;
+
+enum Item {
+    Settle(Box<Settlement>),
+    Audit {
+        created_at: i64,
+        generation_id: String,
+        account_id: Option<String>,
+        body: Value,
+    },
+    Flush(oneshot::Sender<()>),
+}
+
+/// Handle to the writer task.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<Item>,
+    depth: Arc<AtomicI64>,
+}
+
+impl std::fmt::Debug for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Item::Settle(s) => write!(f, "Settle({})", s.record.id),
+            Item::Audit { generation_id, .. } => write!(f, "Audit({generation_id})"),
+            Item::Flush(_) => write!(f, "Flush"),
+        }
+    }
+}
+
+impl Recorder {
+    /// Starts the writer task on the current runtime.
+    pub fn spawn(store: Store, audit_key: Option<Vec<u8>>, clock: Clock) -> Recorder {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let depth = Arc::new(AtomicI64::new(0));
+        let writer = Writer {
+            store,
+            key: audit_key,
+            clock,
+            depth: Arc::clone(&depth),
+            chain: None,
+        };
+        tokio::spawn(writer.run(rx));
+        Recorder { tx, depth }
+    }
+
+    fn send(&self, item: Item) {
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(item).is_err() {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!("the recorder has stopped; a record was dropped");
+        }
+    }
+
+    /// Queues a generation's settlement.
+    pub fn settle(&self, record: GenerationRecord, hold_id: Option<String>) {
+        self.send(Item::Settle(Box::new(Settlement { record, hold_id })));
+    }
+
+    /// Queues an audit record (its body must never hold prompt or completion text).
+    pub fn audit(
+        &self,
+        created_at: i64,
+        generation_id: &str,
+        account_id: Option<&str>,
+        body: Value,
+    ) {
+        self.send(Item::Audit {
+            created_at,
+            generation_id: generation_id.to_owned(),
+            account_id: account_id.map(str::to_owned),
+            body,
+        });
+    }
+
+    /// Waits until everything queued before this call is committed.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        self.send(Item::Flush(done));
+        let _ = wait.await;
+    }
+
+    /// Items waiting to be written.
+    pub fn depth(&self) -> i64 {
+        self.depth.load(Ordering::Relaxed)
+    }
+}
+
+struct Writer {
+    store: Store,
+    key: Option<Vec<u8>>,
+    clock: Clock,
+    depth: Arc<AtomicI64>,
+    /// `(last seq, last hash)`, read from the store on first use.
+    chain: Option<(i64, String)>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Item>) {
+        let mut items = Vec::with_capacity(MAX_BATCH);
+        loop {
+            items.clear();
+            if rx.recv_many(&mut items, MAX_BATCH).await == 0 {
+                return;
+            }
+            let n = items.len();
+            let mut flushes = Vec::new();
+            let mut settlements = Vec::new();
+            let mut audits = Vec::new();
+            for item in items.drain(..) {
+                match item {
+                    Item::Settle(s) => settlements.push(*s),
+                    Item::Audit {
+                        created_at,
+                        generation_id,
+                        account_id,
+                        body,
+                    } => audits.push((created_at, generation_id, account_id, body)),
+                    Item::Flush(done) => flushes.push(done),
+                }
+            }
+            self.write(&settlements, &audits).await;
+            self.depth.fetch_sub(n as i64, Ordering::Relaxed);
+            for done in flushes {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    async fn chain_state(&mut self) -> Option<(i64, String)> {
+        if self.chain.is_none() {
+            let last = match self.store.audit_last().await {
+                Ok(Some(last)) => Some(last),
+                Ok(None) => match self.store.audit_anchor("checkpoint").await {
+                    Ok(Some(c)) => Some((c.seq, c.hash)),
+                    Ok(None) => Some((0, GENESIS.to_owned())),
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the audit checkpoint failed");
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the audit chain head failed");
+                    None
+                }
+            };
+            self.chain = last;
+        }
+        self.chain.clone()
+    }
+
+    async fn write(
+        &mut self,
+        settlements: &[Settlement],
+        audits: &[(i64, String, Option<String>, Value)],
+    ) {
+        if settlements.is_empty() && audits.is_empty() {
+            return;
+        }
+        let mut delay = Duration::from_millis(50);
+        for attempt in 1..=8 {
+            let mut rows = Vec::with_capacity(audits.len());
+            let mut head = None;
+            if !audits.is_empty() {
+                let Some((mut seq, mut prev)) = self.chain_state().await else {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    continue;
+                };
+                for (created_at, generation_id, account_id, body) in audits {
+                    seq += 1;
+                    let body = audit::canonical_json(body);
+                    let hash = audit::record_hash(&prev, seq, &body);
+                    rows.push(AuditRow {
+                        seq,
+                        created_at: *created_at,
+                        generation_id: generation_id.clone(),
+                        account_id: account_id.clone(),
+                        body,
+                        prev_hash: prev,
+                        hash: hash.clone(),
+                    });
+                    prev = hash;
+                }
+                let signature = self.key.as_deref().map_or_else(String::new, |k| {
+                    audit::sign(k, &audit::anchor_message("head", seq, &prev))
+                });
+                head = Some(Anchor {
+                    seq,
+                    hash: prev,
+                    signature,
+                });
+            }
+            match self
+                .store
+                .write_batch(settlements, &rows, head.as_ref(), self.clock.now_ms())
+                .await
+            {
+                Ok(()) => {
+                    if let Some(h) = head {
+                        self.chain = Some((h.seq, h.hash));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    // The chain may have moved (another writer) or the database may be away:
+                    // re-read the chain state and retry.
+                    tracing::error!(error = %e, attempt, "writing a batch of records failed");
+                    self.chain = None;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        tracing::error!(
+            settlements = settlements.len(),
+            audit_records = audits.len(),
+            "giving up on a batch of records after repeated failures"
+        );
+    }
+}

@@ -1,0 +1,218 @@
+//! Batched writes of settlements and audit records, and the audit chain's storage.
+
+use sqlx::Row;
+use switchyard_core::audit::{Anchor, StoredRecord};
+
+use crate::{GenerationRecord, Store, StoreResult};
+
+/// A generation to settle, with the hold it releases.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    /// The record.
+    pub record: GenerationRecord,
+    /// The hold taken for it.
+    pub hold_id: Option<String>,
+}
+
+/// One audit record, already chained by the writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    /// Position in the chain.
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// The request's generation id.
+    pub generation_id: String,
+    /// The account, when the request authenticated.
+    pub account_id: Option<String>,
+    /// Canonical JSON body.
+    pub body: String,
+    /// Hash of the previous record.
+    pub prev_hash: String,
+    /// This record's hash.
+    pub hash: String,
+}
+
+impl From<AuditRow> for StoredRecord {
+    fn from(r: AuditRow) -> Self {
+        StoredRecord {
+            seq: r.seq,
+            body: r.body,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+fn audit_row(r: &sqlx::any::AnyRow) -> StoreResult<AuditRow> {
+    Ok(AuditRow {
+        seq: r.try_get("seq")?,
+        created_at: r.try_get("created_at")?,
+        generation_id: r.try_get("generation_id")?,
+        account_id: r.try_get("account_id")?,
+        body: r.try_get("body")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
+}
+
+impl Store {
+    /// Writes settlements, audit records and the new chain head in one transaction. Settling is
+    /// idempotent, so a batch retried after a failure charges nothing twice.
+    pub async fn write_batch(
+        &self,
+        settlements: &[Settlement],
+        audit: &[AuditRow],
+        head: Option<&Anchor>,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for s in settlements {
+            Self::settle_in(&mut tx, &s.record, s.hold_id.as_deref()).await?;
+        }
+        for r in audit {
+            sqlx::query(
+                "INSERT INTO audit_log (seq, created_at, generation_id, account_id, body, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(r.seq)
+            .bind(r.created_at)
+            .bind(&r.generation_id)
+            .bind(r.account_id.as_deref())
+            .bind(&r.body)
+            .bind(&r.prev_hash)
+            .bind(&r.hash)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(h) = head {
+            Self::put_anchor(&mut tx, "head", h, now_ms).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn put_anchor(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        kind: &str,
+        a: &Anchor,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_anchors (kind, seq, hash, signature, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (kind) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, \
+             signature = excluded.signature, updated_at = excluded.updated_at",
+        )
+        .bind(kind)
+        .bind(a.seq)
+        .bind(&a.hash)
+        .bind(&a.signature)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The signed anchor of a kind (`head` or `checkpoint`).
+    pub async fn audit_anchor(&self, kind: &str) -> StoreResult<Option<Anchor>> {
+        let row = sqlx::query("SELECT seq, hash, signature FROM audit_anchors WHERE kind = $1")
+            .bind(kind)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| -> StoreResult<Anchor> {
+            Ok(Anchor {
+                seq: r.try_get("seq")?,
+                hash: r.try_get("hash")?,
+                signature: r.try_get("signature")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The last record of the chain (`seq`, `hash`), where a writer continues from.
+    pub async fn audit_last(&self) -> StoreResult<Option<(i64, String)>> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| -> StoreResult<(i64, String)> { Ok((r.try_get("seq")?, r.try_get("hash")?)) })
+            .transpose()
+    }
+
+    /// Up to `limit` records from `after_seq` (exclusive), in chain order.
+    pub async fn audit_page(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
+        let rows = sqlx::query(
+            "SELECT seq, created_at, generation_id, account_id, body, prev_hash, hash FROM audit_log \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    /// Records created in `[since_ms, until_ms)`, in chain order, up to `limit` after `after_seq`.
+    pub async fn audit_range(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRow>> {
+        let rows = sqlx::query(
+            "SELECT seq, created_at, generation_id, account_id, body, prev_hash, hash FROM audit_log \
+             WHERE created_at >= $1 AND created_at < $2 AND seq > $3 ORDER BY seq LIMIT $4",
+        )
+        .bind(since_ms)
+        .bind(until_ms)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    /// Prunes every record created before `before_ms`, behind a checkpoint naming the last
+    /// pruned record, in one transaction. `sign` signs the checkpoint `(seq, hash)`. Returns
+    /// how many records were removed.
+    pub async fn audit_prune(
+        &self,
+        before_ms: i64,
+        sign: impl Fn(i64, &str) -> String,
+        now_ms: i64,
+    ) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        // Records are appended in time order, so the prefix before `before_ms` is contiguous.
+        let last = sqlx::query(
+            "SELECT seq, hash FROM audit_log WHERE created_at < $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(before_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(last) = last else {
+            tx.rollback().await?;
+            return Ok(0);
+        };
+        let seq: i64 = last.try_get("seq")?;
+        let hash: String = last.try_get("hash")?;
+        let removed = sqlx::query("DELETE FROM audit_log WHERE seq <= $1")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let signature = sign(seq, &hash);
+        Self::put_anchor(
+            &mut tx,
+            "checkpoint",
+            &Anchor {
+                seq,
+                hash,
+                signature,
+            },
+            now_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+}
