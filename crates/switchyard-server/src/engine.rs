@@ -340,6 +340,13 @@ impl Prepared {
                 continue;
             };
             let result = self.send(&r).await;
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(e) => e.error_type(),
+            };
+            metrics::counter!("switchyard_upstream_attempts_total",
+                "provider" => r.provider.slug.clone(), "outcome" => outcome)
+            .increment(1);
             match result {
                 Ok(response) => {
                     self.attempts.push(AttemptRecord {
@@ -525,6 +532,13 @@ impl Prepared {
         completion_sha256: Option<String>,
     ) {
         self.hold.disarm();
+        let provider = served.provider.slug.clone();
+        metrics::counter!("switchyard_tokens_total", "provider" => provider.clone(), "kind" => "prompt")
+            .increment(record.tokens_prompt);
+        metrics::counter!("switchyard_tokens_total", "provider" => provider.clone(), "kind" => "completion")
+            .increment(record.tokens_completion);
+        metrics::counter!("switchyard_cost_picodollars_total", "provider" => provider)
+            .increment(u64::try_from(record.cost.picos()).unwrap_or(0));
         let error = record.error_message.clone();
         let body = self.audit_body(
             Some(served),
@@ -1082,6 +1096,8 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
     let mut completion_hash = Sha256::new();
     let mut first_byte: Option<Duration> = None;
     let mut framer = Framer::new(p.format, &p.generation_id, &r.model.id);
+    let active = metrics::gauge!("switchyard_active_streams");
+    active.increment(1.0);
     let chunk_head = |choices: Vec<Value>| {
         json!({
             "id": p.generation_id,
@@ -1187,6 +1203,7 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
         }
     };
     drop(upstream);
+    active.decrement(1.0);
 
     // Billed for what was produced: the provider's count, else an estimate from the text
     // forwarded; a stream that produced nothing and reported nothing costs nothing.

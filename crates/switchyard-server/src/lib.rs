@@ -21,6 +21,7 @@ pub mod audit;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod metrics;
 pub mod recorder;
 pub mod state;
 
@@ -224,10 +225,12 @@ pub fn router(state: SharedState) -> Router {
                 .delete(api::delete_key),
         )
         .route("/credits", get(api::credits))
-        .route("/generation", get(api::generation));
+        .route("/generation", get(api::generation))
+        .route_layer(axum::middleware::from_fn(metrics::track));
     Router::new()
         .nest("/api/v1", api)
         .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::render))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(envelope_errors))
         .layer(DefaultBodyLimit::max(limit))
@@ -248,6 +251,7 @@ pub async fn serve(
         }
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    metrics::install();
     let app = router(state.clone());
     let retention = state.config.audit.retention_days;
     let pruner = (retention > 0).then(|| {

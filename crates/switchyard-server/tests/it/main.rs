@@ -6,4 +6,5 @@ mod audit;
 mod chat;
 mod harness;
 mod messages;
+mod metrics;
 mod mock;
