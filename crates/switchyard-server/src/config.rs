@@ -19,6 +19,8 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// Audit trail.
     pub audit: AuditConfig,
+    /// Prompt and completion logging (per-account opt-in).
+    pub prompt_logging: PromptLoggingConfig,
 }
 
 /// `[server]`.
@@ -118,6 +120,26 @@ impl Default for AuditConfig {
         AuditConfig {
             key_env: "SWITCHYARD_AUDIT_KEY".to_owned(),
             retention_days: 0,
+        }
+    }
+}
+
+/// `[prompt_logging]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromptLoggingConfig {
+    /// Environment variable holding the key that encrypts logged content (AES-256-GCM). Without
+    /// it nothing is logged, whatever the accounts ask.
+    pub key_env: String,
+    /// Logged content older than this many days is deleted; 0 keeps it.
+    pub retention_days: u32,
+}
+
+impl Default for PromptLoggingConfig {
+    fn default() -> Self {
+        PromptLoggingConfig {
+            key_env: "SWITCHYARD_CONTENT_KEY".to_owned(),
+            retention_days: 30,
         }
     }
 }

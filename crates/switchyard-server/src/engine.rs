@@ -36,6 +36,7 @@ use switchyard_store::{GenerationRecord, HoldRefused};
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
+use crate::settings::AccountSettings;
 use crate::state::{Authenticated, SharedState};
 
 /// Request attribution read from headers.
@@ -141,6 +142,7 @@ pub enum Format {
 /// Everything known about a request once it is planned and held.
 struct Prepared {
     format: Format,
+    settings: Arc<AccountSettings>,
     prompt_sha256: String,
     state: SharedState,
     key: Authenticated,
@@ -232,6 +234,11 @@ async fn prepare(
     if request.session_id.is_some() {
         attribution.session_id.clone_from(&request.session_id);
     }
+    let settings = state
+        .settings
+        .get(&state.store, &key.key.account_id)
+        .await
+        .map_err(|e| ApiError::from(e).with_generation(&generation_id))?;
     let catalog = state.catalog();
     let context = RouteContext {
         sticky_provider: None,
@@ -303,6 +310,7 @@ async fn prepare(
     }
     Ok(Prepared {
         format,
+        settings,
         prompt_sha256,
         hold: HoldGuard {
             state: Arc::clone(&state),
@@ -556,6 +564,33 @@ impl Prepared {
             Some(&self.key.key.account_id),
             body,
         );
+    }
+
+    /// Logs the prompt and the completion, encrypted, when the account opted in and a content
+    /// key is configured.
+    fn log_content(&self, output: Value) {
+        if !self.settings.prompt_logging {
+            return;
+        }
+        let Some(cipher) = &self.state.content_cipher else {
+            return;
+        };
+        let document = json!({
+            "input": {"messages": self.request.messages},
+            "output": output,
+        });
+        let Ok(plain) = serde_json::to_vec(&document) else {
+            return;
+        };
+        if let Some((nonce, ciphertext)) = cipher.encrypt(&self.generation_id, &plain) {
+            self.state.recorder.content(switchyard_store::ContentRow {
+                id: self.generation_id.clone(),
+                account_id: self.key.key.account_id.clone(),
+                created_at: self.created_ms,
+                nonce,
+                ciphertext,
+            });
+        }
     }
 
     /// Audits a request that ended without being served (the hold guard releases its hold).
@@ -912,6 +947,12 @@ async fn complete(p: &mut Prepared, answer: Answer) -> Result<Response, ApiError
         .and_then(|c| c.get("native_finish_reason"))
         .and_then(Value::as_str)
         .map(str::to_owned);
+    p.log_content(
+        first
+            .and_then(|c| c.get("message"))
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
     let completion_text: String = first
         .and_then(|c| c.get("message"))
         .and_then(|m| m.get("content"))
@@ -1094,6 +1135,8 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
     let mut finish: Option<(Option<String>, Option<String>)> = None;
     let mut produced_chars = 0usize;
     let mut completion_hash = Sha256::new();
+    let mut logged: Option<String> =
+        (p.settings.prompt_logging && p.state.content_cipher.is_some()).then(String::new);
     let mut first_byte: Option<Duration> = None;
     let mut framer = Framer::new(p.format, &p.generation_id, &r.model.id);
     let active = metrics::gauge!("switchyard_active_streams");
@@ -1164,6 +1207,9 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
                             }
                             if let Some(text) = delta.get("content").and_then(Value::as_str) {
                                 completion_hash.update(text.as_bytes());
+                                if let Some(log) = logged.as_mut() {
+                                    log.push_str(text);
+                                }
                             }
                             if let Some(calls) = delta.get("tool_calls") {
                                 produced_chars += calls.to_string().len();
@@ -1258,5 +1304,8 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
         }
     }
     let completion_sha256 = hex::encode(completion_hash.finalize());
+    if let Some(text) = logged {
+        p.log_content(json!({"role": "assistant", "content": text}));
+    }
     p.settle(record, &r, Some(completion_sha256));
 }

@@ -19,10 +19,12 @@
 pub mod api;
 pub mod audit;
 pub mod config;
+pub mod content;
 pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod recorder;
+pub mod settings;
 pub mod state;
 
 use std::future::Future;
@@ -226,6 +228,7 @@ pub fn router(state: SharedState) -> Router {
         )
         .route("/credits", get(api::credits))
         .route("/generation", get(api::generation))
+        .route("/generation/content", get(content::generation_content))
         .route_layer(axum::middleware::from_fn(metrics::track));
     Router::new()
         .nest("/api/v1", api)
@@ -235,6 +238,34 @@ pub fn router(state: SharedState) -> Router {
         .layer(axum::middleware::from_fn(envelope_errors))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+}
+
+/// Applies the retention windows every hour: audit records behind a signed checkpoint, logged
+/// content outright.
+async fn prune_periodically(state: SharedState) {
+    let audit_days = state.config.audit.retention_days;
+    let content_days = state.config.prompt_logging.retention_days;
+    if audit_days == 0 && content_days == 0 {
+        return;
+    }
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let now = state.now_ms();
+        match audit::prune(&state.store, audit_days, state.audit_key.as_deref(), now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "pruned audit records past retention"),
+            Err(e) => tracing::error!(error = %e, "pruning the audit trail failed"),
+        }
+        if content_days > 0 {
+            let before = now - i64::from(content_days) * 86_400_000;
+            match state.store.prune_content(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "pruned logged content past retention"),
+                Err(e) => tracing::error!(error = %e, "pruning logged content failed"),
+            }
+        }
+    }
 }
 
 /// Serves until `shutdown` resolves, then lets open requests and streams finish (up to the
@@ -253,28 +284,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     metrics::install();
     let app = router(state.clone());
-    let retention = state.config.audit.retention_days;
-    let pruner = (retention > 0).then(|| {
-        let state = state.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(3600));
-            loop {
-                every.tick().await;
-                match audit::prune(
-                    &state.store,
-                    retention,
-                    state.audit_key.as_deref(),
-                    state.now_ms(),
-                )
-                .await
-                {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(records = n, "pruned audit records past retention"),
-                    Err(e) => tracing::error!(error = %e, "pruning the audit trail failed"),
-                }
-            }
-        })
-    });
+    let pruner = tokio::spawn(prune_periodically(state.clone()));
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -299,9 +309,7 @@ pub async fn serve(
     {
         tracing::error!("background settlement did not finish before shutdown");
     }
-    if let Some(p) = pruner {
-        p.abort();
-    }
+    pruner.abort();
     state.recorder.flush().await;
     state.store.close().await;
     Ok(())

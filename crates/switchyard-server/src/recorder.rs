@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use switchyard_core::audit::{self, Anchor, GENESIS};
-use switchyard_store::{AuditRow, GenerationRecord, Settlement, Store};
+use switchyard_store::{AuditRow, ContentRow, GenerationRecord, Settlement, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::state::Clock;
@@ -26,6 +26,7 @@ const MAX_BATCH: usize = 512;
 
 enum Item {
     Settle(Box<Settlement>),
+    Content(ContentRow),
     Audit {
         created_at: i64,
         generation_id: String,
@@ -46,6 +47,7 @@ impl std::fmt::Debug for Item {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Item::Settle(s) => write!(f, "Settle({})", s.record.id),
+            Item::Content(c) => write!(f, "Content({})", c.id),
             Item::Audit { generation_id, .. } => write!(f, "Audit({generation_id})"),
             Item::Flush(_) => write!(f, "Flush"),
         }
@@ -79,6 +81,11 @@ impl Recorder {
     /// Queues a generation's settlement.
     pub fn settle(&self, record: GenerationRecord, hold_id: Option<String>) {
         self.send(Item::Settle(Box::new(Settlement { record, hold_id })));
+    }
+
+    /// Queues logged content (already encrypted).
+    pub fn content(&self, row: ContentRow) {
+        self.send(Item::Content(row));
     }
 
     /// Queues an audit record (its body must never hold prompt or completion text).
@@ -130,10 +137,12 @@ impl Writer {
             let n = items.len();
             let mut flushes = Vec::new();
             let mut settlements = Vec::new();
+            let mut contents = Vec::new();
             let mut audits = Vec::new();
             for item in items.drain(..) {
                 match item {
                     Item::Settle(s) => settlements.push(*s),
+                    Item::Content(c) => contents.push(c),
                     Item::Audit {
                         created_at,
                         generation_id,
@@ -143,7 +152,7 @@ impl Writer {
                     Item::Flush(done) => flushes.push(done),
                 }
             }
-            self.write(&settlements, &audits).await;
+            self.write(&settlements, &contents, &audits).await;
             self.depth.fetch_sub(n as i64, Ordering::Relaxed);
             for done in flushes {
                 let _ = done.send(());
@@ -176,9 +185,10 @@ impl Writer {
     async fn write(
         &mut self,
         settlements: &[Settlement],
+        contents: &[ContentRow],
         audits: &[(i64, String, Option<String>, Value)],
     ) {
-        if settlements.is_empty() && audits.is_empty() {
+        if settlements.is_empty() && contents.is_empty() && audits.is_empty() {
             return;
         }
         let mut delay = Duration::from_millis(50);
@@ -217,7 +227,13 @@ impl Writer {
             }
             match self
                 .store
-                .write_batch(settlements, &rows, head.as_ref(), self.clock.now_ms())
+                .write_batch(
+                    settlements,
+                    contents,
+                    &rows,
+                    head.as_ref(),
+                    self.clock.now_ms(),
+                )
                 .await
             {
                 Ok(()) => {

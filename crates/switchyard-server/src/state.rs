@@ -13,8 +13,10 @@ use switchyard_store::{KeyRecord, Store};
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::content::ContentCipher;
 use crate::error::ApiError;
 use crate::recorder::Recorder;
+use crate::settings::SettingsCache;
 
 /// Where time comes from: the system clock, or a fixed instant that tests move.
 #[derive(Debug, Clone)]
@@ -56,6 +58,10 @@ pub struct AppState {
     pub recorder: Recorder,
     /// Key signing the audit chain's anchors, when configured.
     pub audit_key: Option<Vec<u8>>,
+    /// Cipher for logged prompts, when a content key is configured.
+    pub content_cipher: Option<ContentCipher>,
+    /// Account settings, cached briefly.
+    pub settings: SettingsCache,
 }
 
 impl std::fmt::Debug for AppState {
@@ -81,6 +87,10 @@ impl AppState {
             .filter(|k| !k.is_empty())
             .map(|k| k.as_bytes().to_vec());
         let store_for_recorder = store.clone();
+        let content_cipher = secrets
+            .get(&config.prompt_logging.key_env)
+            .filter(|k| !k.is_empty())
+            .map(|k| ContentCipher::new(k));
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_idle_timeout(std::time::Duration::from_secs(90))
@@ -95,6 +105,8 @@ impl AppState {
             tasks: TaskTracker::new(),
             recorder: Recorder::spawn(store_for_recorder, audit_key.clone(), clock.clone()),
             audit_key,
+            content_cipher,
+            settings: SettingsCache::default(),
             clock,
         })
     }

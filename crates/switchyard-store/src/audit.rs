@@ -14,6 +14,21 @@ pub struct Settlement {
     pub hold_id: Option<String>,
 }
 
+/// Logged content of a generation, already encrypted by the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentRow {
+    /// Generation id.
+    pub id: String,
+    /// Owning account.
+    pub account_id: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Hex nonce.
+    pub nonce: String,
+    /// Hex ciphertext.
+    pub ciphertext: String,
+}
+
 /// One audit record, already chained by the writer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRow {
@@ -62,6 +77,7 @@ impl Store {
     pub async fn write_batch(
         &self,
         settlements: &[Settlement],
+        contents: &[ContentRow],
         audit: &[AuditRow],
         head: Option<&Anchor>,
         now_ms: i64,
@@ -69,6 +85,19 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for s in settlements {
             Self::settle_in(&mut tx, &s.record, s.hold_id.as_deref()).await?;
+        }
+        for c in contents {
+            sqlx::query(
+                "INSERT INTO generation_content (id, account_id, created_at, nonce, ciphertext) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&c.id)
+            .bind(&c.account_id)
+            .bind(c.created_at)
+            .bind(&c.nonce)
+            .bind(&c.ciphertext)
+            .execute(&mut *tx)
+            .await?;
         }
         for r in audit {
             sqlx::query(
@@ -214,5 +243,36 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(removed)
+    }
+
+    /// Logged content of a generation, if any.
+    pub async fn content(&self, id: &str) -> StoreResult<Option<ContentRow>> {
+        let row = sqlx::query(
+            "SELECT id, account_id, created_at, nonce, ciphertext FROM generation_content WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| -> StoreResult<ContentRow> {
+            Ok(ContentRow {
+                id: r.try_get("id")?,
+                account_id: r.try_get("account_id")?,
+                created_at: r.try_get("created_at")?,
+                nonce: r.try_get("nonce")?,
+                ciphertext: r.try_get("ciphertext")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Deletes logged content created before `before_ms`; returns how many rows.
+    pub async fn prune_content(&self, before_ms: i64) -> StoreResult<u64> {
+        Ok(
+            sqlx::query("DELETE FROM generation_content WHERE created_at < $1")
+                .bind(before_ms)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
     }
 }

@@ -22,7 +22,7 @@ use switchyard_core::money::Money;
 use switchyard_core::periods::Periods;
 
 mod audit;
-pub use audit::{AuditRow, Settlement};
+pub use audit::{AuditRow, ContentRow, Settlement};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

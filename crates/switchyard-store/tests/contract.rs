@@ -430,11 +430,17 @@ async fn batched_writes_settle_and_chain_audit_records() {
             record: record.clone(),
             hold_id: Some("g1".into()),
         };
-        s.write_batch(std::slice::from_ref(&settlement), &rows, Some(&head), NOW)
-            .await
-            .expect("batch");
+        s.write_batch(
+            std::slice::from_ref(&settlement),
+            &[],
+            &rows,
+            Some(&head),
+            NOW,
+        )
+        .await
+        .expect("batch");
         // A retried batch charges nothing twice (its audit rows would conflict: retry settles only).
-        s.write_batch(&[settlement], &[], None, NOW)
+        s.write_batch(&[settlement], &[], &[], None, NOW)
             .await
             .expect("retry");
         let a = s.account("acct").await.expect("read").expect("exists");
@@ -475,7 +481,9 @@ async fn batched_writes_settle_and_chain_audit_records() {
         assert_eq!(c.signature, format!("2:{}", rows[1].hash), "{name}");
         // A duplicate seq is refused: the chain is append-only.
         assert!(
-            s.write_batch(&[], &rows[2..], None, NOW).await.is_err(),
+            s.write_batch(&[], &[], &rows[2..], None, NOW)
+                .await
+                .is_err(),
             "{name}"
         );
     }

@@ -200,7 +200,10 @@ async fn main() -> anyhow::Result<()> {
                 .providers()
                 .iter()
                 .filter_map(|p| p.api_key_env.clone())
-                .chain(std::iter::once(config.audit.key_env.clone()))
+                .chain([
+                    config.audit.key_env.clone(),
+                    config.prompt_logging.key_env.clone(),
+                ])
                 .filter_map(|env| std::env::var(&env).ok().map(|v| (env, v)))
                 .collect();
             if !secrets.contains_key(&config.audit.key_env) {

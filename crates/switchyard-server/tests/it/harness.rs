@@ -145,10 +145,13 @@ impl Builder {
             .iter()
             .filter_map(|p| p.api_key_env.clone())
             .map(|env| (env.clone(), format!("secret-{env}")))
-            .chain(std::iter::once((
-                self.config.audit.key_env.clone(),
-                AUDIT_KEY.to_owned(),
-            )))
+            .chain([
+                (self.config.audit.key_env.clone(), AUDIT_KEY.to_owned()),
+                (
+                    self.config.prompt_logging.key_env.clone(),
+                    "test-content-key".to_owned(),
+                ),
+            ])
             .collect();
         let clock = Clock::Manual(Arc::new(AtomicI64::new(now)));
         let state =

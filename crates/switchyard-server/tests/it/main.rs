@@ -4,6 +4,7 @@
 mod api;
 mod audit;
 mod chat;
+mod content;
 mod harness;
 mod messages;
 mod metrics;
