@@ -137,7 +137,8 @@ def gateway(upstream):
         f.write(CATALOG.format(url=url))
     with open(os.path.join(tmp, "switchyard.toml"), "w") as f:
         f.write(f'[server]\nlisten = "127.0.0.1:0"\nkeepalive_secs = 30\n[store]\nurl = "sqlite://{tmp}/gw.db"\n[catalog]\npath = "{tmp}/catalog.toml"\n')
-    env = dict(os.environ, NO_COLOR="1", MOCK_PROVIDER_KEY="mock-secret", SWITCHYARD_LOG="info")
+    # The most verbose level: the scan at the end proves that even trace logs hold no secret.
+    env = dict(os.environ, NO_COLOR="1", MOCK_PROVIDER_KEY="mock-secret", SWITCHYARD_LOG="trace")
     cfg = ["--config", os.path.join(tmp, "switchyard.toml")]
     subprocess.run([BINARY, *cfg, "credits", "add", "10"], check=True, env=env, capture_output=True)
     key = subprocess.run([BINARY, *cfg, "keys", "create", "--name", "compat"], check=True, env=env,
@@ -152,7 +153,40 @@ def gateway(upstream):
             address = m.group(1)
             break
     assert address, "gateway did not start"
-    threading.Thread(target=lambda: [logs.write(l) for l in process.stderr], daemon=True).start()
+    pump = threading.Thread(target=lambda: [logs.write(l) for l in process.stderr], daemon=True)
+    pump.start()
     yield Gateway(f"http://{address}", key, process, logs)
     process.terminate()
     process.wait(timeout=30)
+    pump.join(timeout=10)
+    logs.flush()
+    logs.seek(0)
+    _scan_logs(logs.read(), key)
+
+
+def _texts(value):
+    """Every string inside a JSON value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for v in value:
+            yield from _texts(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _texts(v)
+
+
+def _scan_logs(text, key):
+    """The gateway's logs after the whole suite: no client key, provider key, Authorization
+    header, nor any prompt text that the mock upstream received."""
+    lowered = text.lower()
+    assert "address=" in text, "the gateway's logs were not captured"
+    needles = {"client key": key, "client key hex": key[len("sk-or-v1-"):], "provider key": "mock-secret",
+               "authorization header": "bearer "}
+    for request in MockUpstream.requests:
+        for message in request["body"].get("messages", []):
+            for t in _texts(message.get("content")):
+                if len(t) >= 12:
+                    needles[f"prompt {t[:20]!r}"] = t
+    for what, needle in needles.items():
+        assert needle.lower() not in lowered, f"{what} appears in the gateway's logs"

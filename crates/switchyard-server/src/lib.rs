@@ -240,6 +240,23 @@ pub fn router(state: SharedState) -> Router {
         .with_state(state)
 }
 
+/// Dependencies that log request and response details (headers, bodies, SQL) below `info`; they
+/// are capped whatever filter the operator sets, so that keys and prompts never reach the logs.
+const LOG_CAPS: &str = "hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,tower_http=info,axum=info,sqlx=warn";
+
+/// The log filter for an operator's `SWITCHYARD_LOG` value (default `info`), with the caps of
+/// [`LOG_CAPS`] applied after it.
+pub fn log_filter(spec: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let spec = spec
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("info");
+    tracing_subscriber::EnvFilter::try_new(format!("{spec},{LOG_CAPS}")).unwrap_or_else(|e| {
+        eprintln!("SWITCHYARD_LOG={spec:?} is not a valid filter ({e}); using info");
+        tracing_subscriber::EnvFilter::new(format!("info,{LOG_CAPS}"))
+    })
+}
+
 /// Applies the retention windows every hour: audit records behind a signed checkpoint, logged
 /// content outright.
 async fn prune_periodically(state: SharedState) {

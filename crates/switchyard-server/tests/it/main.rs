@@ -6,6 +6,7 @@ mod audit;
 mod chat;
 mod content;
 mod harness;
+mod logs;
 mod messages;
 mod metrics;
 mod mock;
