@@ -35,6 +35,8 @@ class MockUpstream(BaseHTTPRequestHandler):
         MockUpstream.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
         if self.path.endswith("/messages"):
             return self._anthropic(body)
+        if ":generateContent" in self.path or ":streamGenerateContent" in self.path:
+            return self._gemini(body, stream=":streamGenerateContent" in self.path)
         if body.get("tools"):
             message = {"role": "assistant", "content": None, "tool_calls": [{
                 "id": "call_1", "type": "function",
@@ -76,16 +78,80 @@ class MockUpstream(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def _anthropic(self, body):
-        payload = json.dumps({"id": "msg_mock", "type": "message", "role": "assistant", "model": body.get("model"),
-                              "content": [{"type": "text", "text": "Hello from the mock"}],
-                              "stop_reason": "end_turn", "stop_sequence": None,
-                              "usage": {"input_tokens": 12, "output_tokens": 5}}).encode()
+    def _send_json(self, payload):
+        data = json.dumps(payload).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(payload)))
+        self.send_header("content-length", str(len(data)))
         self.end_headers()
-        self.wfile.write(payload)
+        self.wfile.write(data)
+
+    def _send_sse(self, frames):
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("connection", "close")
+        self.end_headers()
+        for frame in frames:
+            self.wfile.write(frame.encode())
+            self.wfile.flush()
+        self.close_connection = True
+
+    def _anthropic(self, body):
+        """Anthropic's Messages API: text, or a tool_use when tools are offered; SSE events when
+        streamed."""
+        tool = body["tools"][0]["name"] if body.get("tools") else None
+        usage = {"input_tokens": 12, "output_tokens": 5}
+        if not body.get("stream"):
+            if tool:
+                content = [{"type": "tool_use", "id": "toolu_1", "name": tool, "input": {"city": "Paris"}}]
+            else:
+                content = [{"type": "text", "text": "Hello from the mock"}]
+            return self._send_json({"id": "msg_mock", "type": "message", "role": "assistant", "model": body.get("model"),
+                                    "content": content, "stop_reason": "tool_use" if tool else "end_turn",
+                                    "stop_sequence": None, "usage": usage})
+        def ev(kind, data):
+            data["type"] = kind
+            return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+        frames = [ev("message_start", {"message": {"id": "msg_mock", "type": "message", "role": "assistant",
+                                                   "model": body.get("model"), "content": [], "stop_reason": None,
+                                                   "stop_sequence": None, "usage": {"input_tokens": 12, "output_tokens": 1}}}),
+                  ev("ping", {})]
+        if tool:
+            frames.append(ev("content_block_start", {"index": 0, "content_block": {"type": "tool_use", "id": "toolu_1", "name": tool, "input": {}}}))
+            for part in ['{"city": ', '"Paris"}']:
+                frames.append(ev("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta", "partial_json": part}}))
+        else:
+            frames.append(ev("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}))
+            for piece in ["Hello ", "from ", "the ", "mock"]:
+                frames.append(ev("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}}))
+        frames.append(ev("content_block_stop", {"index": 0}))
+        frames.append(ev("message_delta", {"delta": {"stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None},
+                                           "usage": {"output_tokens": 5}}))
+        frames.append(ev("message_stop", {}))
+        self._send_sse(frames)
+
+    def _gemini(self, body, stream):
+        """Google AI Studio's generateContent: text, or a functionCall when tools are offered."""
+        decls = (body.get("tools") or [{}])[0].get("functionDeclarations") or []
+        usage = {"promptTokenCount": 12, "candidatesTokenCount": 5, "totalTokenCount": 17}
+        if decls:
+            parts = [{"functionCall": {"name": decls[0]["name"], "args": {"city": "Paris"}}}]
+            pieces = [parts]
+        else:
+            pieces = [[{"text": p}] for p in ["Hello ", "from ", "the ", "mock"]]
+        if not stream:
+            merged = [{"text": "Hello from the mock"}] if not decls else pieces[0]
+            return self._send_json({"candidates": [{"content": {"role": "model", "parts": merged}, "finishReason": "STOP", "index": 0}],
+                                    "usageMetadata": usage, "modelVersion": "gemini-mock", "responseId": "resp-mock"})
+        frames = []
+        for i, parts in enumerate(pieces):
+            chunk = {"candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}],
+                     "modelVersion": "gemini-mock", "responseId": "resp-mock"}
+            if i == len(pieces) - 1:
+                chunk["candidates"][0]["finishReason"] = "STOP"
+                chunk["usageMetadata"] = usage
+            frames.append(f"data: {json.dumps(chunk)}\r\n\r\n")
+        self._send_sse(frames)
 
 
 CATALOG = """
@@ -96,6 +162,44 @@ kind = "openai"
 base_url = "{url}"
 api_key_env = "MOCK_PROVIDER_KEY"
 data_policy = {{ training = false, retains_prompts = false, zdr = true }}
+
+[[providers]]
+slug = "mock-anthropic"
+name = "Mock Anthropic"
+kind = "anthropic"
+base_url = "{url}"
+api_key_env = "MOCK_PROVIDER_KEY"
+data_policy = {{ training = false, retains_prompts = false, zdr = true }}
+
+[[providers]]
+slug = "mock-gemini"
+name = "Mock Gemini"
+kind = "gemini"
+base_url = "{url}"
+api_key_env = "MOCK_PROVIDER_KEY"
+data_policy = {{ training = false, retains_prompts = false, zdr = true }}
+
+[[models]]
+id = "mock/claude"
+name = "Mock: Claude"
+context_length = 32000
+
+[[models.endpoints]]
+provider = "mock-anthropic"
+upstream_model = "claude-mock"
+max_completion_tokens = 1000
+pricing = {{ prompt = "0.000003", completion = "0.000015" }}
+
+[[models]]
+id = "mock/gemini"
+name = "Mock: Gemini"
+context_length = 32000
+
+[[models.endpoints]]
+provider = "mock-gemini"
+upstream_model = "gemini-mock"
+max_completion_tokens = 1000
+pricing = {{ prompt = "0.000001", completion = "0.000004" }}
 
 [[models]]
 id = "mock/chat"
