@@ -91,4 +91,6 @@ def test_unknown_model_is_a_400(client):
 
 def test_models_list(client):
     models = client.models.list()
-    assert [m.id for m in models.data] == ["mock/chat"]
+    # The catalogue's order: mock/claude, mock/gemini, mock/chat.
+    assert [m.id for m in models.data] == ["mock/claude", "mock/gemini", "mock/chat"]
+    assert all(m.object == "model" for m in models.data)
