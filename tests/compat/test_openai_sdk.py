@@ -93,4 +93,3 @@ def test_models_list(client):
     models = client.models.list()
     # The catalogue's order: mock/claude, mock/gemini, mock/chat.
     assert [m.id for m in models.data] == ["mock/claude", "mock/gemini", "mock/chat"]
-    assert all(m.object == "model" for m in models.data)
