@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod classification;
 pub mod chat;
 pub mod error;
 pub mod keys;

@@ -2,8 +2,10 @@
 //! overrides, validated all at once.
 
 use std::collections::BTreeMap;
+
 use std::net::SocketAddr;
 use std::time::Duration;
+use switchyard_core::classification::Classification;
 
 use serde::Deserialize;
 
@@ -21,6 +23,9 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Prompt and completion logging (per-account opt-in).
     pub prompt_logging: PromptLoggingConfig,
+    /// Data classifications beyond (or overriding) the built-in `public`, `internal`,
+    /// `confidential` and `restricted`: `[data_classifications.NAME]`.
+    pub data_classifications: std::collections::BTreeMap<String, Classification>,
 }
 
 /// `[server]`.

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use switchyard_core::audit;
 use switchyard_core::catalog::{Catalog, Endpoint, Model, Provider};
 use switchyard_core::chat::ChatRequest;
+use switchyard_core::classification;
 use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
 use switchyard_core::money::Money;
 use switchyard_core::pricing::{self, Usage};
@@ -130,6 +131,9 @@ struct AttemptRecord {
     error: Option<UpstreamError>,
 }
 
+/// Header naming the data classification of a request's content.
+pub const CLASSIFICATION_HEADER: &str = "x-switchyard-data-classification";
+
 /// The API shape a client speaks: the request came in, and the answer goes out, in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -142,6 +146,7 @@ pub enum Format {
 /// Everything known about a request once it is planned and held.
 struct Prepared {
     format: Format,
+    classification: Option<String>,
     settings: Arc<AccountSettings>,
     prompt_sha256: String,
     state: SharedState,
@@ -244,7 +249,16 @@ async fn prepare(
         sticky_provider: None,
         random: rand::thread_rng().gen::<f64>(),
     };
-    let plan = routing::plan(
+    let requested_class = headers
+        .get(CLASSIFICATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let classification = state
+        .classifications
+        .resolve(settings.data_classification.as_deref(), requested_class)
+        .map_err(|m| ApiError::bad_request(m).with_generation(&generation_id))?;
+    let mut plan = routing::plan(
         &request,
         &catalog,
         &HealthSnapshot::default(),
@@ -252,6 +266,21 @@ async fn prepare(
         &context,
     )
     .map_err(|e| route_error(e).with_generation(&generation_id))?;
+    if let Some((name, c)) = classification {
+        classification::restrict(&mut plan, &catalog, c);
+        if plan.candidates.is_empty() {
+            let message = format!(
+                "No endpoint of the requested models is allowed for data classified {name:?}: see availability.excluded"
+            );
+            return Err(route_error(RouteError::NoEndpoints {
+                code: "privacy_restricted",
+                message,
+                plan: Box::new(plan),
+            })
+            .with_generation(&generation_id));
+        }
+    }
+    let classification = classification.map(|(name, _)| name.to_ascii_lowercase());
 
     // Hold the most any candidate could cost; at least one pico-dollar, so that an account
     // without credits is refused even for free models.
@@ -310,6 +339,7 @@ async fn prepare(
     }
     Ok(Prepared {
         format,
+        classification,
         settings,
         prompt_sha256,
         hold: HoldGuard {
@@ -653,7 +683,7 @@ impl Prepared {
                 "data_policy": r.provider.data_policy,
             })),
             "guardrails": [],
-            "data_classification": Value::Null,
+            "data_classification": self.classification,
             "routing": {"candidates": candidates, "excluded": excluded, "attempts": attempts},
             "prompt_sha256": self.prompt_sha256,
             "completion_sha256": completion_sha256,
@@ -823,7 +853,7 @@ pub fn audit_refusal(
         "requested_model": request.and_then(|r| r.model.clone()),
         "served": Value::Null,
         "guardrails": [],
-        "data_classification": Value::Null,
+        "data_classification": headers.get(CLASSIFICATION_HEADER).and_then(|v| v.to_str().ok()),
         "routing": e.metadata.as_ref().and_then(|m| m.get("excluded_by")).cloned(),
         "prompt_sha256": match request {
             Some(r) => r.prompt_sha256.clone(),

@@ -27,6 +27,8 @@ pub struct AccountSettings {
     pub ignored_providers: Vec<String>,
     /// Store prompts and completions, encrypted, for `/api/v1/generation/content`.
     pub prompt_logging: bool,
+    /// Data classification applied to every request of the account (requests may tighten it).
+    pub data_classification: Option<String>,
 }
 
 impl AccountSettings {

@@ -12,6 +12,8 @@ use switchyard_core::keys::{hash_key, is_well_formed};
 use switchyard_store::{KeyRecord, Store};
 use tokio_util::task::TaskTracker;
 
+use switchyard_core::classification::Classifications;
+
 use crate::config::Config;
 use crate::content::ContentCipher;
 use crate::error::ApiError;
@@ -62,6 +64,8 @@ pub struct AppState {
     pub content_cipher: Option<ContentCipher>,
     /// Account settings, cached briefly.
     pub settings: SettingsCache,
+    /// Data classifications: the built-ins and the operator's.
+    pub classifications: Classifications,
 }
 
 impl std::fmt::Debug for AppState {
@@ -87,6 +91,7 @@ impl AppState {
             .filter(|k| !k.is_empty())
             .map(|k| k.as_bytes().to_vec());
         let store_for_recorder = store.clone();
+        let classifications = Classifications::with(config.data_classifications.clone());
         let content_cipher = secrets
             .get(&config.prompt_logging.key_env)
             .filter(|k| !k.is_empty())
@@ -107,6 +112,7 @@ impl AppState {
             audit_key,
             content_cipher,
             settings: SettingsCache::default(),
+            classifications,
             clock,
         })
     }

@@ -4,6 +4,7 @@
 mod api;
 mod audit;
 mod chat;
+mod classification;
 mod content;
 mod harness;
 mod logs;
