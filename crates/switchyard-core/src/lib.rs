@@ -6,6 +6,7 @@
 //! - [`chat`]: the canonical chat request, parsed and validated.
 //! - [`pricing`]: cost of a generation and the hold a request needs.
 //! - [`routing`]: which endpoints may serve a request, in which order.
+//! - [`health`]: endpoint outcomes, circuit breakers, performance statistics, sticky sessions.
 //! - [`error`]: upstream error classification and the contract's error types.
 //! - [`keys`]: key format, hashing and masking.
 //! - [`audit`]: the tamper-evident audit chain (canonical encoding, hashing, verification).
@@ -16,9 +17,10 @@
 
 pub mod audit;
 pub mod catalog;
-pub mod classification;
 pub mod chat;
+pub mod classification;
 pub mod error;
+pub mod health;
 pub mod keys;
 pub mod money;
 pub mod periods;
