@@ -557,3 +557,234 @@ impl StickySessions {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: &str = "x/m";
+    const T: &str = "p";
+
+    fn ok(tracker: &HealthTracker, at: i64) {
+        tracker.record_success(M, T, at, Some(100.0), Some(50.0));
+    }
+
+    fn fail(tracker: &HealthTracker, at: i64) {
+        tracker.record_failure(M, T, at);
+    }
+
+    #[test]
+    fn breaker_transitions() {
+        // (script of outcomes as (time, success)), then the expected circuit at a time.
+        type Case = (&'static str, Vec<(i64, bool)>, i64, CircuitState);
+        let cases: Vec<Case> = vec![
+            ("no data", vec![], 0, CircuitState::Closed),
+            (
+                "four failures stay closed",
+                (0..4).map(|i| (i * 10, false)).collect(),
+                50,
+                CircuitState::Closed,
+            ),
+            (
+                "five consecutive failures open",
+                (0..5).map(|i| (i * 10, false)).collect(),
+                100,
+                CircuitState::Open,
+            ),
+            (
+                "open until the cool-down ends",
+                (0..5).map(|i| (i * 10, false)).collect(),
+                40 + 30_000,
+                CircuitState::HalfOpen,
+            ),
+            (
+                "a success in between resets the consecutive count",
+                vec![
+                    (0, false),
+                    (1, false),
+                    (2, true),
+                    (3, true),
+                    (4, true),
+                    (5, true),
+                    (6, false),
+                    (7, false),
+                ],
+                10,
+                CircuitState::Closed,
+            ),
+            (
+                "error rate above half with five samples opens",
+                vec![(0, true), (1, false), (2, true), (3, false), (4, false)],
+                10,
+                CircuitState::Open,
+            ),
+            (
+                "old failures leave the five-minute window",
+                vec![
+                    (0, false),
+                    (1, false),
+                    (2, false),
+                    (400_000, true),
+                    (400_001, true),
+                    (400_002, false),
+                ],
+                400_010,
+                CircuitState::Closed,
+            ),
+        ];
+        for (name, script, at, expected) in cases {
+            let tracker = HealthTracker::default();
+            for (t, success) in &script {
+                if *success {
+                    ok(&tracker, *t);
+                } else {
+                    fail(&tracker, *t);
+                }
+            }
+            assert_eq!(tracker.circuit(M, T, at), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn half_open_admits_one_probe_and_its_outcome_decides() {
+        let tracker = HealthTracker::default();
+        for i in 0..5 {
+            fail(&tracker, i);
+        }
+        assert!(!tracker.admit(M, T, 1_000));
+        assert!(tracker.snapshot(1_000).get(M, T).circuit_open);
+        let t = 4 + 30_000;
+        // Half-open: routing may use it (last), one probe is admitted.
+        let h = tracker.snapshot(t).get(M, T);
+        assert!(!h.circuit_open && h.degraded);
+        assert!(tracker.admit(M, T, t));
+        assert!(!tracker.admit(M, T, t + 1));
+        assert!(tracker.snapshot(t + 1).get(M, T).circuit_open);
+        // The probe fails: open again for a full cool-down.
+        fail(&tracker, t + 100);
+        assert_eq!(tracker.circuit(M, T, t + 200), CircuitState::Open);
+        assert!(!tracker.admit(M, T, t + 100 + 29_999));
+        let t2 = t + 100 + 30_000;
+        assert!(tracker.admit(M, T, t2));
+        // The probe succeeds: closed, and one failure does not re-open it.
+        ok(&tracker, t2 + 10);
+        assert_eq!(tracker.circuit(M, T, t2 + 10), CircuitState::Closed);
+        fail(&tracker, t2 + 20);
+        assert_eq!(tracker.circuit(M, T, t2 + 20), CircuitState::Closed);
+        assert!(tracker.admit(M, T, t2 + 30));
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_frees_the_slot() {
+        let tracker = HealthTracker::default();
+        for i in 0..5 {
+            fail(&tracker, i);
+        }
+        let t = 30_004;
+        assert!(tracker.admit(M, T, t));
+        assert!(!tracker.admit(M, T, t + 59_999));
+        assert!(tracker.admit(M, T, t + 60_000));
+    }
+
+    #[test]
+    fn degraded_for_thirty_seconds_after_a_failure() {
+        let tracker = HealthTracker::default();
+        ok(&tracker, 0);
+        assert!(!tracker.snapshot(0).get(M, T).degraded);
+        fail(&tracker, 1_000);
+        for (at, degraded) in [(1_000, true), (31_000, true), (31_001, false)] {
+            assert_eq!(tracker.snapshot(at).get(M, T).degraded, degraded, "{at}");
+        }
+        // Unknown endpoints are healthy and unmeasured.
+        assert_eq!(
+            tracker.snapshot(0).get(M, "other"),
+            EndpointHealth::default()
+        );
+    }
+
+    #[test]
+    fn statistics_windows() {
+        let tracker = HealthTracker::default();
+        assert_eq!(tracker.stats(M, T, 0), EndpointStats::UNMEASURED);
+        let start = 10 * 24 * 60 * MINUTE_MS;
+        // An hour ago: 4 failures. In the last 30 minutes: 9 successes with latencies 100..900.
+        for i in 0..4 {
+            fail(&tracker, start - 60 * MINUTE_MS + i);
+        }
+        for i in 1..=9 {
+            let at = start - 20 * MINUTE_MS + i64::from(i) * 1_000;
+            tracker.record_success(M, T, at, Some(f64::from(i) * 100.0), Some(f64::from(i)));
+        }
+        fail(&tracker, start - MINUTE_MS);
+        let s = tracker.stats(M, T, start);
+        let latency = s.latency_last_30m.expect("measured");
+        assert_eq!(
+            (latency.p50, latency.p90, latency.p99),
+            (500.0, 900.0, 900.0)
+        );
+        assert_eq!(s.throughput_last_30m.map(|q| q.p50), Some(5.0));
+        assert_eq!(s.uptime_last_5m, Some(0.0));
+        assert_eq!(s.uptime_last_30m, Some(90.0));
+        assert_eq!(s.uptime_last_1d, Some(9.0 * 100.0 / 14.0));
+        // Routing sees the same percentiles.
+        let h = tracker.snapshot(start).get(M, T);
+        assert_eq!(h.latency_ms.map(|q| q.p50), Some(500.0));
+        // A day later everything has aged out.
+        let later = start + 25 * 60 * MINUTE_MS;
+        let s = tracker.stats(M, T, later);
+        assert_eq!(s.latency_last_30m, None);
+        assert_eq!(s.uptime_last_1d, None);
+        tracker.prune(later);
+        assert!(tracker.snapshot(later).endpoints.is_empty());
+    }
+
+    #[test]
+    fn quantiles_use_nearest_rank() {
+        assert_eq!(quantiles(&mut []), None);
+        let q = quantiles(&mut [3.0]).expect("one");
+        assert_eq!(q, Quantiles::constant(3.0));
+        let mut values: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        let q = quantiles(&mut values).expect("many");
+        assert_eq!((q.p50, q.p75, q.p90, q.p99), (50.0, 75.0, 90.0, 99.0));
+    }
+
+    #[test]
+    fn sticky_sessions_expire_after_idle_time() {
+        let sessions = StickySessions::new(10 * MINUTE_MS, 2);
+        assert_eq!(sessions.get("s", 0), None);
+        sessions.record("s", "openai", 0);
+        assert_eq!(sessions.get("s", 9 * MINUTE_MS).as_deref(), Some("openai"));
+        // The hit refreshed the timer.
+        assert_eq!(sessions.get("s", 18 * MINUTE_MS).as_deref(), Some("openai"));
+        assert_eq!(sessions.get("s", 28 * MINUTE_MS + 1), None);
+        // Capacity: the least recently used goes.
+        sessions.record("a", "x", 0);
+        sessions.record("b", "y", 1);
+        sessions.record("c", "z", 2);
+        assert_eq!(sessions.len(), 2);
+        assert_eq!(sessions.get("a", 3), None);
+        assert_eq!(sessions.get("c", 3).as_deref(), Some("z"));
+        sessions.forget("c");
+        sessions.prune(20 * MINUTE_MS);
+        assert!(sessions.is_empty());
+    }
+
+    #[test]
+    fn the_tracker_is_shared_between_threads() {
+        let tracker = std::sync::Arc::new(HealthTracker::default());
+        let handles: Vec<_> = (0..4)
+            .map(|n| {
+                let t = std::sync::Arc::clone(&tracker);
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        t.record_success(M, T, i64::from(n) * 1_000 + i, Some(1.0), None);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread");
+        }
+        assert_eq!(tracker.stats(M, T, 5_000).uptime_last_5m, Some(100.0));
+    }
+}
