@@ -198,7 +198,12 @@ pub async fn models(
     ))
 }
 
-fn endpoint_json(m: &Model, e: &Endpoint, provider_name: &str) -> Value {
+fn endpoint_json(
+    m: &Model,
+    e: &Endpoint,
+    provider_name: &str,
+    stats: &switchyard_core::health::EndpointStats,
+) -> Value {
     json!({
         "name": format!("{provider_name} | {}", m.id),
         "model_id": m.id,
@@ -210,15 +215,16 @@ fn endpoint_json(m: &Model, e: &Endpoint, provider_name: &str) -> Value {
         "max_prompt_tokens": e.max_prompt_tokens,
         "quantization": e.quantization,
         "pricing": pricing_json(&e.pricing),
-        "status": 0,
+        // 0 when serving, -1 while the circuit breaker keeps requests away.
+        "status": if stats.circuit == switchyard_core::health::CircuitState::Open { -1 } else { 0 },
         "service_tier": e.service_tier,
         "supported_parameters": e.supported_parameters,
         "supports_implicit_caching": e.supports_implicit_caching,
-        "uptime_last_5m": Value::Null,
-        "uptime_last_30m": Value::Null,
-        "uptime_last_1d": Value::Null,
-        "latency_last_30m": Value::Null,
-        "throughput_last_30m": Value::Null,
+        "uptime_last_5m": stats.uptime_last_5m,
+        "uptime_last_30m": stats.uptime_last_30m,
+        "uptime_last_1d": stats.uptime_last_1d,
+        "latency_last_30m": stats.latency_last_30m,
+        "throughput_last_30m": stats.throughput_last_30m,
     })
 }
 
@@ -239,7 +245,8 @@ pub async fn model_endpoints(
             let name = catalog
                 .provider(&e.provider)
                 .map_or(e.provider.as_str(), |p| p.name.as_str());
-            endpoint_json(model, e, name)
+            let stats = state.health.stats(&model.id, &e.tag, state.now_ms());
+            endpoint_json(model, e, name, &stats)
         })
         .collect();
     Ok(Json(json!({"data": {

@@ -29,7 +29,7 @@ use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
 use switchyard_core::money::Money;
 use switchyard_core::pricing::{self, Usage};
 use switchyard_core::routing::{
-    self, Candidate, HealthSnapshot, Policy, RouteContext, RouteError, RoutePlan,
+    self, Candidate, Exclusion, Policy, RouteContext, RouteError, RoutePlan,
 };
 use switchyard_providers::messages_api::{self, StreamTranscoder};
 use switchyard_providers::{codec_for, StreamEvent, Target};
@@ -129,6 +129,38 @@ struct AttemptRecord {
     model: String,
     status: u16,
     error: Option<UpstreamError>,
+}
+
+/// Drops endpoints whose provider may train on prompts unless the account allows training for
+/// that kind of endpoint (paid or free).
+fn restrict_training(plan: &mut RoutePlan, catalog: &Catalog, settings: &AccountSettings) {
+    if settings.allow_training_paid && settings.allow_training_free {
+        return;
+    }
+    let mut kept = Vec::with_capacity(plan.candidates.len());
+    for c in plan.candidates.drain(..) {
+        let refused = resolve(catalog, &c).is_some_and(|r| {
+            let free = r.endpoint.pricing.prompt.amount.is_zero()
+                && r.endpoint.pricing.completion.amount.is_zero();
+            let allowed = if free {
+                settings.allow_training_free
+            } else {
+                settings.allow_training_paid
+            };
+            r.provider.data_policy.training && !allowed
+        });
+        if refused {
+            plan.excluded.push(Exclusion {
+                model: c.model,
+                provider: c.provider,
+                tag: c.tag,
+                reason: routing::reasons::TRAINING.to_owned(),
+            });
+        } else {
+            kept.push(c);
+        }
+    }
+    plan.candidates = kept;
 }
 
 /// Header naming the data classification of a request's content.
@@ -245,10 +277,15 @@ async fn prepare(
         .await
         .map_err(|e| ApiError::from(e).with_generation(&generation_id))?;
     let catalog = state.catalog();
+    let session = request
+        .session_id
+        .clone()
+        .or_else(|| attribution.session_id.clone());
     let context = RouteContext {
-        sticky_provider: None,
+        sticky_provider: session.as_deref().and_then(|s| state.sessions.get(s, now)),
         random: rand::thread_rng().gen::<f64>(),
     };
+    let health = state.health_snapshot();
     let requested_class = headers
         .get(CLASSIFICATION_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -258,14 +295,24 @@ async fn prepare(
         .classifications
         .resolve(settings.data_classification.as_deref(), requested_class)
         .map_err(|m| ApiError::bad_request(m).with_generation(&generation_id))?;
-    let mut plan = routing::plan(
-        &request,
-        &catalog,
-        &HealthSnapshot::default(),
-        &Policy::default(),
-        &context,
-    )
-    .map_err(|e| route_error(e).with_generation(&generation_id))?;
+    // Training is judged here, paid and free apart; the rest of the account policy in routing.
+    let policy = Policy {
+        deny_training: false,
+        zdr_only: settings.zdr_only,
+        allowed_providers: settings.allowed_providers.clone(),
+        ignored_providers: settings.ignored_providers.clone(),
+    };
+    let mut plan = routing::plan(&request, &catalog, &health, &policy, &context)
+        .map_err(|e| route_error(e).with_generation(&generation_id))?;
+    restrict_training(&mut plan, &catalog, &settings);
+    if plan.candidates.is_empty() {
+        return Err(route_error(RouteError::NoEndpoints {
+            code: "privacy_restricted",
+            message: "No endpoint of the requested models satisfies this account's data policy (training is not allowed): see availability.excluded".to_owned(),
+            plan: Box::new(plan),
+        })
+        .with_generation(&generation_id));
+    }
     if let Some((name, c)) = classification {
         classification::restrict(&mut plan, &catalog, c);
         if plan.candidates.is_empty() {
@@ -377,6 +424,25 @@ impl Prepared {
             let Some(r) = resolve(&catalog, &candidate) else {
                 continue;
             };
+            // An endpoint whose circuit opened since the plan, or whose probe slot is taken,
+            // is skipped.
+            if !self
+                .state
+                .health
+                .admit(&r.model.id, &r.endpoint.tag, self.state.now_ms())
+            {
+                last = Some(
+                    ApiError::new(
+                        503,
+                        format!(
+                            "{} is failing and temporarily not sent requests (circuit open); try again shortly",
+                            r.provider.name
+                        ),
+                    )
+                    .with_metadata("provider_name", json!(r.provider.name)),
+                );
+                continue;
+            }
             let result = self.send(&r).await;
             let outcome = match &result {
                 Ok(_) => "ok",
@@ -412,6 +478,9 @@ impl Prepared {
                         status: err.status.unwrap_or(err.client_status()),
                         error: Some(err.clone()),
                     });
+                    if err.retryable() || err.kind == UpstreamErrorKind::ProviderAuth {
+                        self.state.record_failure(&r.model.id, &r.endpoint.tag);
+                    }
                     let api = ApiError::upstream(&err, &r.provider.name);
                     if !err.retryable() {
                         return Err(self.finish_error(api));
@@ -594,6 +663,27 @@ impl Prepared {
             Some(&self.key.key.account_id),
             body,
         );
+    }
+
+    /// Records a served attempt's performance, and the session's provider for sticky routing.
+    fn record_success(&self, r: &Resolved<'_>, ttft: Option<Duration>, completion_tokens: u64) {
+        let now = self.state.now_ms();
+        let total = self.started.elapsed();
+        let ttft_ms = ttft.map(|d| d.as_secs_f64() * 1000.0);
+        let generating = total.saturating_sub(ttft.unwrap_or_default()).as_secs_f64();
+        let tps = (completion_tokens > 0 && generating > 0.0)
+            .then(|| completion_tokens as f64 / generating);
+        self.state
+            .health
+            .record_success(&r.model.id, &r.endpoint.tag, now, ttft_ms, tps);
+        if let Some(session) = self
+            .request
+            .session_id
+            .as_deref()
+            .or(self.attribution.session_id.as_deref())
+        {
+            self.state.sessions.record(session, &r.provider.slug, now);
+        }
     }
 
     /// Logs the prompt and the completion, encrypted, when the account opted in and a content
@@ -925,6 +1015,7 @@ async fn complete(p: &mut Prepared, answer: Answer) -> Result<Response, ApiError
         Ok(c) => c,
         Err(err) => {
             // Nothing reached the client: the hold guard releases the hold.
+            p.state.record_failure(&r.model.id, &r.endpoint.tag);
             let e = p.finish_error(ApiError::upstream(&err, &r.provider.name));
             p.audit_failure(&e);
             return Err(e);
@@ -944,6 +1035,7 @@ async fn complete(p: &mut Prepared, answer: Answer) -> Result<Response, ApiError
         }
     });
     let cost = pricing::cost(&usage, &r.endpoint.pricing).unwrap_or_default();
+    p.record_success(&r, Some(latency), usage.completion_tokens);
     let mut out = Map::new();
     out.insert("id".into(), json!(p.generation_id));
     out.insert("object".into(), json!("chat.completion"));
@@ -1300,6 +1392,11 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
     if let Some((reason, native)) = finish {
         record.finish_reason = reason;
         record.native_finish_reason = native;
+    }
+    match &end {
+        End::Done => p.record_success(&r, first_byte, usage.completion_tokens),
+        End::Failed(_) => p.state.record_failure(&r.model.id, &r.endpoint.tag),
+        End::Cancelled => {}
     }
     match end {
         End::Done => {

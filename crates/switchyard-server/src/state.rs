@@ -3,7 +3,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A health snapshot with when it was taken (wall time, gateway clock).
+type TimedSnapshot = (Option<(Instant, i64)>, Arc<HealthSnapshot>);
+
+/// Age after which the routing health snapshot is recomputed.
+const SNAPSHOT_TTL: Duration = Duration::from_millis(250);
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -13,6 +19,8 @@ use switchyard_store::{KeyRecord, Store};
 use tokio_util::task::TaskTracker;
 
 use switchyard_core::classification::Classifications;
+use switchyard_core::health::{HealthConfig, HealthTracker, StickySessions};
+use switchyard_core::routing::HealthSnapshot;
 
 use crate::config::Config;
 use crate::content::ContentCipher;
@@ -66,6 +74,12 @@ pub struct AppState {
     pub settings: SettingsCache,
     /// Data classifications: the built-ins and the operator's.
     pub classifications: Classifications,
+    /// Per-endpoint outcomes, circuit breakers and performance.
+    pub health: HealthTracker,
+    /// Session id to the provider that served it (sticky routing).
+    pub sessions: StickySessions,
+    /// The last health snapshot and when it was taken.
+    health_snapshot: RwLock<TimedSnapshot>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -113,8 +127,40 @@ impl AppState {
             content_cipher,
             settings: SettingsCache::default(),
             classifications,
+            health: HealthTracker::new(HealthConfig::default()),
+            sessions: StickySessions::default(),
+            health_snapshot: RwLock::new((None, Arc::new(HealthSnapshot::default()))),
             clock,
         })
+    }
+
+    /// The health snapshot routing uses: recomputed at most every 250 ms (percentiles sort
+    /// samples), and at once after a failure was recorded.
+    pub fn health_snapshot(&self) -> Arc<HealthSnapshot> {
+        if let Ok(guard) = self.health_snapshot.read() {
+            let now = self.now_ms();
+            // Fresh in wall time and in the gateway's clock (which tests move by hand).
+            if guard.0.is_some_and(|(at, ms)| {
+                at.elapsed() < SNAPSHOT_TTL
+                    && (now - ms).unsigned_abs() < SNAPSHOT_TTL.as_millis() as u64
+            }) {
+                return Arc::clone(&guard.1);
+            }
+        }
+        let now = self.now_ms();
+        let fresh = Arc::new(self.health.snapshot(now));
+        if let Ok(mut guard) = self.health_snapshot.write() {
+            *guard = (Some((Instant::now(), now)), Arc::clone(&fresh));
+        }
+        fresh
+    }
+
+    /// Records a failed attempt and makes the next request see it.
+    pub fn record_failure(&self, model: &str, tag: &str) {
+        self.health.record_failure(model, tag, self.now_ms());
+        if let Ok(mut guard) = self.health_snapshot.write() {
+            guard.0 = None;
+        }
     }
 
     /// The current catalogue snapshot.

@@ -61,7 +61,22 @@ async fn setup(vault_reply: Reply) -> (MockUpstream, MockUpstream, TestGateway) 
     let gw = TestGateway::builder(catalog(&cheap.url(), &vault.url()))
         .build()
         .await;
+    // The account allows providers that train, so that only classifications restrict here.
+    set_settings(
+        &gw,
+        json!({"allow_training_paid": true, "allow_training_free": true}),
+    )
+    .await;
     (cheap, vault, gw)
+}
+
+async fn set_settings(gw: &TestGateway, settings: Value) {
+    gw.state
+        .store
+        .set_account_settings(ACCOUNT, &settings)
+        .await
+        .expect("settings");
+    gw.state.settings.invalidate(ACCOUNT);
 }
 
 async fn ask(gw: &TestGateway, model: &str, class: Option<&str>) -> (u16, Value) {
@@ -140,12 +155,11 @@ async fn fallbacks_never_escape_the_classification() {
 #[tokio::test]
 async fn a_request_cannot_loosen_its_accounts_classification() {
     let (cheap, _vault, gw) = setup(Reply::Json(200, completion("vault", 1, 1))).await;
-    gw.state
-        .store
-        .set_account_settings(ACCOUNT, &json!({"data_classification": "restricted"}))
-        .await
-        .expect("settings");
-    gw.state.settings.invalidate(ACCOUNT);
+    set_settings(
+        &gw,
+        json!({"allow_training_paid": true, "data_classification": "restricted"}),
+    )
+    .await;
     let (status, body) = ask(&gw, "test/model", Some("public")).await;
     assert_eq!(
         (status, body["provider"].as_str()),
@@ -155,4 +169,49 @@ async fn a_request_cannot_loosen_its_accounts_classification() {
     let (status, _) = ask(&gw, "test/model", None).await;
     assert_eq!(status, 200);
     assert_eq!(cheap.requests().len(), 0);
+}
+
+#[tokio::test]
+async fn account_privacy_settings_filter_routing_and_requests_only_tighten_them() {
+    let (cheap, vault, gw) = setup(Reply::Json(200, completion("vault", 1, 1))).await;
+    // Default settings: providers that may train are not used.
+    set_settings(&gw, json!({})).await;
+    let (status, body) = ask(&gw, "test/model", None).await;
+    assert_eq!(
+        (status, body["provider"].as_str()),
+        (200, Some("Vault")),
+        "{body}"
+    );
+    let (status, body) = ask(&gw, "solo/model", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["availability"]["code"], "privacy_restricted");
+    assert_eq!(
+        body["error"]["availability"]["excluded_by"],
+        json!(["data_policy:training"])
+    );
+    // Allowing training on paid endpoints lets the cheap one serve.
+    set_settings(&gw, json!({"allow_training_paid": true})).await;
+    let (_, body) = ask(&gw, "test/model", None).await;
+    assert_eq!(body["provider"], "Cheap");
+    // Provider deny-list, and a request cannot undo it with `only`.
+    set_settings(
+        &gw,
+        json!({"allow_training_paid": true, "ignored_providers": ["cheap"]}),
+    )
+    .await;
+    let r = gw
+        .post(
+            "/api/v1/chat/completions",
+            json!({"model": "test/model", "provider": {"only": ["cheap"]}, "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 404);
+    // ZDR-only accounts.
+    set_settings(&gw, json!({"allow_training_paid": true, "zdr_only": true})).await;
+    let (_, body) = ask(&gw, "test/model", None).await;
+    assert_eq!(body["provider"], "Vault");
+    assert_eq!(cheap.requests().len(), 1);
+    assert_eq!(vault.requests().len(), 2);
 }

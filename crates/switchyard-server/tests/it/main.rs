@@ -11,3 +11,4 @@ mod logs;
 mod messages;
 mod metrics;
 mod mock;
+mod routing;
