@@ -302,6 +302,19 @@ pub async fn serve(
     metrics::install();
     let app = router(state.clone());
     let pruner = tokio::spawn(prune_periodically(state.clone()));
+    let housekeeping = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            // Old health samples and idle sessions are dropped every minute.
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                let now = state.now_ms();
+                state.health.prune(now);
+                state.sessions.prune(now);
+            }
+        })
+    };
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -327,6 +340,7 @@ pub async fn serve(
         tracing::error!("background settlement did not finish before shutdown");
     }
     pruner.abort();
+    housekeeping.abort();
     state.recorder.flush().await;
     state.store.close().await;
     Ok(())
