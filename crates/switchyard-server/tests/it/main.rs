@@ -3,6 +3,7 @@
 
 mod api;
 mod audit;
+mod byok;
 mod chat;
 mod classification;
 mod content;
