@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, Provider};
+use crate::catalog::{Catalog, Endpoint, Provider};
 use crate::routing::{Exclusion, RoutePlan};
 
 /// What one classification allows.
@@ -22,13 +22,27 @@ pub struct Classification {
     pub require_zdr: bool,
     /// Providers that retain prompts longer than this (or for an unknown time) are refused.
     pub max_retention_days: Option<u32>,
+    /// Free endpoints (zero prompt and completion price) are refused.
+    pub deny_free: bool,
+    /// Only the operator's own provider accounts (BYOK) or zero-retention (self-hosted)
+    /// providers.
+    pub byok_or_zdr_only: bool,
     /// Rank used to pick the strictest of several classifications (higher is stricter).
     pub level: u32,
 }
 
 impl Classification {
-    /// Why this classification refuses a provider, if it does.
-    pub fn refuses(&self, provider: &Provider) -> Option<&'static str> {
+    /// Why this classification refuses an endpoint of a provider, if it does.
+    pub fn refuses(&self, provider: &Provider, endpoint: &Endpoint) -> Option<&'static str> {
+        if self.deny_free
+            && endpoint.pricing.prompt.amount.is_zero()
+            && endpoint.pricing.completion.amount.is_zero()
+        {
+            return Some("data_classification:free");
+        }
+        if self.byok_or_zdr_only && !(provider.byok || provider.data_policy.zdr) {
+            return Some("data_classification:byok_or_zdr");
+        }
         if let Some(allowed) = &self.allowed_providers {
             if !allowed
                 .iter()
@@ -83,6 +97,7 @@ impl Classifications {
             "confidential".to_owned(),
             Classification {
                 deny_training: true,
+                deny_free: true,
                 max_retention_days: Some(30),
                 level: 2,
                 ..Classification::default()
@@ -92,8 +107,8 @@ impl Classifications {
             "restricted".to_owned(),
             Classification {
                 deny_training: true,
-                require_zdr: true,
-                max_retention_days: Some(0),
+                deny_free: true,
+                byok_or_zdr_only: true,
                 level: 3,
                 ..Classification::default()
             },
@@ -142,9 +157,12 @@ impl Classifications {
 pub fn restrict(plan: &mut RoutePlan, catalog: &Catalog, classification: &Classification) {
     let mut kept = Vec::with_capacity(plan.candidates.len());
     for c in plan.candidates.drain(..) {
-        let reason = match catalog.provider(&c.provider) {
-            Some(p) => classification.refuses(p),
-            None => Some("data_classification:provider"),
+        let endpoint = catalog
+            .model(&c.model)
+            .and_then(|m| m.endpoints.get(c.endpoint));
+        let reason = match (catalog.provider(&c.provider), endpoint) {
+            (Some(p), Some(e)) => classification.refuses(p, e),
+            _ => Some("data_classification:provider"),
         };
         match reason {
             None => kept.push(c),
@@ -162,59 +180,83 @@ pub fn restrict(plan: &mut RoutePlan, catalog: &Catalog, classification: &Classi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::DataPolicy;
 
-    fn provider(
-        slug: &str,
-        training: bool,
-        retains: bool,
-        days: Option<u32>,
-        zdr: bool,
-    ) -> Provider {
-        Provider {
-            slug: slug.to_owned(),
-            name: slug.to_owned(),
-            kind: crate::catalog::ProviderKind::Openai,
-            base_url: "http://x".to_owned(),
-            api_key_env: None,
-            byok: false,
-            data_policy: DataPolicy {
-                training,
-                retains_prompts: retains,
-                retention_days: days,
-                zdr,
-            },
-            privacy_policy_url: None,
-            terms_of_service_url: None,
-            status_page_url: None,
-            headquarters: None,
-            datacenters: Vec::new(),
+    /// Providers: `t` trains, `k` keeps 30 days, `l` keeps 90, `z` is ZDR, `b` is BYOK and
+    /// retains, `f` is ZDR but its endpoint is free.
+    fn catalog() -> Catalog {
+        let mut text = String::new();
+        for (slug, policy, byok) in [
+            ("t", "training = true, retains_prompts = true", false),
+            (
+                "k",
+                "training = false, retains_prompts = true, retention_days = 30",
+                false,
+            ),
+            (
+                "l",
+                "training = false, retains_prompts = true, retention_days = 90",
+                false,
+            ),
+            (
+                "z",
+                "training = false, retains_prompts = false, zdr = true",
+                false,
+            ),
+            (
+                "b",
+                "training = false, retains_prompts = true, retention_days = 30",
+                true,
+            ),
+            (
+                "f",
+                "training = false, retains_prompts = false, zdr = true",
+                false,
+            ),
+        ] {
+            text.push_str(&format!(
+                "[[providers]]\nslug = \"{slug}\"\nname = \"{slug}\"\nkind = \"openai\"\nbase_url = \"http://x\"\nbyok = {byok}\ndata_policy = {{ {policy} }}\n\n"
+            ));
         }
+        text.push_str("[[models]]\nid = \"a/m\"\nname = \"M\"\ncontext_length = 1000\n\n");
+        for slug in ["t", "k", "l", "z", "b", "f"] {
+            let price = if slug == "f" { "0" } else { "0.000001" };
+            text.push_str(&format!(
+                "[[models.endpoints]]\nprovider = \"{slug}\"\nupstream_model = \"m\"\npricing = {{ prompt = \"{price}\", completion = \"{price}\" }}\n\n"
+            ));
+        }
+        Catalog::from_toml("test", &text).expect("catalog")
+    }
+
+    fn refusal(c: &Classification, catalog: &Catalog, slug: &str) -> Option<&'static str> {
+        let model = catalog.model("a/m").expect("model");
+        let endpoint = model
+            .endpoints
+            .iter()
+            .find(|e| e.provider == slug)
+            .expect("endpoint");
+        c.refuses(catalog.provider(slug).expect("provider"), endpoint)
     }
 
     #[test]
-    fn built_in_levels_refuse_what_they_should() {
+    fn built_in_levels_follow_the_classification_matrix() {
         let all = Classifications::default();
-        let trains = provider("t", true, true, None, false);
-        let keeps_30 = provider("k", false, true, Some(30), false);
-        let keeps_long = provider("l", false, true, Some(90), false);
-        let zdr = provider("z", false, false, None, true);
+        let catalog = catalog();
         let cases = [
-            ("public", &trains, None),
-            ("internal", &trains, Some("data_classification:training")),
-            ("internal", &keeps_long, None),
-            ("confidential", &keeps_30, None),
-            (
-                "confidential",
-                &keeps_long,
-                Some("data_classification:retention"),
-            ),
-            ("restricted", &keeps_30, Some("data_classification:zdr")),
-            ("restricted", &zdr, None),
+            ("public", "t", None),
+            ("public", "f", None),
+            ("internal", "t", Some("data_classification:training")),
+            ("internal", "l", None),
+            ("confidential", "k", None),
+            ("confidential", "l", Some("data_classification:retention")),
+            ("confidential", "f", Some("data_classification:free")),
+            ("restricted", "k", Some("data_classification:byok_or_zdr")),
+            ("restricted", "z", None),
+            ("restricted", "b", None),
+            ("restricted", "f", Some("data_classification:free")),
         ];
-        for (name, p, want) in cases {
+        for (name, slug, want) in cases {
             let c = all.get(name).expect("built in");
-            assert_eq!(c.refuses(p), want, "{name} {}", p.slug);
+            assert_eq!(refusal(c, &catalog, slug), want, "{name} {slug}");
         }
     }
 
@@ -244,20 +286,45 @@ mod tests {
         custom.insert(
             "PCI".to_owned(),
             Classification {
-                allowed_providers: Some(vec!["azure".to_owned()]),
+                allowed_providers: Some(vec!["Z".to_owned()]),
                 level: 10,
                 ..Classification::default()
             },
         );
         let all = Classifications::with(custom);
         let c = all.get("pci").expect("custom");
+        let catalog = catalog();
         assert_eq!(
-            c.refuses(&provider("openai", false, false, None, true)),
+            refusal(c, &catalog, "k"),
             Some("data_classification:provider")
         );
-        assert_eq!(
-            c.refuses(&provider("Azure", false, false, None, true)),
-            None
-        );
+        assert_eq!(refusal(c, &catalog, "z"), None);
+    }
+
+    #[test]
+    fn restrict_moves_refused_candidates_to_exclusions() {
+        let catalog = catalog();
+        let mut plan = RoutePlan::default();
+        for (i, slug) in ["t", "z", "k"].iter().enumerate() {
+            plan.candidates.push(crate::routing::Candidate {
+                model: "a/m".to_owned(),
+                endpoint: ["t", "k", "l", "z", "b", "f"]
+                    .iter()
+                    .position(|s| s == slug)
+                    .expect("index"),
+                provider: (*slug).to_owned(),
+                tag: format!("{slug}-{i}"),
+            });
+        }
+        let all = Classifications::default();
+        restrict(&mut plan, &catalog, all.get("internal").expect("internal"));
+        let kept: Vec<&str> = plan
+            .candidates
+            .iter()
+            .map(|c| c.provider.as_str())
+            .collect();
+        assert_eq!(kept, ["z", "k"]);
+        assert_eq!(plan.excluded.len(), 1);
+        assert_eq!(plan.excluded[0].reason, "data_classification:training");
     }
 }
