@@ -114,9 +114,24 @@ pub trait Codec: Send + Sync {
 pub fn codec_for(kind: ProviderKind) -> Option<&'static dyn Codec> {
     match kind {
         ProviderKind::Openai => Some(&openai::OpenAiCodec),
-        ProviderKind::Anthropic => None,
+        ProviderKind::Anthropic => Some(&anthropic::AnthropicCodec),
         ProviderKind::Gemini => None,
     }
+}
+
+/// Splits a `data:` URL into its media type and base64 payload.
+pub fn parse_data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let media = meta.strip_suffix(";base64")?;
+    Some((
+        if media.is_empty() {
+            "application/octet-stream"
+        } else {
+            media
+        },
+        data,
+    ))
 }
 
 /// Truncates a raw upstream body for `metadata.raw` (at most 4 KiB, on a char boundary).

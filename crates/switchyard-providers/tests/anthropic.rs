@@ -1,0 +1,165 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Anthropic codec: recorded-shape fixtures, translated both ways, checked by snapshots.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use switchyard_providers::anthropic::AnthropicCodec;
+use switchyard_providers::Codec;
+
+fn cat() -> switchyard_core::catalog::Catalog {
+    catalog(
+        "anthropic",
+        "https://api.anthropic.com/v1",
+        "claude-sonnet-4-20250514",
+    )
+}
+
+#[test]
+fn encodes_a_full_conversation() {
+    let out = encode(
+        &AnthropicCodec,
+        &cat(),
+        &fixture("anthropic", "request_full.json"),
+    );
+    insta::assert_json_snapshot!("anthropic_request_full", out);
+}
+
+#[test]
+fn encodes_reasoning_effort_as_a_thinking_budget() {
+    let out = encode(
+        &AnthropicCodec,
+        &cat(),
+        &fixture("anthropic", "request_reasoning.json"),
+    );
+    assert_eq!(
+        out["body"]["thinking"],
+        json!({"type": "enabled", "budget_tokens": 6400})
+    );
+    assert!(
+        out["body"].get("temperature").is_none(),
+        "not sent with thinking"
+    );
+    insta::assert_json_snapshot!("anthropic_request_reasoning", out);
+}
+
+#[test]
+fn native_fields_pass_through() {
+    let body = serde_json::to_vec(&json!({
+        "model": "a/m", "max_tokens": 3000,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}],
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+    }))
+    .unwrap();
+    let out = encode(&AnthropicCodec, &cat(), &body);
+    assert_eq!(
+        out["body"]["thinking"],
+        json!({"type": "enabled", "budget_tokens": 2048})
+    );
+    assert_eq!(
+        out["body"]["messages"][0]["content"][0]["cache_control"],
+        json!({"type": "ephemeral", "ttl": "1h"})
+    );
+    assert_eq!(out["body"]["max_tokens"], 3000);
+}
+
+#[test]
+fn unsupported_parts_name_the_part_and_the_provider() {
+    let cases = [
+        (
+            json!({"type": "input_audio", "input_audio": {"data": "AAA", "format": "wav"}}),
+            "input_audio",
+        ),
+        (
+            json!({"type": "video_url", "video_url": {"url": "https://x/v.mp4"}}),
+            "video_url",
+        ),
+        (
+            json!({"type": "file", "file": {"filename": "a.txt", "file_data": "data:text/plain;base64,AA=="}}),
+            "PDF",
+        ),
+    ];
+    for (part, needle) in cases {
+        let e = encode_error(
+            &AnthropicCodec,
+            &cat(),
+            json!({"model": "a/m", "messages": [{"role": "user", "content": [part]}]}),
+        );
+        assert!(e.contains(needle) && e.contains("anthropic"), "{e}");
+    }
+    let e = encode_error(
+        &AnthropicCodec,
+        &cat(),
+        json!({"model": "a/m", "messages": [{"role": "assistant", "content": null, "tool_calls": [
+            {"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]}]}),
+    );
+    assert!(e.contains("t1"), "{e}");
+}
+
+#[test]
+fn decodes_every_response_shape() {
+    for name in [
+        "response_text",
+        "response_tool_use",
+        "response_thinking",
+        "response_stop_sequence",
+        "response_refusal",
+    ] {
+        let c = AnthropicCodec
+            .decode(&fixture("anthropic", &format!("{name}.json")))
+            .expect("decodes");
+        insta::assert_json_snapshot!(format!("anthropic_{name}"), completion_json(&c));
+    }
+}
+
+#[test]
+fn finish_reasons_map_to_the_contract() {
+    use switchyard_providers::anthropic::normalize_stop_reason as n;
+    let table = [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_calls"),
+        ("refusal", "content_filter"),
+        ("pause_turn", "stop"),
+        ("model_context_window_exceeded", "length"),
+    ];
+    for (native, want) in table {
+        assert_eq!(n(native), want, "{native}");
+    }
+}
+
+#[test]
+fn decodes_every_stream_event_type() {
+    for name in [
+        "stream_text",
+        "stream_tool_use",
+        "stream_thinking",
+        "stream_error",
+    ] {
+        let bytes = fixture("anthropic", &format!("{name}.sse"));
+        let whole = stream_json(&AnthropicCodec, &bytes, bytes.len());
+        let split = stream_json(&AnthropicCodec, &bytes, 7);
+        assert_eq!(whole, split, "{name}: splitting the bytes changes nothing");
+        insta::assert_json_snapshot!(format!("anthropic_{name}"), whole);
+    }
+}
+
+#[test]
+fn classifies_provider_errors() {
+    let cases = [
+        ("error_overloaded.json", 529),
+        ("error_rate_limit.json", 429),
+        ("error_invalid.json", 400),
+        ("error_too_long.json", 400),
+        ("error_auth.json", 401),
+    ];
+    let out: Vec<_> = cases
+        .iter()
+        .map(|(name, status)| {
+            error_json(&AnthropicCodec.decode_error(*status, &fixture("anthropic", name)))
+        })
+        .collect();
+    insta::assert_json_snapshot!("anthropic_errors", out);
+}
