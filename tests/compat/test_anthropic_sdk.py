@@ -4,7 +4,7 @@
 import anthropic
 import pytest
 
-MODELS = ["mock/chat"]
+MODELS = ["mock/chat", "mock/claude"]
 TOOLS = [{"name": "get_weather", "description": "Weather in a city",
           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
 

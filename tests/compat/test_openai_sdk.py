@@ -1,5 +1,7 @@
 """The official `openai` SDK against the gateway, field by field."""
 
+import json
+
 import openai
 import pytest
 
@@ -93,3 +95,50 @@ def test_models_list(client):
     models = client.models.list()
     # The catalogue's order: mock/claude, mock/gemini, mock/chat.
     assert [m.id for m in models.data] == ["mock/claude", "mock/gemini", "mock/chat"]
+
+
+# Anthropic-kind and Gemini-kind endpoints, through the OpenAI SDK.
+OTHER_KINDS = ["mock/claude"]
+
+
+@pytest.mark.parametrize("model", OTHER_KINDS)
+def test_other_provider_kinds_plain(client, model):
+    completion = client.chat.completions.create(
+        model=model, messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello"}],
+        max_tokens=50)
+    assert completion.model == model
+    assert completion.choices[0].message.content == "Hello from the mock"
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage.prompt_tokens == 12 and completion.usage.completion_tokens == 5
+    assert completion.usage.model_extra["cost"] > 0
+
+
+@pytest.mark.parametrize("model", OTHER_KINDS)
+def test_other_provider_kinds_streamed(client, model):
+    stream = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Say hello"}], stream=True)
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Hello from the mock"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert chunks[-1].usage.completion_tokens == 5
+
+
+@pytest.mark.parametrize("model", OTHER_KINDS)
+def test_other_provider_kinds_tool_calls(client, model):
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
+                                               "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    for stream in (False, True):
+        if stream:
+            chunks = list(client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "Weather in Paris?"}], tools=tools, stream=True))
+            calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+            assert calls[0].function.name == "get_weather"
+            args = "".join(tc.function.arguments or "" for tc in calls)
+            assert json.loads(args) == {"city": "Paris"}
+        else:
+            completion = client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "Weather in Paris?"}], tools=tools)
+            call = completion.choices[0].message.tool_calls[0]
+            assert completion.choices[0].finish_reason == "tool_calls"
+            assert json.loads(call.function.arguments) == {"city": "Paris"}
