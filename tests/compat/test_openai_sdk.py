@@ -98,7 +98,7 @@ def test_models_list(client):
 
 
 # Anthropic-kind and Gemini-kind endpoints, through the OpenAI SDK.
-OTHER_KINDS = ["mock/claude"]
+OTHER_KINDS = ["mock/claude", "mock/gemini"]
 
 
 @pytest.mark.parametrize("model", OTHER_KINDS)

@@ -115,7 +115,7 @@ pub fn codec_for(kind: ProviderKind) -> Option<&'static dyn Codec> {
     match kind {
         ProviderKind::Openai => Some(&openai::OpenAiCodec),
         ProviderKind::Anthropic => Some(&anthropic::AnthropicCodec),
-        ProviderKind::Gemini => None,
+        ProviderKind::Gemini => Some(&gemini::GeminiCodec),
     }
 }
 
