@@ -8,6 +8,7 @@ mod chat;
 mod classification;
 mod content;
 mod harness;
+mod kinds;
 mod logs;
 mod messages;
 mod metrics;
