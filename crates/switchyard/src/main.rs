@@ -10,8 +10,9 @@ use rust_decimal::Decimal;
 use switchyard_core::money::Money;
 use switchyard_server::api::{create_key, KeySpec};
 use switchyard_server::config::Config;
+use switchyard_server::settings::AccountSettings;
 use switchyard_server::state::{AppState, Clock};
-use switchyard_store::{LimitReset, Store};
+use switchyard_store::{KeyUpdate, LimitReset, Store};
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +46,11 @@ enum Command {
     Catalog {
         #[command(subcommand)]
         command: CatalogCommand,
+    },
+    /// Show or change the account's privacy and logging settings.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
     },
     /// Verify, export or prune the audit trail.
     Audit {
@@ -112,6 +118,123 @@ enum KeysCommand {
     },
     /// List keys.
     List,
+    /// Change a key's settings (identified by its hash, or a unique name).
+    Update {
+        /// Key hash or name.
+        key: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New spending limit in USD.
+        #[arg(long, conflicts_with = "no_limit")]
+        limit: Option<Decimal>,
+        /// Remove the spending limit.
+        #[arg(long)]
+        no_limit: bool,
+        /// Limit window: daily, weekly, monthly, or never.
+        #[arg(long)]
+        limit_reset: Option<String>,
+        /// Count BYOK spend against the limit (true or false).
+        #[arg(long)]
+        include_byok_in_limit: Option<bool>,
+        /// Expiry, ISO-8601 (2027-01-01 or 2027-01-01T00:00:00Z).
+        #[arg(long, conflicts_with = "no_expiry")]
+        expires_at: Option<String>,
+        /// Remove the expiry.
+        #[arg(long)]
+        no_expiry: bool,
+    },
+    /// Disable a key (it is refused until enabled again).
+    Disable {
+        /// Key hash or name.
+        key: String,
+    },
+    /// Enable a disabled key.
+    Enable {
+        /// Key hash or name.
+        key: String,
+    },
+    /// Delete a key.
+    Delete {
+        /// Key hash or name.
+        key: String,
+    },
+    /// Create a new key with the same settings, print it, and disable the old one.
+    Rotate {
+        /// Key hash or name.
+        key: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Show the account's privacy and logging settings.
+    Show,
+    /// Change the account's settings; requests can only tighten them.
+    Set {
+        /// Allow paid endpoints whose provider may train on prompts.
+        #[arg(long)]
+        allow_training_paid: Option<bool>,
+        /// Allow free endpoints whose provider may train on prompts.
+        #[arg(long)]
+        allow_training_free: Option<bool>,
+        /// Only zero-data-retention endpoints.
+        #[arg(long)]
+        zdr_only: Option<bool>,
+        /// Only these providers (comma-separated slugs); an empty value removes the list.
+        #[arg(long)]
+        allowed_providers: Option<String>,
+        /// Never these providers (comma-separated slugs).
+        #[arg(long)]
+        ignored_providers: Option<String>,
+        /// Store prompts and completions, encrypted (needs the content key).
+        #[arg(long)]
+        prompt_logging: Option<bool>,
+        /// Data classification applied to every request; an empty value removes it.
+        #[arg(long)]
+        data_classification: Option<String>,
+    },
+}
+
+/// Finds a key by hash or by a unique name.
+async fn find_key(
+    store: &Store,
+    account: &str,
+    key: &str,
+    now: i64,
+) -> anyhow::Result<switchyard_store::KeyRecord> {
+    let keys = store.list_keys(account, now).await?;
+    if let Some(k) = keys.iter().find(|k| k.hash == key) {
+        return Ok(k.clone());
+    }
+    let named: Vec<_> = keys.iter().filter(|k| k.name == key).collect();
+    match named.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => bail!("no key with hash or name {key:?} (see `switchyard keys list`)"),
+        _ => bail!("several keys are named {key:?}: give the hash instead"),
+    }
+}
+
+async fn set_disabled(store: &Store, hash: &str, disabled: bool, now: i64) -> anyhow::Result<()> {
+    store
+        .update_key(
+            hash,
+            &KeyUpdate {
+                disabled: Some(disabled),
+                ..KeyUpdate::default()
+            },
+            now,
+        )
+        .await?
+        .context("the key disappeared")?;
+    Ok(())
+}
+
+fn slugs(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 #[derive(Subcommand)]
@@ -306,6 +429,97 @@ async fn main() -> anyhow::Result<()> {
                         );
                     }
                 }
+                KeysCommand::Update {
+                    key,
+                    name,
+                    limit,
+                    no_limit,
+                    limit_reset,
+                    include_byok_in_limit,
+                    expires_at,
+                    no_expiry,
+                } => {
+                    let record = find_key(&store, account, &key, now).await?;
+                    let limit = match (limit, no_limit) {
+                        (_, true) => Some(None),
+                        (Some(l), false) => Some(Some(
+                            Money::from_usd(l).map_err(|e| anyhow::anyhow!("--limit {e}"))?,
+                        )),
+                        (None, false) => None,
+                    };
+                    let limit_reset = match limit_reset.as_deref() {
+                        None => None,
+                        Some("never" | "none") => Some(None),
+                        Some(r) => Some(Some(
+                            r.parse::<LimitReset>()
+                                .map_err(|e| anyhow::anyhow!("--limit-reset: {e}"))?,
+                        )),
+                    };
+                    let expires_at = match (expires_at, no_expiry) {
+                        (_, true) => Some(None),
+                        (Some(t), false) => Some(Some(parse_time("expires-at", Some(&t), 0)?)),
+                        (None, false) => None,
+                    };
+                    if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+                        bail!("--name must not be empty");
+                    }
+                    let update = KeyUpdate {
+                        name,
+                        disabled: None,
+                        limit,
+                        limit_reset,
+                        include_byok_in_limit,
+                        expires_at,
+                    };
+                    store
+                        .update_key(&record.hash, &update, now)
+                        .await?
+                        .context("the key disappeared")?;
+                    println!("updated {}", record.hash);
+                }
+                KeysCommand::Disable { key } => {
+                    let record = find_key(&store, account, &key, now).await?;
+                    set_disabled(&store, &record.hash, true, now).await?;
+                    println!("disabled {}", record.hash);
+                }
+                KeysCommand::Enable { key } => {
+                    let record = find_key(&store, account, &key, now).await?;
+                    set_disabled(&store, &record.hash, false, now).await?;
+                    println!("enabled {}", record.hash);
+                }
+                KeysCommand::Delete { key } => {
+                    let record = find_key(&store, account, &key, now).await?;
+                    store.delete_key(&record.hash).await?;
+                    println!("deleted {}", record.hash);
+                }
+                KeysCommand::Rotate { key } => {
+                    let old = find_key(&store, account, &key, now).await?;
+                    let spec = KeySpec {
+                        name: old.name.clone(),
+                        limit: old.limit,
+                        limit_reset: old.limit_reset,
+                        include_byok_in_limit: old.include_byok_in_limit,
+                        management: old.is_management,
+                        expires_at: old.expires_at,
+                        ..KeySpec::default()
+                    };
+                    let (new_key, record) = create_key(&store, account, &spec, now).await?;
+                    store
+                        .update_key(
+                            &old.hash,
+                            &KeyUpdate {
+                                disabled: Some(true),
+                                ..KeyUpdate::default()
+                            },
+                            now,
+                        )
+                        .await?;
+                    eprintln!(
+                        "Rotated {:?}: new key hash {}, old key {} disabled. Store the new key now: it is not shown again.",
+                        record.name, record.hash, old.hash
+                    );
+                    println!("{new_key}");
+                }
             }
             store.close().await;
         }
@@ -328,6 +542,64 @@ async fn main() -> anyhow::Result<()> {
                 usd(a.balance()),
                 usd(a.held)
             );
+            store.close().await;
+        }
+        Command::Account { command } => {
+            let store = open_store(&config).await?;
+            let account = &config.server.default_account;
+            let mut settings = AccountSettings::from_json(&store.account_settings(account).await?)
+                .map_err(|e| anyhow::anyhow!("stored account settings are invalid: {e}"))?;
+            if let AccountCommand::Set {
+                allow_training_paid,
+                allow_training_free,
+                zdr_only,
+                allowed_providers,
+                ignored_providers,
+                prompt_logging,
+                data_classification,
+            } = command
+            {
+                if let Some(v) = allow_training_paid {
+                    settings.allow_training_paid = v;
+                }
+                if let Some(v) = allow_training_free {
+                    settings.allow_training_free = v;
+                }
+                if let Some(v) = zdr_only {
+                    settings.zdr_only = v;
+                }
+                if let Some(list) = allowed_providers {
+                    let list = slugs(&list);
+                    settings.allowed_providers = (!list.is_empty()).then_some(list);
+                }
+                if let Some(list) = ignored_providers {
+                    settings.ignored_providers = slugs(&list);
+                }
+                if let Some(v) = prompt_logging {
+                    settings.prompt_logging = v;
+                }
+                if let Some(c) = data_classification {
+                    let c = c.trim().to_ascii_lowercase();
+                    if c.is_empty() {
+                        settings.data_classification = None;
+                    } else {
+                        let known = switchyard_core::classification::Classifications::with(
+                            config.data_classifications.clone(),
+                        );
+                        if known.get(&c).is_none() {
+                            bail!(
+                                "--data-classification {c:?} is unknown: known ones are {}",
+                                known.names().join(", ")
+                            );
+                        }
+                        settings.data_classification = Some(c);
+                    }
+                }
+                store
+                    .set_account_settings(account, &serde_json::to_value(&settings)?)
+                    .await?;
+            }
+            println!("{}", serde_json::to_string_pretty(&settings)?);
             store.close().await;
         }
         Command::Audit { command } => {
