@@ -899,6 +899,19 @@ impl Store {
 
     // === generations ===
 
+    /// Number of generations of an account and the sum of their non-BYOK costs (what the
+    /// account's `usage` must equal).
+    pub async fn generation_totals(&self, account_id: &str) -> StoreResult<(i64, Money)> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n, CAST(COALESCE(SUM(CASE WHEN is_byok = 0 THEN cost ELSE 0 END), 0) AS BIGINT) AS total \
+             FROM generations WHERE account_id = $1",
+        )
+        .bind(account_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("n")?, money(&row, "total")?))
+    }
+
     /// A generation record.
     pub async fn generation(&self, id: &str) -> StoreResult<Option<GenerationRecord>> {
         let row = sqlx::query("SELECT * FROM generations WHERE id = $1")

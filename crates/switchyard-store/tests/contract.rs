@@ -488,3 +488,36 @@ async fn batched_writes_settle_and_chain_audit_records() {
         );
     }
 }
+
+#[tokio::test]
+async fn generation_totals_match_settled_usage() {
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "1").await;
+        key(s, "k", None, None).await;
+        for (id, cost, byok) in [
+            ("a", "0.1", false),
+            ("b", "0.25", false),
+            ("c", "0.5", true),
+        ] {
+            let record = GenerationRecord {
+                id: id.into(),
+                account_id: "acct".into(),
+                key_hash: "k".into(),
+                created_at: NOW,
+                model: "m/x".into(),
+                provider_slug: "p".into(),
+                provider_name: "P".into(),
+                cost: usd(cost),
+                is_byok: byok,
+                status: 200,
+                ..GenerationRecord::default()
+            };
+            s.settle(&record, None).await.expect("settle");
+        }
+        let (n, total) = s.generation_totals("acct").await.expect("totals");
+        assert_eq!((n, total), (3, usd("0.35")), "{name}");
+        let a = s.account("acct").await.expect("read").expect("exists");
+        assert_eq!(a.usage, total, "{name}");
+    }
+}
