@@ -228,6 +228,7 @@ pub fn router(state: SharedState) -> Router {
         )
         .route("/credits", get(api::credits))
         .route("/generation", get(api::generation))
+        .route("/activity", get(api::activity))
         .route("/generation/content", get(content::generation_content))
         .route_layer(axum::middleware::from_fn(metrics::track));
     Router::new()

@@ -261,6 +261,33 @@ pub enum HoldRefused {
     Missing,
 }
 
+/// One row of the activity report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityRow {
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+    /// Model id.
+    pub model: String,
+    /// Provider slug.
+    pub provider_slug: String,
+    /// Provider name.
+    pub provider_name: String,
+    /// Requests.
+    pub requests: u64,
+    /// Spend charged to credits.
+    pub usage: Money,
+    /// Spend on BYOK endpoints.
+    pub byok_usage: Money,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: u64,
+    /// Cached prompt tokens.
+    pub cached_tokens: u64,
+}
+
 /// A generation's metadata, written when it is settled.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct GenerationRecord {
@@ -898,6 +925,57 @@ impl Store {
     }
 
     // === generations ===
+
+    /// Activity of an account in `[since_ms, until_ms)`, per UTC day, model and provider,
+    /// optionally for one key; newest day first.
+    pub async fn activity(
+        &self,
+        account_id: &str,
+        since_ms: i64,
+        until_ms: i64,
+        key_hash: Option<&str>,
+    ) -> StoreResult<Vec<ActivityRow>> {
+        let rows = sqlx::query(
+            "SELECT CAST(created_at / 86400000 AS BIGINT) AS day, model, provider_slug, provider_name, \
+             CAST(COUNT(*) AS BIGINT) AS requests, \
+             CAST(SUM(CASE WHEN is_byok = 0 THEN cost ELSE 0 END) AS BIGINT) AS usage, \
+             CAST(SUM(CASE WHEN is_byok = 1 THEN cost ELSE 0 END) AS BIGINT) AS byok_usage, \
+             CAST(SUM(tokens_prompt) AS BIGINT) AS prompt_tokens, \
+             CAST(SUM(tokens_completion) AS BIGINT) AS completion_tokens, \
+             CAST(SUM(tokens_reasoning) AS BIGINT) AS reasoning_tokens, \
+             CAST(SUM(tokens_cached) AS BIGINT) AS cached_tokens \
+             FROM generations WHERE account_id = $1 AND created_at >= $2 AND created_at < $3 \
+             AND ($4 = '' OR key_hash = $4) \
+             GROUP BY CAST(created_at / 86400000 AS BIGINT), model, provider_slug, provider_name \
+             ORDER BY day DESC, model, provider_slug",
+        )
+        .bind(account_id)
+        .bind(since_ms)
+        .bind(until_ms)
+        .bind(key_hash.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let count = |c: &str| -> StoreResult<u64> {
+                    Ok(u64::try_from(r.try_get::<i64, _>(c)?).unwrap_or(0))
+                };
+                Ok(ActivityRow {
+                    day: r.try_get("day")?,
+                    model: r.try_get("model")?,
+                    provider_slug: r.try_get("provider_slug")?,
+                    provider_name: r.try_get("provider_name")?,
+                    requests: count("requests")?,
+                    usage: money(r, "usage")?,
+                    byok_usage: money(r, "byok_usage")?,
+                    prompt_tokens: count("prompt_tokens")?,
+                    completion_tokens: count("completion_tokens")?,
+                    reasoning_tokens: count("reasoning_tokens")?,
+                    cached_tokens: count("cached_tokens")?,
+                })
+            })
+            .collect()
+    }
 
     /// Number of generations of an account and the sum of their non-BYOK costs (what the
     /// account's `usage` must equal).
