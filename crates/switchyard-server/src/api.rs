@@ -760,51 +760,6 @@ pub async fn generation(
     }})))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use switchyard_core::periods::{parse_iso8601, to_iso8601};
-
-    #[test]
-    fn next_reset_table() {
-        let at = |s: &str| parse_iso8601(s).expect("time");
-        let cases = [
-            (
-                LimitReset::Daily,
-                "2026-11-24T13:00:00Z",
-                "2026-11-25T00:00:00Z",
-            ),
-            (
-                LimitReset::Weekly,
-                "2026-11-24T13:00:00Z",
-                "2026-11-30T00:00:00Z",
-            ),
-            (
-                LimitReset::Weekly,
-                "2026-11-30T00:00:00Z",
-                "2026-12-07T00:00:00Z",
-            ),
-            (
-                LimitReset::Monthly,
-                "2026-12-31T23:59:59Z",
-                "2027-01-01T00:00:00Z",
-            ),
-            (
-                LimitReset::Monthly,
-                "2026-02-01T00:00:00Z",
-                "2026-03-01T00:00:00Z",
-            ),
-        ];
-        for (reset, now, expected) in cases {
-            assert_eq!(
-                to_iso8601(next_reset(reset, at(now))),
-                expected,
-                "{reset:?} {now}"
-            );
-        }
-    }
-}
-
 const DAY_MS: i64 = 86_400_000;
 
 fn day_string(day: i64) -> String {
@@ -926,4 +881,49 @@ pub async fn activity(
         })
         .collect();
     Ok(Json(json!({ "data": data })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_core::periods::{parse_iso8601, to_iso8601};
+
+    #[test]
+    fn next_reset_table() {
+        let at = |s: &str| parse_iso8601(s).expect("time");
+        let cases = [
+            (
+                LimitReset::Daily,
+                "2026-11-24T13:00:00Z",
+                "2026-11-25T00:00:00Z",
+            ),
+            (
+                LimitReset::Weekly,
+                "2026-11-24T13:00:00Z",
+                "2026-11-30T00:00:00Z",
+            ),
+            (
+                LimitReset::Weekly,
+                "2026-11-30T00:00:00Z",
+                "2026-12-07T00:00:00Z",
+            ),
+            (
+                LimitReset::Monthly,
+                "2026-12-31T23:59:59Z",
+                "2027-01-01T00:00:00Z",
+            ),
+            (
+                LimitReset::Monthly,
+                "2026-02-01T00:00:00Z",
+                "2026-03-01T00:00:00Z",
+            ),
+        ];
+        for (reset, now, expected) in cases {
+            assert_eq!(
+                to_iso8601(next_reset(reset, at(now))),
+                expected,
+                "{reset:?} {now}"
+            );
+        }
+    }
 }
