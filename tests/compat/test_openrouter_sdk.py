@@ -53,3 +53,27 @@ def test_current_key(client):
     assert data.label.startswith("sk-or-v1-")
     assert data.is_management_key is False
     assert data.limit is None
+
+
+def test_get_generation(client, gateway):
+    import time
+    completion = client.chat.send(model="mock/chat", messages=[{"role": "user", "content": "Say hello"}],
+                                  user="compat-user")
+    # Settlement happens off the request path: poll briefly for the record.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            data = client.generations.get_generation(id=completion.id).data
+            break
+        except errors.OpenRouterError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    assert data.id == completion.id
+    assert data.model == "mock/chat"
+    assert data.provider_name == "Mock"
+    assert data.tokens_prompt == 12 and data.tokens_completion == 5
+    assert data.total_cost == pytest.approx(0.000022)
+    assert data.streamed is False
+    assert data.finish_reason == "stop"
+    assert data.external_user == "compat-user"

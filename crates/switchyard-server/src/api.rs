@@ -722,7 +722,7 @@ pub async fn generation(
         Some(g) if g.account_id == auth.key.account_id => g,
         _ => return Err(ApiError::not_found(format!("Generation {id} not found"))),
     };
-    Ok(Json(json!({"data": {
+    let mut data = json!({
         "id": g.id,
         "request_id": Value::Null,
         "session_id": g.session_id,
@@ -757,7 +757,26 @@ pub async fn generation(
         "num_media_prompt": Value::Null,
         "num_media_completion": Value::Null,
         "num_search_results": Value::Null,
-    }})))
+    });
+    // Fields the gateway has no value for, present (null) because the contract requires them.
+    if let Some(map) = data.as_object_mut() {
+        for field in [
+            "num_fetches",
+            "num_input_audio_prompt",
+            "native_tokens_completion_images",
+            "preset_id",
+            "provider_responses",
+            "router",
+            "service_tier",
+            "user_agent",
+            "web_search_engine",
+            "workspace_id",
+        ] {
+            map.insert(field.to_owned(), Value::Null);
+        }
+        map.insert("data_region".to_owned(), json!("global"));
+    }
+    Ok(Json(json!({ "data": data })))
 }
 
 const DAY_MS: i64 = 86_400_000;
