@@ -20,6 +20,7 @@ pub mod catalog;
 pub mod chat;
 pub mod classification;
 pub mod error;
+pub mod guard;
 pub mod health;
 pub mod keys;
 pub mod money;
