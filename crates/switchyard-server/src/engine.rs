@@ -26,6 +26,7 @@ use switchyard_core::catalog::{Catalog, Endpoint, Model, Provider};
 use switchyard_core::chat::ChatRequest;
 use switchyard_core::classification;
 use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
+use switchyard_core::guard::{self, Guardrail, Screening};
 use switchyard_core::money::Money;
 use switchyard_core::pricing::{self, Usage};
 use switchyard_core::routing::{
@@ -37,6 +38,7 @@ use switchyard_store::{GenerationRecord, HoldRefused};
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
+use crate::guardrails;
 use crate::settings::AccountSettings;
 use crate::state::{Authenticated, SharedState};
 
@@ -131,6 +133,53 @@ struct AttemptRecord {
     error: Option<UpstreamError>,
 }
 
+/// Refuses the request when the key's guardrail budget for the current window is spent.
+fn check_guardrail_budget(g: &guardrails::Compiled, key: &Authenticated) -> Result<(), ApiError> {
+    let (Some(limit), Some(interval)) =
+        (g.guardrail.limit(), g.guardrail.reset_interval.as_deref())
+    else {
+        return Ok(());
+    };
+    let pick = |w: &switchyard_store::WindowUsage| match interval {
+        "daily" => w.daily,
+        "weekly" => w.weekly,
+        _ => w.monthly,
+    };
+    let mut spent = pick(&key.key.usage);
+    if g.guardrail.include_byok_in_budgets {
+        spent = spent.saturating_add(pick(&key.key.byok_usage));
+    }
+    if spent >= limit {
+        return Err(ApiError::forbidden(format!(
+            "Request blocked by guardrail {:?}: its {interval} budget of {limit} is spent ({spent} used)",
+            g.guardrail.name
+        ))
+        .with_metadata("guardrail_id", json!(g.guardrail.id)));
+    }
+    Ok(())
+}
+
+/// Drops endpoints the key's guardrail refuses (models, providers, ZDR, training).
+fn restrict_guardrail(plan: &mut RoutePlan, catalog: &Catalog, g: &Guardrail) {
+    let mut kept = Vec::with_capacity(plan.candidates.len());
+    for c in plan.candidates.drain(..) {
+        let reason = match resolve(catalog, &c) {
+            Some(r) => g.refuses(&r.model.id, r.provider, r.endpoint),
+            None => Some("guardrail:provider"),
+        };
+        match reason {
+            None => kept.push(c),
+            Some(reason) => plan.excluded.push(Exclusion {
+                model: c.model,
+                provider: c.provider,
+                tag: c.tag,
+                reason: reason.to_owned(),
+            }),
+        }
+    }
+    plan.candidates = kept;
+}
+
 /// Drops endpoints whose provider may train on prompts unless the account allows training for
 /// that kind of endpoint (paid or free).
 fn restrict_training(plan: &mut RoutePlan, catalog: &Catalog, settings: &AccountSettings) {
@@ -177,6 +226,8 @@ pub enum Format {
 
 /// Everything known about a request once it is planned and held.
 struct Prepared {
+    /// The guardrail applied and what its content rules found (no matched text).
+    guardrail: Option<Value>,
     format: Format,
     classification: Option<String>,
     settings: Arc<AccountSettings>,
@@ -261,7 +312,7 @@ async fn prepare(
     state: SharedState,
     key: Authenticated,
     headers: &HeaderMap,
-    request: ChatRequest,
+    mut request: ChatRequest,
     format: Format,
     prompt_sha256: String,
 ) -> Result<Prepared, ApiError> {
@@ -276,6 +327,28 @@ async fn prepare(
         .get(&state.store, &key.key.account_id)
         .await
         .map_err(|e| ApiError::from(e).with_generation(&generation_id))?;
+    // The key's guardrail: budget, then content filters (which may redact the request).
+    let guard = state
+        .guardrails
+        .for_key(&state.store, &key.key.hash)
+        .await
+        .map_err(|e| ApiError::from(e).with_generation(&generation_id))?;
+    let mut findings = Vec::new();
+    if let Some(g) = &guard {
+        check_guardrail_budget(g, &key)?;
+        match guard::screen(&mut request, &g.rules) {
+            Screening::Blocked { rule, .. } => {
+                return Err(ApiError::forbidden(format!(
+                    "Request blocked by guardrail {:?}: the content matched rule {rule:?}",
+                    g.guardrail.name
+                ))
+                .with_metadata("guardrail_id", json!(g.guardrail.id))
+                .with_metadata("rule", json!(rule))
+                .with_generation(&generation_id));
+            }
+            Screening::Allowed { findings: f, .. } => findings = f,
+        }
+    }
     let catalog = state.catalog();
     let session = request
         .session_id
@@ -328,6 +401,26 @@ async fn prepare(
         }
     }
     let classification = classification.map(|(name, _)| name.to_ascii_lowercase());
+    if let Some(g) = &guard {
+        restrict_guardrail(&mut plan, &catalog, &g.guardrail);
+        if plan.candidates.is_empty() {
+            let mut e = route_error(RouteError::NoEndpoints {
+                code: "guardrail_restricted",
+                message: format!(
+                    "Request blocked by guardrail {:?}: no endpoint of the requested models is allowed (see availability.excluded)",
+                    g.guardrail.name
+                ),
+                plan: Box::new(plan),
+            });
+            e.status = 403;
+            return Err(e
+                .with_metadata("guardrail_id", json!(g.guardrail.id))
+                .with_generation(&generation_id));
+        }
+    }
+    let guardrail_record = guard
+        .as_ref()
+        .map(|g| json!({"id": g.guardrail.id, "name": g.guardrail.name, "findings": findings}));
 
     // Hold the most any candidate could cost; at least one pico-dollar, so that an account
     // without credits is refused even for free models.
@@ -385,6 +478,7 @@ async fn prepare(
         return Err(e.with_generation(&generation_id));
     }
     Ok(Prepared {
+        guardrail: guardrail_record,
         format,
         classification,
         settings,
@@ -772,7 +866,7 @@ impl Prepared {
                 "upstream_model": r.endpoint.upstream_model,
                 "data_policy": r.provider.data_policy,
             })),
-            "guardrails": [],
+            "guardrails": self.guardrail.iter().collect::<Vec<_>>(),
             "data_classification": self.classification,
             "routing": {"candidates": candidates, "excluded": excluded, "attempts": attempts},
             "prompt_sha256": self.prompt_sha256,

@@ -22,6 +22,7 @@ pub mod config;
 pub mod content;
 pub mod engine;
 pub mod error;
+pub mod guardrails;
 pub mod metrics;
 pub mod recorder;
 pub mod settings;
@@ -229,6 +230,28 @@ pub fn router(state: SharedState) -> Router {
         .route("/credits", get(api::credits))
         .route("/generation", get(api::generation))
         .route("/activity", get(api::activity))
+        .route(
+            "/guardrails",
+            get(guardrails::list).post(guardrails::create),
+        )
+        .route(
+            "/guardrails/assignments/keys",
+            get(guardrails::all_key_assignments),
+        )
+        .route(
+            "/guardrails/{id}",
+            get(guardrails::get)
+                .patch(guardrails::update)
+                .delete(guardrails::delete),
+        )
+        .route(
+            "/guardrails/{id}/assignments/keys",
+            get(guardrails::key_assignments).post(guardrails::assign_keys),
+        )
+        .route(
+            "/guardrails/{id}/assignments/keys/remove",
+            post(guardrails::unassign_keys),
+        )
         .route("/generation/content", get(content::generation_content))
         .route_layer(axum::middleware::from_fn(metrics::track));
     Router::new()

@@ -25,6 +25,7 @@ use switchyard_core::routing::HealthSnapshot;
 use crate::config::Config;
 use crate::content::ContentCipher;
 use crate::error::ApiError;
+use crate::guardrails::GuardrailCache;
 use crate::recorder::Recorder;
 use crate::settings::SettingsCache;
 
@@ -72,6 +73,8 @@ pub struct AppState {
     pub content_cipher: Option<ContentCipher>,
     /// Account settings, cached briefly.
     pub settings: SettingsCache,
+    /// Guardrails by key, compiled and cached briefly.
+    pub guardrails: GuardrailCache,
     /// Data classifications: the built-ins and the operator's.
     pub classifications: Classifications,
     /// Per-endpoint outcomes, circuit breakers and performance.
@@ -126,6 +129,7 @@ impl AppState {
             audit_key,
             content_cipher,
             settings: SettingsCache::default(),
+            guardrails: GuardrailCache::default(),
             classifications,
             health: HealthTracker::new(HealthConfig::default()),
             sessions: StickySessions::default(),

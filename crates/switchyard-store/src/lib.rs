@@ -22,7 +22,9 @@ use switchyard_core::money::Money;
 use switchyard_core::periods::Periods;
 
 mod audit;
+mod guardrails;
 pub use audit::{AuditRow, ContentRow, Settlement};
+pub use guardrails::{Assignment, GuardrailRow};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
