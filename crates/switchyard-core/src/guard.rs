@@ -579,6 +579,34 @@ impl Guardrail {
     }
 }
 
+/// Removes every candidate the guardrail refuses, recording each as an exclusion.
+pub fn restrict(
+    plan: &mut crate::routing::RoutePlan,
+    catalog: &crate::catalog::Catalog,
+    g: &Guardrail,
+) {
+    let mut kept = Vec::with_capacity(plan.candidates.len());
+    for c in plan.candidates.drain(..) {
+        let endpoint = catalog
+            .model(&c.model)
+            .and_then(|m| m.endpoints.get(c.endpoint));
+        let reason = match (catalog.provider(&c.provider), endpoint) {
+            (Some(p), Some(e)) => g.refuses(&c.model, p, e),
+            _ => Some("guardrail:provider"),
+        };
+        match reason {
+            None => kept.push(c),
+            Some(reason) => plan.excluded.push(crate::routing::Exclusion {
+                model: c.model,
+                provider: c.provider,
+                tag: c.tag,
+                reason: reason.to_owned(),
+            }),
+        }
+    }
+    plan.candidates = kept;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

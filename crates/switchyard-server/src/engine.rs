@@ -26,7 +26,7 @@ use switchyard_core::catalog::{Catalog, Endpoint, Model, Provider};
 use switchyard_core::chat::ChatRequest;
 use switchyard_core::classification;
 use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
-use switchyard_core::guard::{self, Guardrail, Screening};
+use switchyard_core::guard::{self, Screening};
 use switchyard_core::money::Money;
 use switchyard_core::pricing::{self, Usage};
 use switchyard_core::routing::{
@@ -157,27 +157,6 @@ fn check_guardrail_budget(g: &guardrails::Compiled, key: &Authenticated) -> Resu
         .with_metadata("guardrail_id", json!(g.guardrail.id)));
     }
     Ok(())
-}
-
-/// Drops endpoints the key's guardrail refuses (models, providers, ZDR, training).
-fn restrict_guardrail(plan: &mut RoutePlan, catalog: &Catalog, g: &Guardrail) {
-    let mut kept = Vec::with_capacity(plan.candidates.len());
-    for c in plan.candidates.drain(..) {
-        let reason = match resolve(catalog, &c) {
-            Some(r) => g.refuses(&r.model.id, r.provider, r.endpoint),
-            None => Some("guardrail:provider"),
-        };
-        match reason {
-            None => kept.push(c),
-            Some(reason) => plan.excluded.push(Exclusion {
-                model: c.model,
-                provider: c.provider,
-                tag: c.tag,
-                reason: reason.to_owned(),
-            }),
-        }
-    }
-    plan.candidates = kept;
 }
 
 /// Drops endpoints whose provider may train on prompts unless the account allows training for
@@ -402,7 +381,7 @@ async fn prepare(
     }
     let classification = classification.map(|(name, _)| name.to_ascii_lowercase());
     if let Some(g) = &guard {
-        restrict_guardrail(&mut plan, &catalog, &g.guardrail);
+        guard::restrict(&mut plan, &catalog, &g.guardrail);
         if plan.candidates.is_empty() {
             let mut e = route_error(RouteError::NoEndpoints {
                 code: "guardrail_restricted",
