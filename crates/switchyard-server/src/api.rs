@@ -678,6 +678,7 @@ pub async fn update_key(
         .update_key(&hash, &update, now)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("No key with hash {hash}")))?;
+    state.keys.invalidate(&hash);
     Ok(Json(json!({"data": key_json(&k)})))
 }
 
@@ -689,6 +690,7 @@ pub async fn delete_key(
 ) -> Result<Json<Value>, ApiError> {
     owned_key(&state, &auth, &hash).await?;
     state.store.delete_key(&hash).await?;
+    state.keys.invalidate(&hash);
     Ok(Json(json!({"deleted": true})))
 }
 

@@ -134,20 +134,27 @@ struct AttemptRecord {
 }
 
 /// Refuses the request when the key's guardrail budget for the current window is spent.
-fn check_guardrail_budget(g: &guardrails::Compiled, key: &Authenticated) -> Result<(), ApiError> {
+async fn check_guardrail_budget(
+    state: &SharedState,
+    g: &guardrails::Compiled,
+    key: &Authenticated,
+) -> Result<(), ApiError> {
     let (Some(limit), Some(interval)) =
         (g.guardrail.limit(), g.guardrail.reset_interval.as_deref())
     else {
         return Ok(());
     };
+    // The key record may come from the cache: read its spend fresh.
+    let fresh = state.store.key(&key.key.hash, state.now_ms()).await?;
+    let record = fresh.as_ref().unwrap_or(&key.key);
     let pick = |w: &switchyard_store::WindowUsage| match interval {
         "daily" => w.daily,
         "weekly" => w.weekly,
         _ => w.monthly,
     };
-    let mut spent = pick(&key.key.usage);
+    let mut spent = pick(&record.usage);
     if g.guardrail.include_byok_in_budgets {
-        spent = spent.saturating_add(pick(&key.key.byok_usage));
+        spent = spent.saturating_add(pick(&record.byok_usage));
     }
     if spent >= limit {
         return Err(ApiError::forbidden(format!(
@@ -314,7 +321,9 @@ async fn prepare(
         .map_err(|e| ApiError::from(e).with_generation(&generation_id))?;
     let mut findings = Vec::new();
     if let Some(g) = &guard {
-        check_guardrail_budget(g, &key)?;
+        check_guardrail_budget(&state, g, &key)
+            .await
+            .map_err(|e| e.with_generation(&generation_id))?;
         match guard::screen(&mut request, &g.rules) {
             Screening::Blocked { rule, .. } => {
                 return Err(ApiError::forbidden(format!(

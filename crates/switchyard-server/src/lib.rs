@@ -46,7 +46,7 @@ use switchyard_providers::messages_api;
 use tokio::net::TcpListener;
 
 use crate::error::ApiError;
-use crate::state::{Authenticated, SharedState};
+use crate::state::{InferenceAuth, SharedState};
 
 /// The catalogue bundled into the binary.
 pub const DEFAULT_CATALOG: &str = include_str!("../../../catalog/default.toml");
@@ -103,12 +103,12 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 
 async fn chat_completions(
     State(state): State<SharedState>,
-    auth: Result<Authenticated, ApiError>,
+    auth: Result<InferenceAuth, ApiError>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let auth = match auth {
-        Ok(a) => a,
+        Ok(InferenceAuth(a)) => a,
         Err(e) => {
             engine::audit_refusal(&state, None, &headers, None, &[], &e, engine::Format::Chat);
             return Err(e);
@@ -136,13 +136,13 @@ async fn chat_completions(
 /// and errors in Anthropic's shapes.
 async fn messages(
     State(state): State<SharedState>,
-    auth: Result<Authenticated, ApiError>,
+    auth: Result<InferenceAuth, ApiError>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let format = engine::Format::Messages;
     let auth = match auth {
-        Ok(a) => a,
+        Ok(InferenceAuth(a)) => a,
         Err(e) => {
             engine::audit_refusal(&state, None, &headers, None, &[], &e, format);
             return e.into_messages_response();

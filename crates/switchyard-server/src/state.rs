@@ -75,6 +75,8 @@ pub struct AppState {
     pub settings: SettingsCache,
     /// Guardrails by key, compiled and cached briefly.
     pub guardrails: GuardrailCache,
+    /// Key records for inference, cached briefly (no database read per request).
+    pub keys: KeyCache,
     /// Data classifications: the built-ins and the operator's.
     pub classifications: Classifications,
     /// Per-endpoint outcomes, circuit breakers and performance.
@@ -130,6 +132,7 @@ impl AppState {
             content_cipher,
             settings: SettingsCache::default(),
             guardrails: GuardrailCache::default(),
+            keys: KeyCache::default(),
             classifications,
             health: HealthTracker::new(HealthConfig::default()),
             sessions: StickySessions::default(),
@@ -217,6 +220,57 @@ fn presented_key(parts: &Parts) -> Option<&str> {
         .map(str::trim)
 }
 
+/// Key records by hash, reused for up to a second on the inference path. A key disabled,
+/// deleted or changed through this process's API is forgotten at once; a change made by another
+/// process (the CLI) applies within the second. Spend limits do not depend on it: holds are
+/// always taken in the store.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    entries: RwLock<HashMap<String, (Instant, KeyRecord)>>,
+}
+
+/// How long a cached key record is used.
+const KEY_TTL: Duration = Duration::from_secs(1);
+
+impl KeyCache {
+    fn get(&self, hash: &str) -> Option<KeyRecord> {
+        let map = self.entries.read().ok()?;
+        let (at, record) = map.get(hash)?;
+        (at.elapsed() < KEY_TTL).then(|| record.clone())
+    }
+
+    fn put(&self, record: &KeyRecord) {
+        if let Ok(mut map) = self.entries.write() {
+            if map.len() > 100_000 {
+                map.retain(|_, (at, _)| at.elapsed() < KEY_TTL);
+            }
+            map.insert(record.hash.clone(), (Instant::now(), record.clone()));
+        }
+    }
+
+    /// Forgets a key (after it changed).
+    pub fn invalidate(&self, hash: &str) {
+        if let Ok(mut map) = self.entries.write() {
+            map.remove(hash);
+        }
+    }
+}
+
+/// An inference request authenticated through the key cache.
+#[derive(Debug, Clone)]
+pub struct InferenceAuth(pub Authenticated);
+
+impl FromRequestParts<SharedState> for InferenceAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        authenticate(parts, state, true).await.map(InferenceAuth)
+    }
+}
+
 impl FromRequestParts<SharedState> for Authenticated {
     type Rejection = ApiError;
 
@@ -224,30 +278,48 @@ impl FromRequestParts<SharedState> for Authenticated {
         parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(key) = presented_key(parts) else {
-            return Err(ApiError::unauthorized(
-                "No auth credentials found: send your key as `Authorization: Bearer sk-or-v1-...`",
-            ));
-        };
-        if !is_well_formed(key) {
-            return Err(ApiError::unauthorized(
-                "Invalid API key: keys look like sk-or-v1- followed by 64 hex characters",
-            ));
-        }
-        let now = state.now_ms();
-        let record = state
-            .store
-            .key(&hash_key(key), now)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("Invalid API key: no such key"))?;
-        if record.disabled {
-            return Err(ApiError::unauthorized("This API key is disabled"));
-        }
-        if record.is_expired(now) {
-            return Err(ApiError::unauthorized("This API key has expired"));
-        }
-        Ok(Authenticated { key: record })
+        authenticate(parts, state, false).await
     }
+}
+
+async fn authenticate(
+    parts: &Parts,
+    state: &SharedState,
+    cached: bool,
+) -> Result<Authenticated, ApiError> {
+    let Some(key) = presented_key(parts) else {
+        return Err(ApiError::unauthorized(
+            "No auth credentials found: send your key as `Authorization: Bearer sk-or-v1-...`",
+        ));
+    };
+    if !is_well_formed(key) {
+        return Err(ApiError::unauthorized(
+            "Invalid API key: keys look like sk-or-v1- followed by 64 hex characters",
+        ));
+    }
+    let now = state.now_ms();
+    let hash = hash_key(key);
+    let record = match cached.then(|| state.keys.get(&hash)).flatten() {
+        Some(record) => record,
+        None => {
+            let record = state
+                .store
+                .key(&hash, now)
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("Invalid API key: no such key"))?;
+            if cached {
+                state.keys.put(&record);
+            }
+            record
+        }
+    };
+    if record.disabled {
+        return Err(ApiError::unauthorized("This API key is disabled"));
+    }
+    if record.is_expired(now) {
+        return Err(ApiError::unauthorized("This API key has expired"));
+    }
+    Ok(Authenticated { key: record })
 }
 
 impl Authenticated {
