@@ -6,13 +6,24 @@
 //!   results become `tool_result` blocks of a user turn.
 //! - `max_tokens` is required: the request's, else the endpoint's `max_completion_tokens`, else
 //!   4096.
-//! - `response_format` has no equivalent in the Messages API and is not sent; routing already
-//!   keeps requests with `require_parameters` away from endpoints that do not list it.
+//! - `response_format`: Anthropic documents JSON outputs as `output_config: {format: {type:
+//!   "json_schema", schema}}`, accepted by its newer models only (Claude Sonnet 4.5, Haiku 4.5,
+//!   Opus 4.5 and later; older ones answer 400). A `json_schema` format is therefore sent only
+//!   to endpoints whose catalogue entry lists `response_format` or `structured_outputs`, and
+//!   dropped elsewhere, like any unsupported parameter (routing already keeps requests with
+//!   `require_parameters` away from such endpoints, and prefers supporting ones otherwise).
+//!   `json_object` has no schema-less equivalent and is dropped; `text` is the default. A native
+//!   `output_config` (from the gateway's `/messages` endpoint) is sent as is.
 //! - Reasoning: a native `thinking` object (from the gateway's `/messages` endpoint) is sent as
 //!   is; otherwise `reasoning.max_tokens` is the thinking budget and `reasoning.effort` a share
-//!   of `max_tokens`. With thinking on, `temperature` and `top_k` are not sent (Anthropic
-//!   refuses them together).
-//! - Audio and video parts cannot be expressed: a [`CodecError`] names the part.
+//!   of `max_tokens` (at least 1024, Anthropic's minimum, with `max_tokens` raised above it).
+//!   With thinking on, `temperature` and `top_k` are not sent and `top_p` only from 0.95 up
+//!   (Anthropic refuses other values together with thinking).
+//! - A trailing assistant message is a prefill; its trailing whitespace is trimmed, which
+//!   Anthropic requires of the final assistant turn.
+//! - Tool results lead their user turn (Anthropic wants `tool_result` blocks before any text).
+//! - Audio and video parts, and files other than base64 PDFs, cannot be expressed: a
+//!   [`CodecError`] names the part and the provider.
 
 use serde_json::{json, Map, Value};
 use switchyard_core::catalog::ProviderKind;
@@ -130,20 +141,65 @@ fn tool_result_content(content: &Content) -> Result<Value, CodecError> {
     }
 }
 
-/// Appends blocks to the last turn when it has the same role, else starts a turn.
-fn push_turn(turns: &mut Vec<Value>, role: &str, mut blocks: Vec<Value>) {
+fn is_tool_result(block: &Value) -> bool {
+    block.get("type").and_then(Value::as_str) == Some("tool_result")
+}
+
+/// Appends blocks to the last turn when it has the same role, else starts a turn. Tool results
+/// go after the turn's leading tool results, before its other blocks.
+fn push_turn(turns: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
     if blocks.is_empty() {
         return;
     }
     if let Some(last) = turns.last_mut() {
         if last["role"] == role {
             if let Some(existing) = last["content"].as_array_mut() {
-                existing.append(&mut blocks);
+                for block in blocks {
+                    if is_tool_result(&block) {
+                        let at = existing.iter().take_while(|b| is_tool_result(b)).count();
+                        existing.insert(at, block);
+                    } else {
+                        existing.push(block);
+                    }
+                }
                 return;
             }
         }
     }
     turns.push(json!({"role": role, "content": blocks}));
+}
+
+/// Trims the trailing whitespace of a final assistant turn (a prefill), dropping text blocks
+/// left empty; Anthropic refuses a final assistant turn that ends with whitespace.
+fn trim_prefill(turns: &mut Vec<Value>) {
+    let Some(last) = turns.last_mut() else {
+        return;
+    };
+    if last["role"] != "assistant" {
+        return;
+    }
+    if let Some(blocks) = last["content"].as_array_mut() {
+        while let Some(block) = blocks.last_mut() {
+            if block.get("type").and_then(Value::as_str) != Some("text") {
+                break;
+            }
+            let text = block
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .trim_end()
+                .to_owned();
+            if text.is_empty() && block.get("cache_control").is_none() {
+                blocks.pop();
+            } else {
+                block["text"] = json!(text);
+                break;
+            }
+        }
+        if blocks.is_empty() {
+            turns.pop();
+        }
+    }
 }
 
 fn assistant_blocks(
@@ -218,6 +274,20 @@ fn thinking_budget(request: &ChatRequest, max_tokens: u64) -> Option<u64> {
     Some(((max_tokens as f64) * share) as u64)
 }
 
+/// `response_format` as Anthropic's `output_config.format`, for endpoints that list support.
+fn output_format(request: &ChatRequest, target: &Target<'_>) -> Option<Value> {
+    let format = request.response_format.as_ref()?;
+    if format.get("type").and_then(Value::as_str) != Some("json_schema") {
+        return None;
+    }
+    let endpoint = target.endpoint;
+    if !(endpoint.supports("response_format") || endpoint.supports("structured_outputs")) {
+        return None;
+    }
+    let schema = format.pointer("/json_schema/schema")?;
+    Some(json!({"type": "json_schema", "schema": schema}))
+}
+
 impl Codec for AnthropicCodec {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Anthropic
@@ -266,6 +336,7 @@ impl Codec for AnthropicCodec {
                 }
             }
         }
+        trim_prefill(&mut turns);
         if turns.is_empty() {
             return Err(codec_error(
                 "anthropic needs at least one user or assistant message besides the system prompt",
@@ -294,9 +365,10 @@ impl Codec for AnthropicCodec {
                 json!({"type": "enabled", "budget_tokens": budget})
             }),
         };
+        // `enabled` or `adaptive`.
         let thinking_on = thinking
             .as_ref()
-            .is_some_and(|t| t.get("type").and_then(Value::as_str) == Some("enabled"));
+            .is_some_and(|t| t.get("type").and_then(Value::as_str) != Some("disabled"));
         body.insert("max_tokens".into(), json!(max_tokens));
         if let Some(t) = thinking {
             body.insert("thinking".into(), t);
@@ -313,7 +385,7 @@ impl Codec for AnthropicCodec {
                 body.insert("top_k".into(), json!(k));
             }
         }
-        if let Some(p) = request.top_p {
+        if let Some(p) = request.top_p.filter(|p| !thinking_on || *p >= 0.95) {
             body.insert("top_p".into(), json!(p));
         }
         if let Some(user) = &request.user {
@@ -372,6 +444,11 @@ impl Codec for AnthropicCodec {
         if let Some(c) = choice {
             body.insert("tool_choice".into(), c);
         }
+        if let Some(native) = request.extra.get("output_config") {
+            body.insert("output_config".into(), native.clone());
+        } else if let Some(format) = output_format(request, target) {
+            body.insert("output_config".into(), json!({ "format": format }));
+        }
         if request.is_stream() {
             body.insert("stream".into(), json!(true));
         }
@@ -407,16 +484,21 @@ impl Codec for AnthropicCodec {
         if value.get("type").and_then(Value::as_str) == Some("error") {
             return Err(self.decode_error(502, body));
         }
+        let Some(content) = value.get("content").and_then(Value::as_array) else {
+            return Err(UpstreamError {
+                raw: Some(raw_excerpt(body)),
+                ..UpstreamError::new(
+                    UpstreamErrorKind::InvalidResponse,
+                    None,
+                    "Anthropic response has no `content`",
+                )
+            });
+        };
         let mut text = String::new();
         let mut reasoning = String::new();
         let mut details: Vec<Value> = Vec::new();
         let mut tool_calls: Vec<Value> = Vec::new();
-        for block in value
-            .get("content")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for block in content {
             match block.get("type").and_then(Value::as_str) {
                 Some("text") => text.push_str(block.get("text").and_then(Value::as_str).unwrap_or("")),
                 Some("thinking") => {
@@ -453,13 +535,15 @@ impl Codec for AnthropicCodec {
             .unwrap_or("end_turn");
         let mut message = json!({
             "role": "assistant",
-            "content": if text.is_empty() && !tool_calls.is_empty() { Value::Null } else { json!(text) },
+            "content": if text.is_empty() { Value::Null } else { json!(text) },
         });
         if !tool_calls.is_empty() {
             message["tool_calls"] = Value::Array(tool_calls);
         }
-        if !details.is_empty() {
+        if !reasoning.is_empty() {
             message["reasoning"] = json!(reasoning);
+        }
+        if !details.is_empty() {
             message["reasoning_details"] = Value::Array(details);
         }
         Ok(Completion {
@@ -486,11 +570,16 @@ impl Codec for AnthropicCodec {
             .map(str::to_owned)
             .unwrap_or_else(|| format!("Anthropic returned HTTP {status}"));
         let kind = match kind_name {
+            Some(_) if message.contains("content filtering policy") => {
+                UpstreamErrorKind::ContentPolicy
+            }
             Some("invalid_request_error") if message.contains("prompt is too long") => {
                 UpstreamErrorKind::ContextLengthExceeded
             }
             Some("invalid_request_error") => UpstreamErrorKind::InvalidRequest,
-            Some("authentication_error" | "permission_error") => UpstreamErrorKind::ProviderAuth,
+            Some("authentication_error" | "permission_error" | "billing_error") => {
+                UpstreamErrorKind::ProviderAuth
+            }
             Some("not_found_error") => UpstreamErrorKind::NotFound,
             Some("request_too_large") => UpstreamErrorKind::PayloadTooLarge,
             Some("rate_limit_error") => UpstreamErrorKind::RateLimited,
@@ -510,6 +599,22 @@ impl Codec for AnthropicCodec {
 
     fn stream_decoder(&self) -> Box<dyn StreamDecoder> {
         Box::new(AnthropicStream::default())
+    }
+}
+
+/// The HTTP status Anthropic pairs with an error `type` (for errors met inside a stream).
+pub fn status_for_error_type(error_type: &str) -> u16 {
+    match error_type {
+        "invalid_request_error" => 400,
+        "authentication_error" => 401,
+        "billing_error" => 402,
+        "permission_error" => 403,
+        "not_found_error" => 404,
+        "request_too_large" => 413,
+        "rate_limit_error" => 429,
+        "timeout_error" => 504,
+        "overloaded_error" => 529,
+        _ => 500,
     }
 }
 
@@ -616,7 +721,8 @@ impl AnthropicStream {
                     .and_then(|m| m.get("usage"))
                     .cloned()
                     .unwrap_or_else(|| json!({}));
-                out.push(self.chunk(json!({"role": "assistant", "content": ""}), None, None));
+                let usage = Some(parse_usage(&self.usage));
+                out.push(self.chunk(json!({"role": "assistant", "content": ""}), None, usage));
             }
             "content_block_start" => {
                 let index = value.get("index").and_then(Value::as_u64).unwrap_or(0);
@@ -727,13 +833,10 @@ impl AnthropicStream {
             }
             "message_stop" => out.push(StreamEvent::Done),
             "error" => {
-                let status = match value.pointer("/error/type").and_then(Value::as_str) {
-                    Some("overloaded_error") => 529,
-                    Some("rate_limit_error") => 429,
-                    Some("invalid_request_error") => 400,
-                    Some("timeout_error") => 504,
-                    _ => 500,
-                };
+                let status = value
+                    .pointer("/error/type")
+                    .and_then(Value::as_str)
+                    .map_or(500, status_for_error_type);
                 out.push(StreamEvent::Error(
                     AnthropicCodec.decode_error(status, data.as_bytes()),
                 ));
@@ -761,5 +864,536 @@ impl StreamDecoder for AnthropicStream {
             self.event(e, &mut out);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_core::catalog::Catalog;
+
+    fn catalog(supported: &str) -> Catalog {
+        Catalog::from_toml(
+            "t",
+            &format!(
+                r#"
+[[providers]]
+slug = "anthropic"
+name = "Anthropic"
+kind = "anthropic"
+base_url = "https://api.anthropic.com/v1/"
+api_key_env = "ANTHROPIC_API_KEY"
+[[models]]
+id = "anthropic/claude"
+name = "Claude"
+context_length = 200000
+[[models.endpoints]]
+provider = "anthropic"
+upstream_model = "claude-x"
+max_completion_tokens = 16000
+pricing = {{ prompt = "0.000003", completion = "0.000015" }}
+supported_parameters = [{supported}]
+"#
+            ),
+        )
+        .expect("catalog")
+    }
+
+    fn encode_with(supported: &str, request: Value) -> Result<Value, CodecError> {
+        let catalog = catalog(supported);
+        let model = catalog.model("anthropic/claude").expect("model");
+        let target = Target {
+            provider: catalog.provider("anthropic").expect("provider"),
+            endpoint: &model.endpoints[0],
+            api_key: None,
+        };
+        let request = ChatRequest::from_value(request).expect("request");
+        let upstream = AnthropicCodec.encode(&request, &target)?;
+        assert_eq!(upstream.url, "https://api.anthropic.com/v1/messages");
+        assert!(!upstream.headers.iter().any(|(k, _)| k == "x-api-key"));
+        Ok(serde_json::from_slice(&upstream.body).expect("json"))
+    }
+
+    fn encode(request: Value) -> Value {
+        encode_with("", request).expect("encodes")
+    }
+
+    fn user(extra: Value) -> Value {
+        let mut request =
+            json!({"model": "anthropic/claude", "messages": [{"role": "user", "content": "hi"}]});
+        if let (Some(r), Some(e)) = (request.as_object_mut(), extra.as_object()) {
+            r.extend(e.clone());
+        }
+        request
+    }
+
+    #[test]
+    fn reasoning_becomes_a_thinking_budget() {
+        // (request fields, expected thinking, expected max_tokens)
+        let cases = [
+            (json!({}), Value::Null, 16000),
+            (json!({"max_tokens": 100}), Value::Null, 100),
+            (
+                json!({"reasoning": {"max_tokens": 3000}}),
+                json!({"type": "enabled", "budget_tokens": 3000}),
+                16000,
+            ),
+            (
+                json!({"reasoning": {"effort": "high"}, "max_tokens": 10000}),
+                json!({"type": "enabled", "budget_tokens": 8000}),
+                10000,
+            ),
+            (
+                json!({"reasoning": {"effort": "medium"}, "max_completion_tokens": 10000}),
+                json!({"type": "enabled", "budget_tokens": 5000}),
+                10000,
+            ),
+            (
+                json!({"reasoning_effort": "low", "max_tokens": 10000}),
+                json!({"type": "enabled", "budget_tokens": 2000}),
+                10000,
+            ),
+            (
+                json!({"reasoning": {"effort": "minimal"}, "max_tokens": 20000}),
+                json!({"type": "enabled", "budget_tokens": 2000}),
+                20000,
+            ),
+            // The budget is at least 1024 and max_tokens is raised above it.
+            (
+                json!({"reasoning": {"effort": "low"}, "max_tokens": 500}),
+                json!({"type": "enabled", "budget_tokens": 1024}),
+                2048,
+            ),
+            (
+                json!({"reasoning": {"max_tokens": 4000}, "max_tokens": 1000}),
+                json!({"type": "enabled", "budget_tokens": 4000}),
+                5024,
+            ),
+            (
+                json!({"reasoning": {"enabled": true}, "max_tokens": 4000}),
+                json!({"type": "enabled", "budget_tokens": 2000}),
+                4000,
+            ),
+            (
+                json!({"reasoning": {"effort": "none"}, "max_tokens": 4000}),
+                Value::Null,
+                4000,
+            ),
+            (
+                json!({"reasoning": {"enabled": false, "max_tokens": 2000}}),
+                Value::Null,
+                16000,
+            ),
+            // A native object passes verbatim.
+            (
+                json!({"thinking": {"type": "adaptive"}, "reasoning": {"effort": "low"}, "max_tokens": 900}),
+                json!({"type": "adaptive"}),
+                900,
+            ),
+        ];
+        for (fields, thinking, max_tokens) in cases {
+            let body = encode(user(fields.clone()));
+            assert_eq!(
+                body.get("thinking").cloned().unwrap_or(Value::Null),
+                thinking,
+                "{fields}"
+            );
+            assert_eq!(body["max_tokens"], max_tokens, "{fields}");
+        }
+    }
+
+    #[test]
+    fn sampling_with_and_without_thinking() {
+        let sampling =
+            json!({"temperature": 1.5, "top_p": 0.9, "top_k": 5, "stop": "END", "user": "u1"});
+        let body = encode(user(sampling.clone()));
+        assert_eq!(body["temperature"], 1.0, "clamped to Anthropic's range");
+        assert_eq!(body["top_p"], 0.9);
+        assert_eq!(body["top_k"], 5);
+        assert_eq!(body["stop_sequences"], json!(["END"]));
+        assert_eq!(body["metadata"], json!({"user_id": "u1"}));
+        let mut thinking = sampling;
+        thinking["reasoning"] = json!({"max_tokens": 2048});
+        let body = encode(user(thinking.clone()));
+        for dropped in ["temperature", "top_p", "top_k"] {
+            assert!(body.get(dropped).is_none(), "{dropped}");
+        }
+        thinking["top_p"] = json!(0.97);
+        assert_eq!(encode(user(thinking))["top_p"], 0.97);
+    }
+
+    #[test]
+    fn tool_choice_table() {
+        let tools = json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+        let cases = [
+            (json!("auto"), None, json!({"type": "auto"})),
+            (json!("none"), None, json!({"type": "none"})),
+            (json!("required"), None, json!({"type": "any"})),
+            (
+                json!({"type": "function", "function": {"name": "f"}}),
+                None,
+                json!({"type": "tool", "name": "f"}),
+            ),
+            (
+                json!("required"),
+                Some(false),
+                json!({"type": "any", "disable_parallel_tool_use": true}),
+            ),
+            (json!("none"), Some(false), json!({"type": "none"})),
+            (
+                Value::Null,
+                Some(false),
+                json!({"type": "auto", "disable_parallel_tool_use": true}),
+            ),
+            (json!("auto"), Some(true), json!({"type": "auto"})),
+        ];
+        for (choice, parallel, want) in cases {
+            let mut fields = json!({"tools": tools});
+            if !choice.is_null() {
+                fields["tool_choice"] = choice.clone();
+            }
+            if let Some(p) = parallel {
+                fields["parallel_tool_calls"] = json!(p);
+            }
+            let body = encode(user(fields));
+            assert_eq!(body["tool_choice"], want, "{choice} {parallel:?}");
+            assert_eq!(
+                body["tools"],
+                json!([{"name": "f", "input_schema": {"type": "object"}}])
+            );
+        }
+        let body = encode(user(
+            json!({"tools": [{"type": "function", "function": {"name": "g"}}]}),
+        ));
+        assert_eq!(
+            body["tools"][0]["input_schema"],
+            json!({"type": "object", "properties": {}})
+        );
+        assert!(body.get("tool_choice").is_none());
+    }
+
+    #[test]
+    fn response_format_goes_to_endpoints_that_list_it() {
+        let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"], "additionalProperties": false});
+        let json_schema = json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}});
+        // (supported_parameters, request, expected output_config)
+        let cases = [
+            ("", json_schema.clone(), Value::Null),
+            (
+                "\"response_format\"",
+                json_schema.clone(),
+                json!({"format": {"type": "json_schema", "schema": schema}}),
+            ),
+            (
+                "\"structured_outputs\"",
+                json_schema,
+                json!({"format": {"type": "json_schema", "schema": schema}}),
+            ),
+            (
+                "\"response_format\"",
+                json!({"response_format": {"type": "json_object"}}),
+                Value::Null,
+            ),
+            (
+                "",
+                json!({"output_config": {"effort": "low"}}),
+                json!({"effort": "low"}),
+            ),
+        ];
+        for (supported, fields, want) in cases {
+            let body = encode_with(supported, user(fields.clone())).expect("encodes");
+            assert_eq!(
+                body.get("output_config").cloned().unwrap_or(Value::Null),
+                want,
+                "{supported} {fields}"
+            );
+            assert!(body.get("response_format").is_none());
+        }
+    }
+
+    #[test]
+    fn turns_alternate_with_tool_results_first_and_a_trimmed_prefill() {
+        let body = encode(json!({"model": "anthropic/claude", "messages": [
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": ""}}]},
+            {"role": "user", "content": "interjection"},
+            {"role": "tool", "tool_call_id": "t1", "content": [{"type": "text", "text": "done"}]},
+            {"role": "system", "content": "late system"},
+            {"role": "assistant", "content": "Answer: \n "},
+        ]}));
+        assert_eq!(
+            body["system"],
+            json!([{"type": "text", "text": "late system"}])
+        );
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "user", "content": [{"type": "text", "text": "a"}]},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "done"}]},
+                    {"type": "text", "text": "interjection"},
+                ]},
+                {"role": "assistant", "content": [{"type": "text", "text": "Answer:"}]},
+            ])
+        );
+        // A whitespace-only prefill is dropped.
+        let body = encode(json!({"model": "anthropic/claude", "messages": [
+            {"role": "user", "content": "a"}, {"role": "assistant", "content": "  "}]}));
+        assert_eq!(body["messages"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn refusals_name_what_cannot_be_sent() {
+        let cases = [
+            (
+                json!([{"role": "system", "content": "only a system prompt"}]),
+                "at least one",
+            ),
+            (
+                json!([{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AA", "format": "mp3"}}]}]),
+                "anthropic does not accept input_audio content parts",
+            ),
+            (
+                json!([{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}]),
+                "PDF",
+            ),
+            (
+                json!([{"role": "user", "content": "x"}, {"role": "assistant", "content": null, "tool_calls": [{"id": "c9", "type": "function", "function": {"name": "f", "arguments": "[1,"}}]}]),
+                "tool call c9",
+            ),
+        ];
+        for (messages, needle) in cases {
+            let e = encode_with(
+                "",
+                json!({"model": "anthropic/claude", "messages": messages}),
+            )
+            .expect_err("refused");
+            assert!(e.0.contains(needle), "{e}");
+        }
+    }
+
+    #[test]
+    fn pdf_files_become_documents() {
+        let body = encode(
+            json!({"model": "anthropic/claude", "messages": [{"role": "user", "content": [
+            {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}}]}]}),
+        );
+        assert_eq!(
+            body["messages"][0]["content"][0],
+            json!({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}})
+        );
+    }
+
+    #[test]
+    fn error_types_classify() {
+        // (status, error type, kind, retryable)
+        let cases = [
+            (
+                400,
+                "invalid_request_error",
+                UpstreamErrorKind::InvalidRequest,
+                false,
+            ),
+            (
+                401,
+                "authentication_error",
+                UpstreamErrorKind::ProviderAuth,
+                true,
+            ),
+            (402, "billing_error", UpstreamErrorKind::ProviderAuth, true),
+            (
+                403,
+                "permission_error",
+                UpstreamErrorKind::ProviderAuth,
+                true,
+            ),
+            (404, "not_found_error", UpstreamErrorKind::NotFound, true),
+            (
+                413,
+                "request_too_large",
+                UpstreamErrorKind::PayloadTooLarge,
+                false,
+            ),
+            (
+                429,
+                "rate_limit_error",
+                UpstreamErrorKind::RateLimited,
+                true,
+            ),
+            (500, "api_error", UpstreamErrorKind::Server, true),
+            (504, "timeout_error", UpstreamErrorKind::Timeout, true),
+            (529, "overloaded_error", UpstreamErrorKind::Overloaded, true),
+        ];
+        for (status, kind_name, kind, retryable) in cases {
+            let body =
+                json!({"type": "error", "error": {"type": kind_name, "message": "m"}}).to_string();
+            let e = AnthropicCodec.decode_error(status, body.as_bytes());
+            assert_eq!(e.kind, kind, "{kind_name}");
+            assert_eq!(e.retryable(), retryable, "{kind_name}");
+            assert_eq!(e.status, Some(status));
+            assert_eq!(e.message, "m");
+            assert_eq!(e.provider_code.as_deref(), Some(kind_name));
+            assert_eq!(e.raw.as_deref(), Some(body.as_str()));
+            assert_eq!(status_for_error_type(kind_name), status, "{kind_name}");
+        }
+        // Without an envelope, the status decides.
+        for (status, kind) in [
+            (529, UpstreamErrorKind::Overloaded),
+            (503, UpstreamErrorKind::Overloaded),
+            (502, UpstreamErrorKind::Server),
+            (429, UpstreamErrorKind::RateLimited),
+        ] {
+            let e = AnthropicCodec.decode_error(status, b"<html>bad gateway</html>");
+            assert_eq!(e.kind, kind, "{status}");
+            assert!(e.retryable());
+            assert_eq!(e.message, format!("Anthropic returned HTTP {status}"));
+        }
+        let e = AnthropicCodec.decode_error(
+            400,
+            br#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 201000 tokens > 200000 maximum"}}"#,
+        );
+        assert_eq!(e.kind, UpstreamErrorKind::ContextLengthExceeded);
+    }
+
+    #[test]
+    fn decode_rejects_what_is_not_a_message() {
+        for body in [&b"nope"[..], b"{}", b"[]", b"{\"content\": 3}"] {
+            let e = AnthropicCodec.decode(body).expect_err("invalid");
+            assert_eq!(e.kind, UpstreamErrorKind::InvalidResponse);
+        }
+        let e = AnthropicCodec
+            .decode(
+                br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            )
+            .expect_err("error body");
+        assert_eq!(e.kind, UpstreamErrorKind::Overloaded);
+        // Empty content: no text is a null content.
+        let c = AnthropicCodec
+            .decode(br#"{"id":"m","type":"message","content":[],"stop_reason":"pause_turn","usage":{"input_tokens":1,"output_tokens":0}}"#)
+            .expect("decodes");
+        assert_eq!(c.choices[0]["message"]["content"], Value::Null);
+        assert_eq!(c.choices[0]["finish_reason"], "stop");
+        assert_eq!(c.choices[0]["native_finish_reason"], "pause_turn");
+    }
+
+    fn events(stream: &str) -> Vec<StreamEvent> {
+        let mut decoder = AnthropicCodec.stream_decoder();
+        let mut out = decoder.feed(stream.as_bytes());
+        out.extend(decoder.finish());
+        out
+    }
+
+    fn event(kind: &str, data: Value) -> String {
+        format!("event: {kind}\ndata: {data}\n\n")
+    }
+
+    #[test]
+    fn tool_call_indices_count_tool_calls_only() {
+        let stream = [
+            event("message_start", json!({"type": "message_start", "message": {"id": "m1", "usage": {"input_tokens": 3, "output_tokens": 1}}})),
+            event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}})),
+            event("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+            event("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}})),
+            event("content_block_stop", json!({"type": "content_block_stop", "index": 1})),
+            event("content_block_start", json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "a", "name": "f", "input": {}}})),
+            event("content_block_start", json!({"type": "content_block_start", "index": 3, "content_block": {"type": "tool_use", "id": "b", "name": "g", "input": {}}})),
+            event("content_block_delta", json!({"type": "content_block_delta", "index": 3, "delta": {"type": "input_json_delta", "partial_json": "{}"}})),
+            event("content_block_delta", json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "{\"x\":1}"}})),
+            event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 7}})),
+            event("message_stop", json!({"type": "message_stop"})),
+        ]
+        .concat();
+        let events = events(&stream);
+        let calls: Vec<(u64, Value)> = events
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::Chunk { choices, .. } => {
+                    choices[0]["delta"]["tool_calls"][0].as_object().map(|c| {
+                        (
+                            c["index"].as_u64().unwrap_or(99),
+                            c["function"]["arguments"].clone(),
+                        )
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            calls,
+            vec![
+                (0, json!("")),
+                (1, json!("")),
+                (1, json!("{}")),
+                (0, json!("{\"x\":1}"))
+            ]
+        );
+        let Some(StreamEvent::Chunk {
+            choices,
+            usage,
+            upstream_id,
+        }) = events.get(events.len() - 2)
+        else {
+            panic!("no finish chunk: {events:?}");
+        };
+        assert_eq!(upstream_id.as_deref(), Some("m1"));
+        assert_eq!(choices[0]["finish_reason"], "tool_calls");
+        assert_eq!(
+            usage.map(|u| (u.prompt_tokens, u.completion_tokens)),
+            Some((3, 7))
+        );
+        assert_eq!(events.last(), Some(&StreamEvent::Done));
+    }
+
+    #[test]
+    fn stream_errors_carry_their_kind() {
+        for (kind_name, kind) in [
+            ("overloaded_error", UpstreamErrorKind::Overloaded),
+            ("rate_limit_error", UpstreamErrorKind::RateLimited),
+            ("api_error", UpstreamErrorKind::Server),
+            ("invalid_request_error", UpstreamErrorKind::InvalidRequest),
+            ("something_new", UpstreamErrorKind::Server),
+        ] {
+            let events = events(&event(
+                "error",
+                json!({"type": "error", "error": {"type": kind_name, "message": "boom"}}),
+            ));
+            match events.as_slice() {
+                [StreamEvent::Error(e)] => {
+                    assert_eq!(e.kind, kind, "{kind_name}");
+                    assert_eq!(e.message, "boom");
+                }
+                other => panic!("{kind_name}: {other:?}"),
+            }
+        }
+        let events = events("event: content_block_delta\ndata: {not json\n\n");
+        assert!(
+            matches!(events.as_slice(), [StreamEvent::Error(e)] if e.kind == UpstreamErrorKind::InvalidResponse)
+        );
+    }
+
+    #[test]
+    fn odd_input_never_panics() {
+        let inputs = [
+            "data: {}\n\n",
+            "data: null\n\ndata: []\n\ndata: 3\n\n",
+            "data: {\"type\":\"content_block_delta\"}\n\n",
+            "data: {\"type\":\"content_block_delta\",\"index\":-1,\"delta\":{\"type\":\"input_json_delta\"}}\n\n",
+            "data: {\"type\":\"content_block_start\",\"index\":\"x\",\"content_block\":7}\n\n",
+            "data: {\"type\":\"message_delta\",\"usage\":7,\"delta\":{\"stop_reason\":1}}\n\n",
+            "data: {\"type\":\"message_start\",\"message\":3}\n\n",
+            "data: {\"type\":\"error\",\"error\":\"x\"}\n\n",
+            "event: ping\n\n\u{0}\u{ff}",
+        ];
+        for input in inputs {
+            let _ = events(input);
+        }
+        for body in [
+            &b"{\"content\":[1,{\"type\":\"tool_use\"},{\"type\":\"thinking\"}]}"[..],
+            b"{\"content\":[],\"usage\":3}",
+        ] {
+            let _ = AnthropicCodec.decode(body);
+        }
+        let _ = AnthropicCodec.decode_error(0, b"\xff\xfe");
     }
 }

@@ -45,6 +45,70 @@ fn encodes_reasoning_effort_as_a_thinking_budget() {
 }
 
 #[test]
+fn encodes_tool_results_documents_and_signed_thinking() {
+    let out = encode(
+        &AnthropicCodec,
+        &cat(),
+        &fixture("anthropic", "request_agentic.json"),
+    );
+    let body = &out["body"];
+    // Tool results lead the user turn, ahead of the text that came before them.
+    assert_eq!(body["messages"][2]["content"][0]["type"], "tool_result");
+    assert_eq!(body["messages"][2]["content"][1]["type"], "text");
+    // Only signed thinking and redacted thinking go back, first in the assistant turn.
+    assert_eq!(body["messages"][1]["content"][0]["type"], "thinking");
+    assert_eq!(
+        body["messages"][1]["content"][1]["type"],
+        "redacted_thinking"
+    );
+    assert_eq!(body["messages"][1]["content"][2]["type"], "tool_use");
+    insta::assert_json_snapshot!("anthropic_request_agentic", out);
+}
+
+/// A catalogue whose endpoint lists structured outputs.
+fn structured_cat() -> switchyard_core::catalog::Catalog {
+    switchyard_core::catalog::Catalog::from_toml(
+        "test",
+        r#"
+[[providers]]
+slug = "p"
+name = "P"
+kind = "anthropic"
+base_url = "https://api.anthropic.com/v1"
+api_key_env = "P_KEY"
+
+[[models]]
+id = "a/m"
+name = "M"
+context_length = 200000
+
+[[models.endpoints]]
+provider = "p"
+upstream_model = "claude-sonnet-4-5-20250929"
+max_completion_tokens = 64000
+pricing = { prompt = "0.000003", completion = "0.000015" }
+supported_parameters = ["temperature", "max_tokens", "response_format", "structured_outputs"]
+"#,
+    )
+    .unwrap()
+}
+
+#[test]
+fn encodes_a_json_schema_as_output_config_where_listed() {
+    let request = fixture("anthropic", "request_structured.json");
+    let out = encode(&AnthropicCodec, &structured_cat(), &request);
+    assert_eq!(
+        out["body"]["output_config"]["format"]["type"],
+        "json_schema"
+    );
+    insta::assert_json_snapshot!("anthropic_request_structured", out);
+    // An endpoint that does not list it gets no output_config.
+    let out = encode(&AnthropicCodec, &cat(), &request);
+    assert!(out["body"].get("output_config").is_none());
+    assert!(out["body"].get("response_format").is_none());
+}
+
+#[test]
 fn native_fields_pass_through() {
     let body = serde_json::to_vec(&json!({
         "model": "a/m", "max_tokens": 3000,
@@ -105,6 +169,8 @@ fn decodes_every_response_shape() {
         "response_thinking",
         "response_stop_sequence",
         "response_refusal",
+        "response_pause_turn",
+        "response_max_tokens",
     ] {
         let c = AnthropicCodec
             .decode(&fixture("anthropic", &format!("{name}.json")))
@@ -137,13 +203,51 @@ fn decodes_every_stream_event_type() {
         "stream_tool_use",
         "stream_thinking",
         "stream_error",
+        "stream_refusal",
+        "stream_rate_limited",
     ] {
         let bytes = fixture("anthropic", &format!("{name}.sse"));
         let whole = stream_json(&AnthropicCodec, &bytes, bytes.len());
-        let split = stream_json(&AnthropicCodec, &bytes, 7);
-        assert_eq!(whole, split, "{name}: splitting the bytes changes nothing");
+        for piece in [1, 7] {
+            let split = stream_json(&AnthropicCodec, &bytes, piece);
+            assert_eq!(whole, split, "{name}: splitting the bytes changes nothing");
+        }
         insta::assert_json_snapshot!(format!("anthropic_{name}"), whole);
     }
+}
+
+#[test]
+fn streamed_tool_arguments_add_up_to_json() {
+    let events = stream_json(
+        &AnthropicCodec,
+        &fixture("anthropic", "stream_tool_use.sse"),
+        64,
+    );
+    let mut calls: Vec<(String, String)> = Vec::new();
+    for event in events.as_array().unwrap() {
+        let deltas = event.pointer("/chunk/choices/0/delta/tool_calls");
+        for call in deltas.and_then(|d| d.as_array()).into_iter().flatten() {
+            let index = call["index"].as_u64().unwrap() as usize;
+            if calls.len() <= index {
+                calls.resize(index + 1, Default::default());
+            }
+            if let Some(name) = call.pointer("/function/name").and_then(|n| n.as_str()) {
+                calls[index].0 = name.to_owned();
+            }
+            calls[index].1 += call["function"]["arguments"].as_str().unwrap();
+        }
+    }
+    let parsed: Vec<(String, serde_json::Value)> = calls
+        .into_iter()
+        .map(|(name, args)| (name, serde_json::from_str(&args).unwrap()))
+        .collect();
+    assert_eq!(
+        parsed,
+        vec![
+            ("get_weather".to_owned(), json!({"city": "Paris"})),
+            ("get_time".to_owned(), json!({})),
+        ]
+    );
 }
 
 #[test]
@@ -154,6 +258,10 @@ fn classifies_provider_errors() {
         ("error_invalid.json", 400),
         ("error_too_long.json", 400),
         ("error_auth.json", 401),
+        ("error_permission.json", 403),
+        ("error_not_found.json", 404),
+        ("error_too_large.json", 413),
+        ("error_api.json", 500),
     ];
     let out: Vec<_> = cases
         .iter()
