@@ -542,14 +542,22 @@ pub async fn list_keys(
     auth.require_management()?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(format!("Invalid query: {e}")))?;
     let offset = parse_count("offset", &query.offset, usize::MAX)?.unwrap_or(0);
-    let flag = |v: &Option<String>| v.as_deref() == Some("true");
+    let flag = |name: &str, v: &Option<String>| match v.as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "{name} must be true or false, got {other:?}"
+        ))),
+    };
+    let include_disabled = flag("include_disabled", &query.include_disabled)?;
+    let include_expired = flag("include_expired", &query.include_expired)?;
     let now = state.now_ms();
     let keys = state.store.list_keys(&auth.key.account_id, now).await?;
     let data: Vec<Value> = keys
         .iter()
         .filter(|k| !k.is_management)
-        .filter(|k| flag(&query.include_disabled) || !k.disabled)
-        .filter(|k| flag(&query.include_expired) || !k.is_expired(now))
+        .filter(|k| include_disabled || !k.disabled)
+        .filter(|k| include_expired || !k.is_expired(now))
         .skip(offset)
         .take(100)
         .map(key_json)
@@ -603,9 +611,15 @@ pub async fn create_key_api(
             .map(|v| parse_expiry(v, now))
             .transpose()?
             .flatten(),
-        creator_user_id: field(&body, "creator_user_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        creator_user_id: match field(&body, "creator_user_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "creator_user_id must be a string or null",
+                ))
+            }
+        },
     };
     let (key, record) = create_key(&state.store, &auth.key.account_id, &spec, now).await?;
     Ok((

@@ -521,3 +521,236 @@ async fn generation_totals_match_settled_usage() {
         assert_eq!(a.usage, total, "{name}");
     }
 }
+
+#[tokio::test]
+async fn activity_aggregates_per_day_model_and_provider() {
+    use switchyard_store::ActivityRow;
+    let today = NOW.div_euclid(DAY_MS);
+    let yesterday = today - 1;
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "10").await;
+        key(s, "k1", None, None).await;
+        key(s, "k2", None, None).await;
+        s.ensure_account("other", "Other", NOW)
+            .await
+            .expect("account");
+        s.add_credits("other", usd("10")).await.expect("credits");
+        s.create_key(
+            &NewKey {
+                hash: "o".into(),
+                label: "sk-or-v1-oth...0000".into(),
+                account_id: "other".into(),
+                name: "o".into(),
+                is_management: false,
+                limit: None,
+                limit_reset: None,
+                include_byok_in_limit: false,
+                expires_at: None,
+                creator_user_id: None,
+            },
+            NOW,
+        )
+        .await
+        .expect("key");
+        // (id, key, model, provider, cost, byok, at, prompt, completion, reasoning, cached)
+        let rows = [
+            // Yesterday, first and last millisecond included.
+            (
+                "a",
+                "k1",
+                "m/x",
+                "p",
+                "0.1",
+                false,
+                yesterday * DAY_MS,
+                10,
+                5,
+                2,
+                3,
+            ),
+            (
+                "b",
+                "k2",
+                "m/x",
+                "p",
+                "0.2",
+                false,
+                today * DAY_MS - 1,
+                20,
+                7,
+                0,
+                0,
+            ),
+            (
+                "c",
+                "k1",
+                "m/x",
+                "p",
+                "0.4",
+                true,
+                yesterday * DAY_MS + 5,
+                1,
+                1,
+                1,
+                1,
+            ),
+            (
+                "d",
+                "k1",
+                "m/y",
+                "q",
+                "0.05",
+                false,
+                yesterday * DAY_MS + 9,
+                4,
+                4,
+                0,
+                0,
+            ),
+            (
+                "e",
+                "k1",
+                "m/x",
+                "r",
+                "0.07",
+                false,
+                yesterday * DAY_MS + 9,
+                3,
+                3,
+                0,
+                0,
+            ),
+            // The day before.
+            (
+                "f",
+                "k1",
+                "m/x",
+                "p",
+                "0.3",
+                false,
+                (yesterday - 1) * DAY_MS + 1,
+                6,
+                6,
+                6,
+                6,
+            ),
+            // Outside the window: today (the end is exclusive) and 40 days ago.
+            (
+                "g",
+                "k1",
+                "m/x",
+                "p",
+                "1",
+                false,
+                today * DAY_MS,
+                1,
+                1,
+                1,
+                1,
+            ),
+            (
+                "h",
+                "k1",
+                "m/x",
+                "p",
+                "1",
+                false,
+                (today - 40) * DAY_MS,
+                1,
+                1,
+                1,
+                1,
+            ),
+            // Another account, same day.
+            (
+                "i",
+                "o",
+                "m/x",
+                "p",
+                "1",
+                false,
+                yesterday * DAY_MS + 1,
+                1,
+                1,
+                1,
+                1,
+            ),
+        ];
+        for (id, k, model, provider, cost, byok, at, tp, tc, tr, tk) in rows {
+            let mut g = generation(id, k, cost, at);
+            if k == "o" {
+                g.account_id = "other".into();
+            }
+            g.model = model.into();
+            g.provider_slug = provider.into();
+            g.provider_name = provider.to_uppercase();
+            g.is_byok = byok;
+            g.tokens_prompt = tp;
+            g.tokens_completion = tc;
+            g.tokens_reasoning = tr;
+            g.tokens_cached = tk;
+            s.settle(&g, None).await.expect("settle");
+        }
+        let row =
+            |day: i64, model: &str, provider: &str, counts: [u64; 5], usage: &str, byok: &str| {
+                ActivityRow {
+                    day,
+                    model: model.into(),
+                    provider_slug: provider.into(),
+                    provider_name: provider.to_uppercase(),
+                    requests: counts[0],
+                    usage: usd(usage),
+                    byok_usage: usd(byok),
+                    prompt_tokens: counts[1],
+                    completion_tokens: counts[2],
+                    reasoning_tokens: counts[3],
+                    cached_tokens: counts[4],
+                }
+            };
+        let since = (today - 30) * DAY_MS;
+        let until = today * DAY_MS;
+        let all = s
+            .activity("acct", since, until, None)
+            .await
+            .expect("activity");
+        assert_eq!(
+            all,
+            [
+                row(yesterday, "m/x", "p", [3, 31, 13, 3, 4], "0.3", "0.4"),
+                row(yesterday, "m/x", "r", [1, 3, 3, 0, 0], "0.07", "0"),
+                row(yesterday, "m/y", "q", [1, 4, 4, 0, 0], "0.05", "0"),
+                row(yesterday - 1, "m/x", "p", [1, 6, 6, 6, 6], "0.3", "0"),
+            ],
+            "{name}"
+        );
+        let one_key = s
+            .activity("acct", since, until, Some("k2"))
+            .await
+            .expect("activity");
+        assert_eq!(
+            one_key,
+            [row(yesterday, "m/x", "p", [1, 20, 7, 0, 0], "0.2", "0")],
+            "{name}"
+        );
+        let one_day = s
+            .activity("acct", (yesterday - 1) * DAY_MS, yesterday * DAY_MS, None)
+            .await
+            .expect("activity");
+        assert_eq!(
+            one_day,
+            [row(yesterday - 1, "m/x", "p", [1, 6, 6, 6, 6], "0.3", "0")],
+            "{name}"
+        );
+        assert!(s
+            .activity("acct", since, until, Some("unknown"))
+            .await
+            .expect("activity")
+            .is_empty());
+        assert!(s
+            .activity("nobody", since, until, None)
+            .await
+            .expect("activity")
+            .is_empty());
+    }
+}
