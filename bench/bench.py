@@ -1,30 +1,110 @@
-"""Benchmark orchestration (standard library only).
+"""Benchmark orchestration (Python standard library only).
 
-Starts a fast upstream and a delayed one (bench-upstream), nginx as a bare pass-through proxy,
-and Switchyard with auth, routing, metering, the ledger and the audit log on; then measures each
-with oha at fixed rates and at saturation, non-streamed and streamed, side by side in one run.
-Prints one table and writes it as JSON under bench/results/.
+Starts three bench-upstream servers (fast; 20 ms delay; slow streams), nginx as a bare
+pass-through proxy in front of the first two, and Switchyard with auth, routing, metering, the
+ledger and the audit log on, in front of the same upstreams. Then measures every target with the
+same load generator (oha), interleaved, non-streamed and streamed, at fixed rates and at
+saturation; and holds many slow streams open through Switchyard to measure its memory.
+
+Prints one table and writes the results as JSON under bench/results/. See docs/performance.md.
 """
 
 import argparse
+import atexit
+import collections
 import datetime
 import json
 import os
 import pathlib
+import platform
+import queue
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROCS = []
+DELAY_MS = 20  # the delayed upstream: what a proxy adds is measured against a realistic wait
+PROMPT = [{"role": "user", "content": "Say hello."}]
 
 
 def log(*parts):
     print(*parts, file=sys.stderr, flush=True)
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+class Proc:
+    """A child process whose output is drained by a thread (the last lines kept for errors)."""
+
+    def __init__(self, name, cmd, env=None, address=False, deadline=60.0):
+        self.name = name
+        self.tail = collections.deque(maxlen=40)
+        self.popen = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        PROCS.append(self)
+        lines = queue.Queue()
+
+        def drain():
+            for line in self.popen.stdout:
+                self.tail.append(line.rstrip())
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=drain, daemon=True).start()
+        self.address = None
+        if address:
+            self.address = self._await_address(lines, deadline)
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def _await_address(self, lines, deadline):
+        """The first `address=HOST:PORT` the process prints, within the deadline."""
+        end = time.monotonic() + deadline
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                self.fail("did not report its address in time")
+            try:
+                line = lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                self.fail("exited before reporting its address")
+            if "address=" in line:
+                return line.split("address=", 1)[1].split()[0].strip('"')
+
+    def fail(self, why):
+        raise RuntimeError(f"{self.name} {why}; its last output:\n  " + "\n  ".join(self.tail))
+
+    def stop(self, timeout=30):
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        if self in PROCS:
+            PROCS.remove(self)
+
+
+def stop_all():
+    for p in reversed(list(PROCS)):
+        p.stop(timeout=10)
+
+
+def on_signal(signum, _frame):
+    raise SystemExit(128 + signum)
 
 
 def free_port():
@@ -33,50 +113,20 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, deadline=30.0):
+def wait_port(port, proc, deadline=30.0):
     end = time.monotonic() + deadline
     while time.monotonic() < end:
+        if proc.popen.poll() is not None:
+            proc.fail("exited while starting")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on port {port}")
+            time.sleep(0.01)
+    proc.fail(f"did not listen on port {port} in time")
 
 
-def start(cmd, env=None, address_from=None):
-    """Starts a process; with address_from ('stdout' or 'stderr'), returns its address= value."""
-    stdout = subprocess.PIPE if address_from == "stdout" else subprocess.DEVNULL
-    stderr = subprocess.PIPE if address_from == "stderr" else subprocess.DEVNULL
-    proc = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=stderr, text=True)
-    PROCS.append(proc)
-    if not address_from:
-        return proc, None
-    stream = proc.stdout if address_from == "stdout" else proc.stderr
-    address = None
-    deadline = time.monotonic() + 60
-    for line in stream:
-        if "address=" in line:
-            address = line.split("address=", 1)[1].split()[0]
-            break
-        if time.monotonic() > deadline:
-            break
-    if not address:
-        raise RuntimeError(f"{cmd[0]} did not report its address")
-    # Keep draining so the process never blocks on a full pipe.
-    threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
-    return proc, address
-
-
-def stop_all():
-    for p in reversed(PROCS):
-        if p.poll() is None:
-            p.terminate()
-    for p in PROCS:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
+# --- memory ------------------------------------------------------------------------------------
 
 
 def proc_kb(pid, field):
@@ -91,7 +141,7 @@ def proc_kb(pid, field):
 
 
 def tree_pids(pid):
-    """The process and its children (nginx workers)."""
+    """The process and its descendants (nginx's workers)."""
     pids = [pid]
     try:
         for child in pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
@@ -101,88 +151,138 @@ def tree_pids(pid):
     return pids
 
 
-def rss_mb(pid, field="VmRSS"):
+def mem_mb(pid, field="VmRSS"):
+    """VmRSS (now) or VmHWM (peak) of a process tree, in MiB."""
     return sum(proc_kb(p, field) for p in tree_pids(pid)) / 1024.0
 
 
-def nginx_conf(tmp, port, upstream_port):
-    conf = f"""
-worker_processes 1;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 8192; }}
-http {{
-  access_log off;
-  client_body_temp_path {tmp}/body;
-  proxy_temp_path {tmp}/proxy;
-  fastcgi_temp_path {tmp}/fastcgi;
-  uwsgi_temp_path {tmp}/uwsgi;
-  scgi_temp_path {tmp}/scgi;
-  upstream up {{ server 127.0.0.1:{upstream_port}; keepalive 256; }}
+def open_sockets(pid):
+    n = 0
+    try:
+        for fd in os.scandir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(fd.path).startswith("socket:"):
+                    n += 1
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return n
+
+
+class Sampler:
+    """Samples a process tree's VmRSS every 50 ms (with its open sockets: every 200 ms)."""
+
+    def __init__(self, pid, sockets=False):
+        self.pid, self.sockets = pid, sockets
+        self.peak_rss = 0.0
+        self.max_sockets, self.rss_at_max_sockets = 0, 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._done.is_set():
+            rss = mem_mb(self.pid)
+            self.peak_rss = max(self.peak_rss, rss)
+            if self.sockets:
+                n = open_sockets(self.pid)
+                if n >= self.max_sockets:
+                    self.max_sockets, self.rss_at_max_sockets = n, rss
+            self._done.wait(0.2 if self.sockets else 0.05)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+
+
+# --- the servers -------------------------------------------------------------------------------
+
+
+def start_nginx(binary, tmp, upstreams):
+    """nginx in front of each upstream (name -> host:port), run as the current user from a
+    private prefix; returns the process and name -> its address."""
+    ports = {name: free_port() for name in upstreams}
+    blocks = []
+    for name, address in upstreams.items():
+        blocks.append(f"""
+  upstream {name} {{ server {address}; keepalive 256; }}
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{ports[name]};
     location / {{
-      proxy_pass http://up;
+      proxy_pass http://{name};
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_buffering off;
     }}
-  }}
+  }}""")
+    # As root, nginx would hand its workers to `nobody`: keep them with the current user.
+    user = f"user {pwd_name()};\n" if os.geteuid() == 0 else ""
+    conf = f"""{user}worker_processes auto;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+worker_rlimit_nofile 65536;
+events {{ worker_connections 16384; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path {tmp}/nginx-body;
+  proxy_temp_path {tmp}/nginx-proxy;
+  fastcgi_temp_path {tmp}/nginx-fastcgi;
+  uwsgi_temp_path {tmp}/nginx-uwsgi;
+  scgi_temp_path {tmp}/nginx-scgi;{"".join(blocks)}
 }}
 """
     path = os.path.join(tmp, "nginx.conf")
-    with open(path, "w") as f:
-        f.write(conf)
-    return path
+    pathlib.Path(path).write_text(conf)
+    proc = Proc("nginx", [binary, "-p", tmp, "-c", path, "-e", f"{tmp}/nginx-error.log"])
+    for port in ports.values():
+        wait_port(port, proc)
+    return proc, {name: f"127.0.0.1:{port}" for name, port in ports.items()}
 
 
-def switchyard_setup(binary, tmp, fast, slow):
-    catalog = f"""
+def pwd_name():
+    import pwd  # Unix only, like the rest of this script
+
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def switchyard_setup(binary, tmp, upstreams):
+    """A temp catalogue with one model per upstream (bench/NAME), a temp SQLite store, a key
+    and credits. Returns the command prefix, the environment and the key."""
+    parts = []
+    for name, address in upstreams.items():
+        parts.append(f"""
 [[providers]]
-slug = "fast"
-name = "Fast"
+slug = "{name}"
+name = "Bench {name}"
 kind = "openai"
-base_url = "http://{fast}/v1"
-data_policy = {{ training = false, retains_prompts = false, zdr = true }}
-
-[[providers]]
-slug = "slow"
-name = "Slow"
-kind = "openai"
-base_url = "http://{slow}/v1"
+base_url = "http://{address}/v1"
 data_policy = {{ training = false, retains_prompts = false, zdr = true }}
 
 [[models]]
-id = "bench/fast"
-name = "Bench: fast"
+id = "bench/{name}"
+name = "Bench: {name}"
 context_length = 32000
 
 [[models.endpoints]]
-provider = "fast"
+provider = "{name}"
 upstream_model = "bench"
 max_completion_tokens = 64
 pricing = {{ prompt = "0.000001", completion = "0.000002" }}
-
-[[models]]
-id = "bench/slow"
-name = "Bench: slow"
-context_length = 32000
-
-[[models.endpoints]]
-provider = "slow"
-upstream_model = "bench"
-max_completion_tokens = 64
-pricing = {{ prompt = "0.000001", completion = "0.000002" }}
-"""
-    with open(os.path.join(tmp, "catalog.toml"), "w") as f:
-        f.write(catalog)
+""")
+    pathlib.Path(tmp, "catalog.toml").write_text("".join(parts))
     config = os.path.join(tmp, "switchyard.toml")
-    with open(config, "w") as f:
-        f.write(f'[server]\nlisten = "127.0.0.1:0"\nkeepalive_secs = 30\nupstream_timeout_secs = 600\n'
-                f'stream_idle_timeout_secs = 600\n[store]\nurl = "sqlite://{tmp}/bench.db"\n'
-                f'[catalog]\npath = "{tmp}/catalog.toml"\n')
-    env = dict(os.environ, NO_COLOR="1", SWITCHYARD_LOG="warn,switchyard_server=warn",
+    pathlib.Path(config).write_text(
+        '[server]\nlisten = "127.0.0.1:0"\nkeepalive_secs = 30\nupstream_timeout_secs = 600\n'
+        f'stream_idle_timeout_secs = 600\n[store]\nurl = "sqlite://{tmp}/bench.db"\n'
+        f'[catalog]\npath = "{tmp}/catalog.toml"\n')
+    # The default log level (info): the address line is logged there, requests are not.
+    env = dict(os.environ, NO_COLOR="1", SWITCHYARD_LOG="info",
                SWITCHYARD_AUDIT_KEY="bench-audit-key")
     cli = [binary, "--config", config]
     subprocess.run(cli + ["credits", "add", "1000000"], check=True, env=env, capture_output=True)
@@ -191,7 +291,44 @@ pricing = {{ prompt = "0.000001", completion = "0.000002" }}
     return cli, env, key
 
 
-def oha(binary, url, body, headers, duration, rate, connections, requests=None):
+class Target:
+    """One server under test: where to send a request for a given upstream, and its process."""
+
+    def __init__(self, name, proc, addresses, key=None):
+        self.name, self.proc, self.addresses, self.key = name, proc, addresses, key
+
+    def request(self, upstream, stream):
+        body = json.dumps({"model": f"bench/{upstream}", "stream": stream, "max_tokens": 32,
+                           "messages": PROMPT})
+        if self.key:
+            url = f"http://{self.addresses}/api/v1/chat/completions"
+            return url, body, [f"authorization: Bearer {self.key}"]
+        return f"http://{self.addresses[upstream]}/v1/chat/completions", body, []
+
+
+def check(target, upstream, stream):
+    """One request through the target, to fail early and clearly on a misconfiguration."""
+    url, body, headers = target.request(upstream, stream)
+    req = urllib.request.Request(url, data=body.encode(), method="POST")
+    req.add_header("content-type", "application/json")
+    for h in headers:
+        k, v = h.split(": ", 1)
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            text = resp.read().decode()
+    except Exception as e:  # noqa: BLE001 - any failure here is reported the same way
+        detail = e.read().decode()[:500] if hasattr(e, "read") else ""
+        raise RuntimeError(f"{target.name}: {url} failed: {e} {detail}") from e
+    expected = "[DONE]" if stream else '"choices"'
+    if expected not in text:
+        raise RuntimeError(f"{target.name}: unexpected answer from {url}: {text[:500]}")
+
+
+# --- load --------------------------------------------------------------------------------------
+
+
+def oha_cmd(binary, url, body, headers, connections, duration=None, rate=None, requests=None):
     cmd = [binary, "--no-tui", "--output-format", "json", "-m", "POST", "-d", body,
            "-c", str(connections), "-H", "content-type: application/json"]
     for h in headers:
@@ -199,145 +336,199 @@ def oha(binary, url, body, headers, duration, rate, connections, requests=None):
     if requests:
         cmd += ["-n", str(requests)]
     else:
-        cmd += ["-z", f"{duration}s"]
+        cmd += ["-z", f"{duration}s", "-w"]
     if rate:
-        cmd += ["-q", str(rate)]
-    cmd.append(url)
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"oha failed: {out.stderr[-2000:]}")
-    data = json.loads(out.stdout)
+        # Latencies from each request's scheduled start: no coordinated omission.
+        cmd += ["-q", str(rate), "--latency-correction"]
+    return cmd + [url]
+
+
+def oha_summary(stdout):
+    data = json.loads(stdout)
     summary = data.get("summary", {})
     pct = data.get("latencyPercentiles", {})
+    first = data.get("firstBytePercentiles", {})
     codes = data.get("statusCodeDistribution", {})
+    errors = data.get("errorDistribution", {})
     ok = sum(v for k, v in codes.items() if str(k).startswith("2"))
-    total = sum(codes.values()) or 1
-    ms = lambda v: None if v is None else v * 1000.0
+    total = sum(codes.values()) + sum(errors.values())
+
+    def ms(v):
+        return None if v is None else round(v * 1000.0, 4)
+
     return {
         "rps": summary.get("requestsPerSec"),
         "p50_ms": ms(pct.get("p50")),
         "p90_ms": ms(pct.get("p90")),
         "p99_ms": ms(pct.get("p99")),
-        "success": ok / total,
+        "first_byte_p50_ms": ms(first.get("p50")),
         "requests": total,
+        "success": ok / total if total else 0.0,
+        "errors": errors,
     }
 
 
+def oha(*args, **kwargs):
+    out = subprocess.run(oha_cmd(*args, **kwargs), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"oha failed: {out.stderr[-2000:]}")
+    return oha_summary(out.stdout)
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def settings(args):
+    if args.quick:
+        return {"duration_s": 1, "rates": [50], "saturation_connections": 8,
+                "delayed_rate": 50, "streams": 50, "stream_chunks": 5,
+                "stream_chunk_interval_ms": 200, "warmup_requests": 20}
+    return {"duration_s": args.duration, "rates": [100, 1000], "saturation_connections": 32,
+            "delayed_rate": 100, "streams": args.streams, "stream_chunks": 20,
+            "stream_chunk_interval_ms": 500, "warmup_requests": 500}
+
+
+def versions(args):
+    def first_line(cmd):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            return (out.stdout + out.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return None
+
+    return {"switchyard_commit": first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+            "oha": first_line([args.oha, "--version"]),
+            "nginx": first_line([args.nginx, "-v"]) if os.path.exists(args.nginx) else None}
+
+
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--switchyard", required=True)
     ap.add_argument("--upstream", required=True)
     ap.add_argument("--oha", required=True)
     ap.add_argument("--nginx", required=True)
-    ap.add_argument("--quick", action="store_true", help="seconds, not minutes (CI)")
-    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--quick", action="store_true", help="seconds, not minutes (for CI)")
+    ap.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     ap.add_argument("--streams", type=int, default=2000, help="open streams in the memory run")
     args = ap.parse_args()
-    duration = 2 if args.quick else args.duration
-    rates = [100] if args.quick else [100, 1000]
-    streams = 100 if args.quick else args.streams
+    cfg = settings(args)
 
+    atexit.register(stop_all)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
+    began = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="switchyard-bench-")
-    results = {"when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "quick": args.quick, "duration_s": duration, "cpus": os.cpu_count(), "runs": []}
-    try:
-        fast_proc, fast = start([args.upstream], address_from="stdout")
-        slow_proc, slow = start([args.upstream, "--delay-ms", "20"], address_from="stdout")
-        stream_proc, stream_addr = start([args.upstream, "--chunks", str(20), "--chunk-interval-ms",
-                                          "500"], address_from="stdout")
-        targets = {"direct": f"http://{fast}"}
-        procs = {"direct": fast_proc}
+    atexit.register(shutil.rmtree, tmp, True)
+    results = {
+        "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "quick": args.quick, "settings": cfg,
+        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
+                    "loadavg_before": os.getloadavg()},
+        "versions": versions(args), "runs": [],
+    }
 
-        nginx_ok = os.path.exists(args.nginx)
-        if nginx_ok:
-            port = free_port()
-            conf = nginx_conf(tmp, port, int(fast.split(":")[1]))
-            nginx_proc, _ = start([args.nginx, "-c", conf, "-p", tmp])
-            wait_port(port)
-            targets["nginx"] = f"http://127.0.0.1:{port}"
-            procs["nginx"] = nginx_proc
-        else:
-            log("nginx not found: skipping the pass-through baseline")
+    up = args.upstream
+    fast_proc = Proc("bench-upstream (fast)", [up], address=True)
+    upstreams = {
+        "fast": fast_proc.address,
+        "delayed": Proc("bench-upstream (delayed)", [up, "--delay-ms", str(DELAY_MS)],
+                        address=True).address,
+        "slowstream": Proc("bench-upstream (slow streams)",
+                           [up, "--delay-ms", str(DELAY_MS), "--chunks", str(cfg["stream_chunks"]),
+                            "--chunk-interval-ms", str(cfg["stream_chunk_interval_ms"])],
+                           address=True).address,
+    }
+    targets = [Target("direct", fast_proc, upstreams)]
+    if os.path.exists(args.nginx):
+        nginx_proc, nginx_addrs = start_nginx(args.nginx, tmp, {k: upstreams[k] for k in ("fast", "delayed")})
+        targets.append(Target("nginx", nginx_proc, nginx_addrs))
+    else:
+        log("nginx not found: the pass-through baseline is left out")
+    cli, env, key = switchyard_setup(args.switchyard, tmp, upstreams)
+    sy = Proc("switchyard", cli + ["serve"], env=env, address=True)
+    targets.append(Target("switchyard", sy, sy.address, key))
 
-        cli, env, key = switchyard_setup(args.switchyard, tmp, fast, slow)
-        sy_proc, sy_addr = start(cli + ["serve"], env=env, address_from="stderr")
-        targets["switchyard"] = f"http://{sy_addr}"
-        procs["switchyard"] = sy_proc
-        time.sleep(0.2)
-        results["idle_rss_mb"] = {name: round(rss_mb(p.pid), 1) for name, p in procs.items()}
+    for t in targets:
+        for upstream in ("fast", "delayed"):
+            for stream in (False, True):
+                check(t, upstream, stream)
+    results["idle_rss_mb"] = {t.name: round(mem_mb(t.proc.pid), 1) for t in targets}
 
-        def url_and_headers(name, model="bench/fast"):
-            if name == "switchyard":
-                return (targets[name] + "/api/v1/chat/completions", [f"authorization: Bearer {key}"], model)
-            return (targets[name] + "/v1/chat/completions", [], model)
-
-        for mode in ["json", "sse"]:
-            for rate in rates + [None]:
-                for name in targets:
-                    url, headers, model = url_and_headers(name)
-                    body = json.dumps({"model": model, "stream": mode == "sse", "max_tokens": 32,
-                                       "messages": [{"role": "user", "content": "Say hello."}]})
-                    conns = 32 if rate is None else max(4, (rate or 100) // 50)
-                    log(f"{name:<10} {mode:<4} rate={rate or 'max'}")
-                    r = oha(args.oha, url, body, headers, duration, rate, conns)
-                    r.update({"target": name, "mode": mode, "rate": rate or "max"})
-                    results["runs"].append(r)
-
-        # Added latency measured honestly: behind a 20 ms upstream, at a modest fixed rate.
-        for name in ["direct", "switchyard"]:
-            if name == "direct":
-                url, headers = f"http://{slow}/v1/chat/completions", []
-            else:
-                url, headers, _ = url_and_headers(name, "bench/slow")
-            body = json.dumps({"model": "bench/slow", "max_tokens": 32,
-                               "messages": [{"role": "user", "content": "Say hello."}]})
-            r = oha(args.oha, url, body, headers, duration, 100, 8)
-            r.update({"target": name, "mode": "json-20ms-upstream", "rate": 100})
+    def measure(mode, upstream, stream, rate):
+        for t in targets:
+            url, body, headers = t.request(upstream, stream)
+            conns = cfg["saturation_connections"] if rate is None else max(8, rate // 10)
+            log(f"  {mode:<9} {str(rate or 'max'):>5}/s  {t.name}")
+            with Sampler(t.proc.pid) as s:
+                r = oha(args.oha, url, body, headers, conns, duration=cfg["duration_s"], rate=rate)
+            r.update({"mode": mode, "rate": rate or "max", "target": t.name, "connections": conns,
+                      "rss_mb": round(s.peak_rss, 1), "loadavg_1m": round(os.getloadavg()[0], 2)})
             results["runs"].append(r)
 
-        results["peak_rss_mb"] = {name: round(rss_mb(p.pid, "VmHWM"), 1) for name, p in procs.items()}
+    log(f"warming up ({cfg['warmup_requests']} requests per target and mode)")
+    for t in targets:
+        for stream in (False, True):
+            url, body, headers = t.request("fast", stream)
+            oha(args.oha, url, body, headers, 8, requests=cfg["warmup_requests"])
 
-        # Memory: many slow streams held open through Switchyard at once.
-        sy_proc.terminate()
-        sy_proc.wait(timeout=30)
-        with open(os.path.join(tmp, "catalog.toml")) as f:
-            text = f.read().replace(f"http://{slow}/v1", f"http://{stream_addr}/v1")
-        with open(os.path.join(tmp, "catalog.toml"), "w") as f:
-            f.write(text)
-        sy_proc, sy_addr = start(cli + ["serve"], env=env, address_from="stderr")
-        time.sleep(0.2)
-        idle = rss_mb(sy_proc.pid)
-        peak = [idle]
-        done = threading.Event()
+    log("measuring (each target in turn, same load)")
+    for stream in (False, True):
+        mode = "sse" if stream else "json"
+        for rate in cfg["rates"] + [None]:
+            measure(mode, "fast", stream, rate)
+    for stream in (False, True):
+        mode = ("sse" if stream else "json") + f"+{DELAY_MS}ms"
+        measure(mode, "delayed", stream, cfg["delayed_rate"])
 
-        def sample():
-            while not done.is_set():
-                peak[0] = max(peak[0], rss_mb(sy_proc.pid))
-                time.sleep(0.1)
+    results["peak_rss_mb"] = {t.name: round(mem_mb(t.proc.pid, "VmHWM"), 1) for t in targets}
 
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        body = json.dumps({"model": "bench/slow", "stream": True, "max_tokens": 32,
-                           "messages": [{"role": "user", "content": "Say hello."}]})
-        r = oha(args.oha, f"http://{sy_addr}/api/v1/chat/completions", body,
-                [f"authorization: Bearer {key}"], None, None, streams, requests=streams)
-        done.set()
-        sampler.join()
-        results["memory"] = {"open_streams": streams, "idle_rss_mb": round(idle, 1),
-                             "peak_rss_mb": round(peak[0], 1), "success": r["success"],
-                             "p50_ms": r["p50_ms"]}
-    finally:
-        stop_all()
-        shutil.rmtree(tmp, ignore_errors=True)
+    # Memory: many slow streams held open through a fresh Switchyard at once.
+    sy.stop()
+    sy = Proc("switchyard", cli + ["serve"], env=env, address=True)
+    target = Target("switchyard", sy, sy.address, key)
+    check(target, "slowstream", True)
+    idle = mem_mb(sy.pid)
+    n = cfg["streams"]
+    log(f"memory: {n} slow streams open through Switchyard at once")
+    url, body, headers = target.request("slowstream", True)
+    with Sampler(sy.pid, sockets=True) as s:
+        out = subprocess.run(oha_cmd(args.oha, url, body, headers, n, requests=n),
+                             capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"oha failed: {out.stderr[-2000:]}")
+    r = oha_summary(out.stdout)
+    open_rss = s.rss_at_max_sockets
+    results["memory"] = {
+        "streams": n, "stream_seconds": cfg["stream_chunks"] * cfg["stream_chunk_interval_ms"] / 1000,
+        "idle_rss_mb": round(idle, 1), "open_rss_mb": round(open_rss, 1),
+        "peak_rss_mb": round(s.peak_rss, 1), "peak_hwm_mb": round(mem_mb(sy.pid, "VmHWM"), 1),
+        "kb_per_stream": round((open_rss - idle) * 1024 / n, 1),
+        "max_open_sockets": s.max_sockets, "success": r["success"], "errors": r["errors"],
+        "p50_ms": r["p50_ms"],
+    }
 
+    stop_all()
+    results["machine"]["loadavg_after"] = os.getloadavg()
+    results["elapsed_s"] = round(time.monotonic() - began, 1)
     report(results)
+    write(results)
+
+
+def write(results):
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = results["when"].replace(":", "").replace("+0000", "Z")
-    if not args.quick:
-        (out_dir / f"{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out_dir / ("latest-quick.json" if args.quick else "latest.json")).write_text(
-        json.dumps(results, indent=2) + "\n")
+    text = json.dumps(results, indent=2) + "\n"
+    names = ["latest-quick.json"] if results["quick"] else [
+        results["when"].replace(":", "").replace("+0000", "Z") + ".json", "latest.json"]
+    for name in names:
+        tmp = out_dir / (name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(out_dir / name)
+    log(f"results: {', '.join(str(out_dir / n) for n in names)}")
+
+
+# --- the table ---------------------------------------------------------------------------------
 
 
 def fmt(v, digits=2):
@@ -347,25 +538,48 @@ def fmt(v, digits=2):
 def report(results):
     runs = results["runs"]
     by = {(r["target"], r["mode"], r["rate"]): r for r in runs}
-    print(f"\nSwitchyard benchmark, {results['when']} ({results['cpus']} CPUs, {results['duration_s']} s per run)")
-    print(f"{'mode':<19} {'rate':>5} {'target':<10} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
-          f"{'+p50 ms':>8} {'+p99 ms':>8} {'ok':>6} {'rps/nginx':>9}")
+    m = results["machine"]
+    print(f"\nSwitchyard benchmark {results['when']}: {m['cpus']} CPUs, load "
+          f"{m['loadavg_before'][0]:.2f} before / {m['loadavg_after'][0]:.2f} after, "
+          f"{results['settings']['duration_s']} s per row, oha, {results['elapsed_s']} s in all")
+    head = (f"{'mode':<9} {'rate':>5} {'target':<10} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
+            f"{'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} {'ok %':>6} {'RSS MB':>7} "
+            f"{'rps/ngx':>7} {'+p50/ngx':>8}")
+    print(head)
+    print("-" * len(head))
+    last = None
     for r in runs:
-        direct = by.get(("direct", r["mode"], r["rate"]))
-        nginx = by.get(("nginx", r["mode"], r["rate"]))
-        added50 = added99 = None
-        if direct and r["target"] != "direct" and r["p50_ms"] is not None and direct["p50_ms"] is not None:
-            added50 = r["p50_ms"] - direct["p50_ms"]
-            added99 = r["p99_ms"] - direct["p99_ms"]
-        ratio = (r["rps"] / nginx["rps"]) if nginx and nginx.get("rps") and r.get("rps") else None
-        print(f"{r['mode']:<19} {str(r['rate']):>5} {r['target']:<10} {fmt(r['rps'], 0):>9} {fmt(r['p50_ms'], 3):>8} "
-              f"{fmt(r['p90_ms'], 3):>8} {fmt(r['p99_ms'], 3):>8} {fmt(added50, 3):>8} {fmt(added99, 3):>8} "
-              f"{r['success'] * 100:>5.1f}% {fmt(ratio):>9}")
-    print("\nresident memory (MB): idle", results.get("idle_rss_mb"), " peak", results.get("peak_rss_mb"))
-    m = results.get("memory")
-    if m:
-        print(f"{m['open_streams']} open streams through Switchyard: idle {m['idle_rss_mb']} MB, "
-              f"peak {m['peak_rss_mb']} MB, {m['success'] * 100:.1f}% completed")
+        key = (r["mode"], r["rate"])
+        if last is not None and key != last:
+            print()
+        last = key
+        direct = by.get(("direct",) + key)
+        nginx = by.get(("nginx",) + key)
+
+        def added(run, field):
+            if run is None or direct is None or run is direct:
+                return None
+            if run.get(field) is None or direct.get(field) is None:
+                return None
+            return run[field] - direct[field]
+
+        a50, a99 = added(r, "p50_ms"), added(r, "p99_ms")
+        n50 = added(nginx, "p50_ms")
+        rps_ratio = r["rps"] / nginx["rps"] if nginx and nginx.get("rps") and r.get("rps") else None
+        lat_ratio = a50 / n50 if a50 is not None and n50 and n50 > 0 else None
+        print(f"{r['mode']:<9} {str(r['rate']):>5} {r['target']:<10} {fmt(r['rps'], 0):>8} "
+              f"{fmt(r['p50_ms'], 3):>8} {fmt(r['p90_ms'], 3):>8} {fmt(r['p99_ms'], 3):>8} "
+              f"{fmt(a50, 3):>8} {fmt(a99, 3):>8} {r['success'] * 100:>6.1f} {fmt(r['rss_mb'], 1):>7} "
+              f"{fmt(rps_ratio):>7} {fmt(lat_ratio, 1):>8}")
+    idle, peak = results["idle_rss_mb"], results["peak_rss_mb"]
+    print("\nresident memory, MB (idle after start / peak VmHWM over all rows): "
+          + ", ".join(f"{k} {idle[k]} / {peak[k]}" for k in idle))
+    mem = results.get("memory")
+    if mem:
+        print(f"{mem['streams']} slow streams ({mem['stream_seconds']} s each) open through Switchyard: "
+              f"idle {mem['idle_rss_mb']} MB, {mem['open_rss_mb']} MB with them open "
+              f"({mem['max_open_sockets']} sockets), peak {mem['peak_rss_mb']} MB, "
+              f"{mem['kb_per_stream']} KB a stream; {mem['success'] * 100:.1f}% completed")
 
 
 if __name__ == "__main__":

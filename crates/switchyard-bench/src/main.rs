@@ -9,6 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::Response;
+use axum::routing::post;
 use axum::Router;
 use clap::Parser;
 
@@ -88,6 +89,8 @@ async fn main() -> std::io::Result<()> {
         chunk: Bytes::from_static(CHUNK.as_bytes()),
         tail: Bytes::from_static(TAIL.as_bytes()),
     });
-    let app = Router::new().fallback(answer).with_state(canned);
+    let app = Router::new()
+        .route("/v1/chat/completions", post(answer))
+        .with_state(canned);
     axum::serve(listener, app).await
 }
