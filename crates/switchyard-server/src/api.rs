@@ -313,6 +313,9 @@ fn key_usage_fields(k: &KeyRecord, map: &mut Map<String, Value>) {
     map.insert("expires_at".into(), json!(k.expires_at.map(to_iso8601)));
 }
 
+/// The one workspace of an account (the gateway has no others).
+const DEFAULT_WORKSPACE: &str = "default";
+
 /// The management API's `Key` object.
 pub fn key_json(k: &KeyRecord) -> Value {
     let mut map = Map::new();
@@ -323,7 +326,8 @@ pub fn key_json(k: &KeyRecord) -> Value {
     map.insert("created_at".into(), json!(to_iso8601(k.created_at)));
     map.insert("updated_at".into(), json!(to_iso8601(k.updated_at)));
     map.insert("last_used_at".into(), json!(k.last_used_at.map(to_iso8601)));
-    map.insert("workspace_id".into(), Value::Null);
+    // The contract's Key always names a workspace; every key is in the account's only one.
+    map.insert("workspace_id".into(), json!(DEFAULT_WORKSPACE));
     map.insert("external_user".into(), Value::Null);
     Value::Object(map)
 }
@@ -877,9 +881,9 @@ pub async fn activity(
             )))
         }
     }
-    let workspace = query.contains_key("group_by").then_some("default");
+    let workspace = query.contains_key("group_by").then_some(DEFAULT_WORKSPACE);
     if let Some(w) = query.get("workspace_id") {
-        if w != "default" {
+        if w != DEFAULT_WORKSPACE {
             return Ok(Json(json!({"data": []})));
         }
     }

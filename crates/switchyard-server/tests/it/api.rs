@@ -678,6 +678,8 @@ async fn management_api_validates_and_filters() {
         assert!(d.get(name).is_some(), "{name} missing: {d}");
     }
     assert!(d.get("is_management_key").is_none(), "{d}");
+    // The contract's Key names its workspace (a string, never null).
+    assert_eq!(d["workspace_id"], "default");
 
     // Spending shows on the key and on the account's credits.
     assert_eq!(chat(&gw, &ci).await.0, 200);
