@@ -10,7 +10,6 @@ mod content;
 mod guardrails;
 mod harness;
 mod kinds;
-mod logs;
 mod messages;
 mod metrics;
 mod mock;

@@ -1,5 +1,9 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The gateway's logs never hold a key, a provider key, an `Authorization` header or prompt
 //! text, even at the most verbose level.
+//!
+//! A test binary of its own: `tracing` caches which call sites are enabled process-wide, so a
+//! scoped subscriber must not race other tests' threads.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -7,8 +11,15 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::{catalog, TestGateway};
-use crate::mock::{completion, stream_events, MockUpstream, Reply};
+#[path = "it/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+#[path = "it/mock.rs"]
+#[allow(dead_code)]
+mod mock;
+
+use harness::{catalog, TestGateway};
+use mock::{completion, stream_events, MockUpstream, Reply};
 
 const PROMPT: &str = "confidential-prompt-marker-7731";
 const COMPLETION: &str = "confidential-completion-marker-4410";
