@@ -396,7 +396,7 @@ def versions(args):
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return None
 
-    return {"switchyard_commit": first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+    return {"switchyard_commit": first_line(["git", "-C", str(ROOT), "describe", "--always", "--dirty"]),
             "oha": first_line([args.oha, "--version"]),
             "nginx": first_line([args.nginx, "-v"]) if os.path.exists(args.nginx) else None}
 
@@ -413,13 +413,13 @@ def main():
     args = ap.parse_args()
     cfg = settings(args)
 
-    atexit.register(stop_all)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
 
     began = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="switchyard-bench-")
     atexit.register(shutil.rmtree, tmp, True)
+    atexit.register(stop_all)  # runs first: the servers stop before their directory goes
     results = {
         "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "quick": args.quick, "settings": cfg,
