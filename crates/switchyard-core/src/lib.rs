@@ -10,6 +10,9 @@
 //! - [`error`]: upstream error classification and the contract's error types.
 //! - [`keys`]: key format, hashing and masking.
 //! - [`audit`]: the tamper-evident audit chain (canonical encoding, hashing, verification).
+//! - [`classification`]: data classifications and the providers each allows.
+//! - [`guard`]: guardrails: content detectors, redaction, model and provider rules.
+//! - [`periods`]: UTC day, week and month windows for limits.
 //!
 //! Invariants:
 //! - This crate does no I/O and reads no clock: time, health and randomness are arguments.
