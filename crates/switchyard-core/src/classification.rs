@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, Endpoint, Provider};
-use crate::routing::{Exclusion, RoutePlan};
+use crate::routing::RoutePlan;
 
 /// What one classification allows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,26 +155,15 @@ impl Classifications {
 
 /// Removes every candidate the classification refuses, recording each as an exclusion.
 pub fn restrict(plan: &mut RoutePlan, catalog: &Catalog, classification: &Classification) {
-    let mut kept = Vec::with_capacity(plan.candidates.len());
-    for c in plan.candidates.drain(..) {
+    plan.exclude_where(|c| {
         let endpoint = catalog
             .model(&c.model)
             .and_then(|m| m.endpoints.get(c.endpoint));
-        let reason = match (catalog.provider(&c.provider), endpoint) {
+        match (catalog.provider(&c.provider), endpoint) {
             (Some(p), Some(e)) => classification.refuses(p, e),
             _ => Some("data_classification:provider"),
-        };
-        match reason {
-            None => kept.push(c),
-            Some(reason) => plan.excluded.push(Exclusion {
-                model: c.model,
-                provider: c.provider,
-                tag: c.tag,
-                reason: reason.to_owned(),
-            }),
         }
-    }
-    plan.candidates = kept;
+    });
 }
 
 #[cfg(test)]

@@ -1330,26 +1330,15 @@ pub fn restrict_effective(
     catalog: &crate::catalog::Catalog,
     effective: &Effective,
 ) {
-    let mut kept = Vec::with_capacity(plan.candidates.len());
-    for c in plan.candidates.drain(..) {
+    plan.exclude_where(|c| {
         let endpoint = catalog
             .model(&c.model)
             .and_then(|m| m.endpoints.get(c.endpoint));
-        let reason = match (catalog.provider(&c.provider), endpoint) {
+        match (catalog.provider(&c.provider), endpoint) {
             (Some(p), Some(e)) => effective.refuses(&c.model, p, e),
             _ => Some("guardrail:provider"),
-        };
-        match reason {
-            None => kept.push(c),
-            Some(reason) => plan.excluded.push(crate::routing::Exclusion {
-                model: c.model,
-                provider: c.provider,
-                tag: c.tag,
-                reason: reason.to_owned(),
-            }),
         }
-    }
-    plan.candidates = kept;
+    });
 }
 
 #[cfg(test)]

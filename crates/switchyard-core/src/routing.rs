@@ -418,6 +418,25 @@ pub struct RoutePlan {
     pub requested_models: Vec<String>,
 }
 
+impl RoutePlan {
+    /// Moves every candidate for which `refuses` gives a reason to the exclusions, with it.
+    pub fn exclude_where(&mut self, mut refuses: impl FnMut(&Candidate) -> Option<&'static str>) {
+        let mut kept = Vec::with_capacity(self.candidates.len());
+        for c in self.candidates.drain(..) {
+            match refuses(&c) {
+                None => kept.push(c),
+                Some(reason) => self.excluded.push(Exclusion {
+                    model: c.model,
+                    provider: c.provider,
+                    tag: c.tag,
+                    reason: reason.to_owned(),
+                }),
+            }
+        }
+        self.candidates = kept;
+    }
+}
+
 /// Why no endpoint can serve.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {

@@ -29,9 +29,7 @@ use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
 use switchyard_core::guard::{self, Screening};
 use switchyard_core::money::Money;
 use switchyard_core::pricing::{self, Usage};
-use switchyard_core::routing::{
-    self, Candidate, Exclusion, Policy, RouteContext, RouteError, RoutePlan,
-};
+use switchyard_core::routing::{self, Candidate, Policy, RouteContext, RouteError, RoutePlan};
 use switchyard_providers::messages_api::{self, StreamTranscoder};
 use switchyard_providers::{codec_for, StreamEvent, Target};
 use switchyard_store::{GenerationRecord, HoldRefused};
@@ -172,9 +170,8 @@ fn restrict_training(plan: &mut RoutePlan, catalog: &Catalog, settings: &Account
     if settings.allow_training_paid && settings.allow_training_free {
         return;
     }
-    let mut kept = Vec::with_capacity(plan.candidates.len());
-    for c in plan.candidates.drain(..) {
-        let refused = resolve(catalog, &c).is_some_and(|r| {
+    plan.exclude_where(|c| {
+        let refused = resolve(catalog, c).is_some_and(|r| {
             let free = r.endpoint.pricing.prompt.amount.is_zero()
                 && r.endpoint.pricing.completion.amount.is_zero();
             let allowed = if free {
@@ -184,18 +181,8 @@ fn restrict_training(plan: &mut RoutePlan, catalog: &Catalog, settings: &Account
             };
             r.provider.data_policy.training && !allowed
         });
-        if refused {
-            plan.excluded.push(Exclusion {
-                model: c.model,
-                provider: c.provider,
-                tag: c.tag,
-                reason: routing::reasons::TRAINING.to_owned(),
-            });
-        } else {
-            kept.push(c);
-        }
-    }
-    plan.candidates = kept;
+        refused.then_some(routing::reasons::TRAINING)
+    });
 }
 
 /// Header naming the data classification of a request's content.
