@@ -697,6 +697,7 @@ pub async fn update_key(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("No key with hash {hash}")))?;
     state.keys.invalidate(&hash);
+    state.ledger.update_key(&k);
     Ok(Json(json!({"data": key_json(&k)})))
 }
 
@@ -709,6 +710,7 @@ pub async fn delete_key(
     owned_key(&state, &auth, &hash).await?;
     state.store.delete_key(&hash).await?;
     state.keys.invalidate(&hash);
+    state.ledger.forget_key(&hash);
     Ok(Json(json!({"deleted": true})))
 }
 

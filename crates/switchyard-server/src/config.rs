@@ -9,6 +9,8 @@ use switchyard_core::classification::Classification;
 
 use serde::Deserialize;
 
+use crate::ledger::HoldMode;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -91,13 +93,29 @@ impl ServerConfig {
 pub struct StoreConfig {
     /// `sqlite://switchyard.db` or `postgres://...`.
     pub url: String,
+    /// Where credit holds are kept: `memory` (one gateway on the database; no database round
+    /// trip per request) or `database` (several gateways share the database). Unset: `memory`
+    /// for SQLite, `database` for PostgreSQL.
+    pub holds: Option<HoldMode>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             url: "sqlite://switchyard.db".to_owned(),
+            holds: None,
         }
+    }
+}
+
+impl StoreConfig {
+    /// Where holds are kept, the default applied.
+    pub fn hold_mode(&self) -> HoldMode {
+        self.holds.unwrap_or(if self.url.starts_with("sqlite:") {
+            HoldMode::Memory
+        } else {
+            HoldMode::Database
+        })
     }
 }
 
@@ -288,6 +306,11 @@ mod tests {
         assert_eq!(config.store.url, "postgres://db/x");
         assert_eq!(config.server.keepalive_secs, 2.5);
         assert_eq!(config.catalog.path, None);
+        assert_eq!(config.store.hold_mode(), HoldMode::Database);
+        assert_eq!(Config::default().store.hold_mode(), HoldMode::Memory);
+        let config = Config::load("c", None, env(&[("SWITCHYARD__STORE__HOLDS", "database")]))
+            .expect("valid");
+        assert_eq!(config.store.hold_mode(), HoldMode::Database);
         assert_eq!(
             Config::load("c", None, env(&[])).expect("valid"),
             Config::default()
@@ -314,5 +337,8 @@ mod tests {
         let err =
             Config::load("c.toml", Some("[server]\nport = 1\n"), env(&[])).expect_err("invalid");
         assert!(err.to_string().contains("unknown field `port`"), "{err}");
+        let err = Config::load("c.toml", Some("[store]\nholds = \"disk\"\n"), env(&[]))
+            .expect_err("invalid");
+        assert!(err.to_string().contains("unknown variant `disk`"), "{err}");
     }
 }

@@ -37,6 +37,7 @@ use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 use crate::guardrails;
+use crate::ledger::{Hold, HoldMode};
 use crate::settings::AccountSettings;
 use crate::state::{Authenticated, SharedState};
 
@@ -92,32 +93,41 @@ pub fn new_generation_id(now_ms: i64) -> String {
 /// Releases a hold when dropped armed (the client went away, or a path forgot to settle).
 struct HoldGuard {
     state: SharedState,
-    id: String,
+    hold: Hold,
     armed: bool,
 }
 
 impl HoldGuard {
-    fn disarm(&mut self) {
+    /// Settles the hold in the ledger (the recorder writes the same charge to the store); the
+    /// hold id the store's settlement must release, when the hold is in the store.
+    fn settle(&mut self, cost: Money, is_byok: bool, at_ms: i64) -> Option<String> {
         self.armed = false;
+        self.state.ledger.settle(&self.hold, cost, is_byok, at_ms);
+        (self.hold.mode == HoldMode::Database).then(|| self.hold.id.clone())
     }
 }
 
 impl Drop for HoldGuard {
     fn drop(&mut self) {
-        if self.armed {
-            let state = Arc::clone(&self.state);
-            let id = std::mem::take(&mut self.id);
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                let tasks = state.tasks.clone();
-                tasks.spawn_on(
-                    async move {
-                        if let Err(e) = state.store.release(&id).await {
-                            tracing::error!(error = %e, generation_id = %id, "releasing a hold failed");
-                        }
-                    },
-                    &handle,
-                );
-            }
+        if !self.armed {
+            return;
+        }
+        if self.hold.mode == HoldMode::Memory {
+            self.state.ledger.release(&self.hold);
+            return;
+        }
+        let state = Arc::clone(&self.state);
+        let id = std::mem::take(&mut self.hold.id);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let tasks = state.tasks.clone();
+            tasks.spawn_on(
+                async move {
+                    if let Err(e) = state.store.release(&id).await {
+                        tracing::error!(error = %e, generation_id = %id, "releasing a hold failed");
+                    }
+                },
+                &handle,
+            );
         }
     }
 }
@@ -142,17 +152,25 @@ async fn check_guardrail_budget(
     else {
         return Ok(());
     };
-    // The key record may come from the cache: read its spend fresh.
-    let fresh = state.store.key(&key.key.hash, state.now_ms()).await?;
-    let record = fresh.as_ref().unwrap_or(&key.key);
+    // The key record may come from the cache: its spend is read fresh, from the ledger when it
+    // keeps the key's spend in memory, else from the store.
+    let now = state.now_ms();
+    let (usage, byok) = match state.ledger.key_usage(&key.key.hash, now) {
+        Some(u) => u,
+        None => {
+            let fresh = state.store.key(&key.key.hash, now).await?;
+            let record = fresh.as_ref().unwrap_or(&key.key);
+            (record.usage, record.byok_usage)
+        }
+    };
     let pick = |w: &switchyard_store::WindowUsage| match interval {
         "daily" => w.daily,
         "weekly" => w.weekly,
         _ => w.monthly,
     };
-    let mut spent = pick(&record.usage);
+    let mut spent = pick(&usage);
     if g.guardrail.include_byok_in_budgets {
-        spent = spent.saturating_add(pick(&record.byok_usage));
+        spent = spent.saturating_add(pick(&byok));
     }
     if spent >= limit {
         return Err(ApiError::forbidden(format!(
@@ -419,19 +437,15 @@ async fn prepare(
             .ok_or_else(|| ApiError::bad_request("This request's maximum cost is out of range"))?;
         hold = hold.max(cost);
     }
-    let refused = state
-        .store
-        .hold(
-            &generation_id,
-            &key.key.hash,
-            &key.key.account_id,
-            hold,
-            now,
-        )
+    let held = state
+        .ledger
+        .hold(&state.store, &generation_id, &key.key, hold, now)
         .await
         .map_err(|e| ApiError::from(e).with_generation(&generation_id))?;
-    if let Err(refused) = refused {
-        let e = match refused {
+    let hold = match held {
+        Ok(hold) => hold,
+        Err(refused) => {
+            let e = match refused {
             HoldRefused::KeyLimit { needed, remaining } => ApiError::new(
                 402,
                 format!(
@@ -450,8 +464,9 @@ async fn prepare(
             .with_metadata("remaining", remaining.to_json_number()),
             HoldRefused::Missing => ApiError::unauthorized("Invalid API key: no such key"),
         };
-        return Err(e.with_generation(&generation_id));
-    }
+            return Err(e.with_generation(&generation_id));
+        }
+    };
     Ok(Prepared {
         guardrail: guardrail_record,
         format,
@@ -460,7 +475,7 @@ async fn prepare(
         prompt_sha256,
         hold: HoldGuard {
             state: Arc::clone(&state),
-            id: generation_id.clone(),
+            hold,
             armed: true,
         },
         state,
@@ -707,7 +722,9 @@ impl Prepared {
         served: &Resolved<'_>,
         completion_sha256: Option<String>,
     ) {
-        self.hold.disarm();
+        let hold_id = self
+            .hold
+            .settle(record.cost, record.is_byok, record.created_at);
         let provider = served.provider.slug.clone();
         metrics::counter!("switchyard_tokens_total", "provider" => provider.clone(), "kind" => "prompt")
             .increment(record.tokens_prompt);
@@ -723,9 +740,7 @@ impl Prepared {
             error.as_deref(),
             completion_sha256,
         );
-        self.state
-            .recorder
-            .settle(record, Some(self.generation_id.clone()));
+        self.state.recorder.settle(record, hold_id);
         self.state.recorder.audit(
             self.state.now_ms(),
             &self.generation_id,

@@ -23,6 +23,7 @@ pub mod content;
 pub mod engine;
 pub mod error;
 pub mod guardrails;
+pub mod ledger;
 pub mod metrics;
 pub mod recorder;
 pub mod settings;

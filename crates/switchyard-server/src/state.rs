@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::content::ContentCipher;
 use crate::error::ApiError;
 use crate::guardrails::GuardrailCache;
+use crate::ledger::Ledger;
 use crate::recorder::Recorder;
 use crate::settings::SettingsCache;
 
@@ -77,6 +78,8 @@ pub struct AppState {
     pub guardrails: GuardrailCache,
     /// Key records for inference, cached briefly (no database read per request).
     pub keys: KeyCache,
+    /// Credit holds (in memory or in the store, by `store.holds`).
+    pub ledger: Ledger,
     /// Data classifications: the built-ins and the operator's.
     pub classifications: Classifications,
     /// Per-endpoint outcomes, circuit breakers and performance.
@@ -120,6 +123,7 @@ impl AppState {
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()?;
+        let ledger = Ledger::new(config.store.hold_mode());
         Ok(AppState {
             config,
             catalog: RwLock::new(Arc::new(catalog)),
@@ -133,6 +137,7 @@ impl AppState {
             settings: SettingsCache::default(),
             guardrails: GuardrailCache::default(),
             keys: KeyCache::default(),
+            ledger,
             classifications,
             health: HealthTracker::new(HealthConfig::default()),
             sessions: StickySessions::default(),
@@ -222,8 +227,8 @@ fn presented_key(parts: &Parts) -> Option<&str> {
 
 /// Key records by hash, reused for up to a second on the inference path. A key disabled,
 /// deleted or changed through this process's API is forgotten at once; a change made by another
-/// process (the CLI) applies within the second. Spend limits do not depend on it: holds are
-/// always taken in the store.
+/// process (the CLI) applies within the second. Spend does not depend on it: holds are taken
+/// against the ledger, which loads spend from the store itself.
 #[derive(Debug, Default)]
 pub struct KeyCache {
     entries: RwLock<HashMap<String, (Instant, KeyRecord)>>,

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use switchyard_core::audit::{Anchor, StoredRecord};
 
-use crate::{GenerationRecord, Store, StoreResult};
+use crate::{placeholders, GenerationRecord, Store, StoreResult, ROWS_PER_INSERT};
 
 /// A generation to settle, with the hold it releases.
 #[derive(Debug, Clone)]
@@ -83,9 +83,7 @@ impl Store {
         now_ms: i64,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        for s in settlements {
-            Self::settle_in(&mut tx, &s.record, s.hold_id.as_deref()).await?;
-        }
+        Self::settle_in(&mut tx, settlements).await?;
         for c in contents {
             sqlx::query(
                 "INSERT INTO generation_content (id, account_id, created_at, nonce, ciphertext) \
@@ -99,20 +97,23 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for r in audit {
-            sqlx::query(
-                "INSERT INTO audit_log (seq, created_at, generation_id, account_id, body, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(r.seq)
-            .bind(r.created_at)
-            .bind(&r.generation_id)
-            .bind(r.account_id.as_deref())
-            .bind(&r.body)
-            .bind(&r.prev_hash)
-            .bind(&r.hash)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in audit.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO audit_log (seq, created_at, generation_id, account_id, body, prev_hash, hash) VALUES {}",
+                placeholders(chunk.len(), 7)
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(r.seq)
+                    .bind(r.created_at)
+                    .bind(&r.generation_id)
+                    .bind(r.account_id.as_deref())
+                    .bind(&r.body)
+                    .bind(&r.prev_hash)
+                    .bind(&r.hash);
+            }
+            q.execute(&mut *tx).await?;
         }
         if let Some(h) = head {
             Self::put_anchor(&mut tx, "head", h, now_ms).await?;

@@ -366,6 +366,35 @@ fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+const GENERATION_COLUMNS: &str = "id, account_id, key_hash, created_at, model, provider_slug, provider_name, \
+     upstream_id, streamed, cancelled, finish_reason, native_finish_reason, tokens_prompt, tokens_completion, \
+     tokens_reasoning, tokens_cached, cost, is_byok, latency_ms, generation_time_ms, http_referer, app_title, \
+     end_user, session_id, status, error_message";
+
+/// Rows per multi-row `INSERT`: well within SQLite's and PostgreSQL's limits on bound parameters
+/// (32,766 and 65,535) at 26 columns.
+pub(crate) const ROWS_PER_INSERT: usize = 256;
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` parameters.
+pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * columns + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
 const KEY_COLUMNS: &str = "hash, account_id, name, label, is_management, disabled, limit_amount, limit_reset, \
      include_byok_in_limit, usage, byok_usage, day_index, usage_daily, byok_usage_daily, week_index, \
      usage_weekly, byok_usage_weekly, month_index, usage_monthly, byok_usage_monthly, held, \
@@ -797,63 +826,103 @@ impl Store {
         hold_id: Option<&str>,
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
-        let settled = Self::settle_in(&mut tx, record, hold_id).await?;
+        let settled = Self::settle_in(
+            &mut tx,
+            &[Settlement {
+                record: record.clone(),
+                hold_id: hold_id.map(str::to_owned),
+            }],
+        )
+        .await?;
         tx.commit().await?;
-        Ok(settled)
+        Ok(settled == 1)
     }
 
-    /// [`Store::settle`] inside a caller's transaction (batched writes).
+    /// [`Store::settle`] of many generations inside a caller's transaction (batched writes):
+    /// the records in multi-row inserts, and one charge per key window and per account for the
+    /// whole batch. Returns how many were newly settled.
     pub(crate) async fn settle_in(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        record: &GenerationRecord,
-        hold_id: Option<&str>,
-    ) -> StoreResult<bool> {
-        let p = Periods::at(record.created_at);
-        let inserted = sqlx::query(
-            "INSERT INTO generations (id, account_id, key_hash, created_at, model, provider_slug, provider_name, \
-             upstream_id, streamed, cancelled, finish_reason, native_finish_reason, tokens_prompt, tokens_completion, \
-             tokens_reasoning, tokens_cached, cost, is_byok, latency_ms, generation_time_ms, http_referer, app_title, \
-             end_user, session_id, status, error_message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-             $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&record.id)
-        .bind(&record.account_id)
-        .bind(&record.key_hash)
-        .bind(record.created_at)
-        .bind(&record.model)
-        .bind(&record.provider_slug)
-        .bind(&record.provider_name)
-        .bind(record.upstream_id.as_deref())
-        .bind(b(record.streamed))
-        .bind(b(record.cancelled))
-        .bind(record.finish_reason.as_deref())
-        .bind(record.native_finish_reason.as_deref())
-        .bind(to_i64(record.tokens_prompt))
-        .bind(to_i64(record.tokens_completion))
-        .bind(to_i64(record.tokens_reasoning))
-        .bind(to_i64(record.tokens_cached))
-        .bind(record.cost.picos())
-        .bind(b(record.is_byok))
-        .bind(record.latency_ms)
-        .bind(record.generation_time_ms)
-        .bind(record.http_referer.as_deref())
-        .bind(record.app_title.as_deref())
-        .bind(record.end_user.as_deref())
-        .bind(record.session_id.as_deref())
-        .bind(i64::from(record.status))
-        .bind(record.error_message.as_deref())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !inserted {
-            return Ok(false);
+        settlements: &[Settlement],
+    ) -> StoreResult<usize> {
+        let mut inserted = std::collections::HashSet::new();
+        for chunk in settlements.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO generations ({GENERATION_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+                placeholders(chunk.len(), 26)
+            );
+            let mut q = sqlx::query(&sql);
+            for s in chunk {
+                let r = &s.record;
+                q = q
+                    .bind(&r.id)
+                    .bind(&r.account_id)
+                    .bind(&r.key_hash)
+                    .bind(r.created_at)
+                    .bind(&r.model)
+                    .bind(&r.provider_slug)
+                    .bind(&r.provider_name)
+                    .bind(r.upstream_id.as_deref())
+                    .bind(b(r.streamed))
+                    .bind(b(r.cancelled))
+                    .bind(r.finish_reason.as_deref())
+                    .bind(r.native_finish_reason.as_deref())
+                    .bind(to_i64(r.tokens_prompt))
+                    .bind(to_i64(r.tokens_completion))
+                    .bind(to_i64(r.tokens_reasoning))
+                    .bind(to_i64(r.tokens_cached))
+                    .bind(r.cost.picos())
+                    .bind(b(r.is_byok))
+                    .bind(r.latency_ms)
+                    .bind(r.generation_time_ms)
+                    .bind(r.http_referer.as_deref())
+                    .bind(r.app_title.as_deref())
+                    .bind(r.end_user.as_deref())
+                    .bind(r.session_id.as_deref())
+                    .bind(i64::from(r.status))
+                    .bind(r.error_message.as_deref());
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                inserted.insert(row.try_get::<String, _>("id")?);
+            }
         }
-        if let Some(hold_id) = hold_id {
-            Self::take_hold(tx, hold_id).await?;
+        // What each key window and each account is charged, summed over the batch. A key's
+        // charges are applied per period, oldest first, so a batch across midnight resets the
+        // window the way settling one by one would.
+        let mut keys: std::collections::BTreeMap<(&str, bool, i64, i64, i64), i64> =
+            std::collections::BTreeMap::new();
+        let mut accounts: std::collections::BTreeMap<(&str, bool), i64> =
+            std::collections::BTreeMap::new();
+        let mut last_used: std::collections::BTreeMap<&str, i64> =
+            std::collections::BTreeMap::new();
+        let mut settled = 0;
+        for s in settlements {
+            let r = &s.record;
+            // Each inserted record is charged once, even if the batch holds its id twice.
+            if !inserted.remove(&r.id) {
+                continue;
+            }
+            settled += 1;
+            let used = last_used.entry(r.key_hash.as_str()).or_insert(r.created_at);
+            *used = (*used).max(r.created_at);
+            if let Some(hold_id) = &s.hold_id {
+                Self::take_hold(tx, hold_id).await?;
+            }
+            if r.cost.is_zero() {
+                continue;
+            }
+            let p = Periods::at(r.created_at);
+            let k = keys
+                .entry((r.key_hash.as_str(), r.is_byok, p.month, p.week, p.day))
+                .or_default();
+            *k = k.saturating_add(r.cost.picos());
+            let a = accounts
+                .entry((r.account_id.as_str(), r.is_byok))
+                .or_default();
+            *a = a.saturating_add(r.cost.picos());
         }
-        if !record.cost.is_zero() {
-            let (usage, daily, weekly, monthly) = if record.is_byok {
+        for ((key_hash, is_byok, month, week, day), cost) in keys {
+            let (usage, daily, weekly, monthly) = if is_byok {
                 (
                     "byok_usage",
                     "byok_usage_daily",
@@ -865,7 +934,7 @@ impl Store {
             };
             // Windows that have rolled over restart from zero (both BYOK and standard columns of
             // a window share its index, so the other column of a rolled window is reset too).
-            let (o_daily, o_weekly, o_monthly) = if record.is_byok {
+            let (o_daily, o_weekly, o_monthly) = if is_byok {
                 ("usage_daily", "usage_weekly", "usage_monthly")
             } else {
                 (
@@ -885,22 +954,34 @@ impl Store {
                  WHERE hash = $5"
             );
             sqlx::query(&sql)
-                .bind(record.cost.picos())
-                .bind(p.day)
-                .bind(p.week)
-                .bind(p.month)
-                .bind(&record.key_hash)
+                .bind(cost)
+                .bind(day)
+                .bind(week)
+                .bind(month)
+                .bind(key_hash)
                 .execute(&mut **tx)
                 .await?;
-            sqlx::query(&format!(
-                "UPDATE accounts SET {usage} = {usage} + $1 WHERE id = $2"
-            ))
-            .bind(record.cost.picos())
-            .bind(&record.account_id)
+        }
+        for (key_hash, at) in last_used {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = $1 WHERE hash = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+            )
+            .bind(at)
+            .bind(key_hash)
             .execute(&mut **tx)
             .await?;
         }
-        Ok(true)
+        for ((account_id, is_byok), cost) in accounts {
+            let usage = if is_byok { "byok_usage" } else { "usage" };
+            sqlx::query(&format!(
+                "UPDATE accounts SET {usage} = {usage} + $1 WHERE id = $2"
+            ))
+            .bind(cost)
+            .bind(account_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(settled)
     }
 
     /// Releases every hold taken before `before_ms` (requests that can no longer be running,
