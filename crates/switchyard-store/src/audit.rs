@@ -3,7 +3,7 @@
 use sqlx::Row;
 use switchyard_core::audit::{Anchor, StoredRecord};
 
-use crate::{placeholders, GenerationRecord, Store, StoreResult, ROWS_PER_INSERT};
+use crate::{insert_chunks, placeholders, GenerationRecord, Store, StoreResult};
 
 /// A generation to settle, with the hold it releases.
 #[derive(Debug, Clone)]
@@ -83,7 +83,7 @@ impl Store {
         now_ms: i64,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        Self::settle_in(&mut tx, settlements).await?;
+        Self::settle_in(&mut tx, self.dialect, settlements).await?;
         for c in contents {
             sqlx::query(
                 "INSERT INTO generation_content (id, account_id, created_at, nonce, ciphertext) \
@@ -97,10 +97,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for chunk in audit.chunks(ROWS_PER_INSERT) {
+        for chunk in insert_chunks(audit) {
             let sql = format!(
                 "INSERT INTO audit_log (seq, created_at, generation_id, account_id, body, prev_hash, hash) VALUES {}",
-                placeholders(chunk.len(), 7)
+                placeholders(self.dialect, chunk.len(), 7)
             );
             let mut q = sqlx::query(&sql);
             for r in chunk {

@@ -371,12 +371,29 @@ const GENERATION_COLUMNS: &str = "id, account_id, key_hash, created_at, model, p
      tokens_reasoning, tokens_cached, cost, is_byok, latency_ms, generation_time_ms, http_referer, app_title, \
      end_user, session_id, status, error_message";
 
-/// Rows per multi-row `INSERT`: well within SQLite's and PostgreSQL's limits on bound parameters
-/// (32,766 and 65,535) at 26 columns.
-pub(crate) const ROWS_PER_INSERT: usize = 256;
+/// Most rows per multi-row `INSERT`: well within SQLite's and PostgreSQL's limits on bound
+/// parameters (32,766 and 65,535) at 26 columns.
+const MAX_ROWS_PER_INSERT: usize = 256;
 
-/// `($1, $2), ($3, $4)` for `rows` rows of `columns` parameters.
-pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
+/// Splits `items` for multi-row inserts into chunks of power-of-two sizes (256, 128, ..., 1), so
+/// that a few prepared statements serve every batch size.
+pub(crate) fn insert_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if items.is_empty() {
+            return None;
+        }
+        let n = items.len().min(MAX_ROWS_PER_INSERT);
+        let size = 1usize << n.ilog2();
+        let (chunk, rest) = items.split_at(size);
+        items = rest;
+        Some(chunk)
+    })
+}
+
+/// The `VALUES` list of a multi-row insert of `rows` rows of `columns` parameters: `(?, ?), (?, ?)`
+/// on SQLite (positional: SQLite resolves numbered names with a linear scan each, quadratic over
+/// a large statement), `($1, $2), ($3, $4)` on PostgreSQL.
+pub(crate) fn placeholders(dialect: Dialect, rows: usize, columns: usize) -> String {
     let mut out = String::with_capacity(rows * columns * 5);
     for r in 0..rows {
         if r > 0 {
@@ -387,8 +404,13 @@ pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
             if c > 0 {
                 out.push_str(", ");
             }
-            out.push('$');
-            out.push_str(&(r * columns + c + 1).to_string());
+            match dialect {
+                Dialect::Sqlite => out.push('?'),
+                Dialect::Postgres => {
+                    out.push('$');
+                    out.push_str(&(r * columns + c + 1).to_string());
+                }
+            }
         }
         out.push(')');
     }
@@ -828,6 +850,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let settled = Self::settle_in(
             &mut tx,
+            self.dialect,
             &[Settlement {
                 record: record.clone(),
                 hold_id: hold_id.map(str::to_owned),
@@ -843,13 +866,14 @@ impl Store {
     /// whole batch. Returns how many were newly settled.
     pub(crate) async fn settle_in(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        dialect: Dialect,
         settlements: &[Settlement],
     ) -> StoreResult<usize> {
         let mut inserted = std::collections::HashSet::new();
-        for chunk in settlements.chunks(ROWS_PER_INSERT) {
+        for chunk in insert_chunks(settlements) {
             let sql = format!(
                 "INSERT INTO generations ({GENERATION_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
-                placeholders(chunk.len(), 26)
+                placeholders(dialect, chunk.len(), 26)
             );
             let mut q = sqlx::query(&sql);
             for s in chunk {
@@ -1119,5 +1143,31 @@ impl Store {
     pub async fn raw_execute(&self, sql: &str) -> StoreResult<()> {
         sqlx::query(sql).execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_powers_of_two_and_cover_everything() {
+        for n in [0usize, 1, 2, 3, 255, 256, 257, 700, 1000] {
+            let items: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = insert_chunks(&items).collect();
+            assert!(
+                chunks
+                    .iter()
+                    .all(|c| c.len().is_power_of_two() && c.len() <= 256),
+                "{n}"
+            );
+            assert_eq!(chunks.concat(), items, "{n}");
+        }
+    }
+
+    #[test]
+    fn placeholders_per_dialect() {
+        assert_eq!(placeholders(Dialect::Sqlite, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(placeholders(Dialect::Postgres, 2, 2), "($1, $2), ($3, $4)");
     }
 }

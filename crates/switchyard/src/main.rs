@@ -305,6 +305,11 @@ fn usd(m: Money) -> String {
     format!("{}", m.to_usd())
 }
 
+/// mimalloc: the gateway allocates and frees many small buffers per request (JSON values,
+/// headers, strings); it costs about half of what the system allocator does on that pattern.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
