@@ -1081,11 +1081,11 @@ pub async fn run(
                 return Err(e);
             }
         };
-        complete(&mut prepared, answer).await
+        complete(prepared, answer).await
     }
 }
 
-async fn complete(p: &mut Prepared, answer: Answer) -> Result<Response, ApiError> {
+async fn complete(mut p: Prepared, answer: Answer) -> Result<Response, ApiError> {
     let catalog = Arc::clone(&p.catalog);
     let r = resolve(&catalog, &answer.candidate)
         .ok_or_else(|| ApiError::new(500, "Internal Server Error"))?;
@@ -1141,41 +1141,42 @@ async fn complete(p: &mut Prepared, answer: Answer) -> Result<Response, ApiError
             p.metadata_json(Some(&answer.candidate)),
         );
     }
-    let first = completion.choices.first();
-    let mut record = p.record(&r, &usage, cost.total);
-    record.upstream_id = completion.upstream_id.clone();
-    record.latency_ms = i64::try_from(latency.as_millis()).ok();
-    record.finish_reason = first
-        .and_then(|c| c.get("finish_reason"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    record.native_finish_reason = first
-        .and_then(|c| c.get("native_finish_reason"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    p.log_content(
-        first
-            .and_then(|c| c.get("message"))
-            .cloned()
-            .unwrap_or(Value::Null),
-    );
-    let completion_text: String = first
-        .and_then(|c| c.get("message"))
-        .and_then(|m| m.get("content"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    p.settle(
-        record,
-        &r,
-        Some(audit::sha256_hex(completion_text.as_bytes())),
-    );
     let body = match p.format {
         Format::Chat => Value::Object(out),
         Format::Messages => messages_api::response_from_chat(&Value::Object(out)),
     };
     let response = (StatusCode::OK, axum::Json(body)).into_response();
-    Ok(with_generation_header(response, &p.generation_id))
+    let response = with_generation_header(response, &p.generation_id);
+    // The settlement and the audit record are built after the answer is on its way: the hold
+    // guard keeps the hold until then, and shutdown waits for the task.
+    let tasks = p.state.tasks.clone();
+    let candidate = answer.candidate;
+    tasks.spawn(async move {
+        let Some(r) = resolve(&catalog, &candidate) else {
+            return;
+        };
+        let first = completion.choices.first();
+        let mut record = p.record(&r, &usage, cost.total);
+        record.upstream_id = completion.upstream_id.clone();
+        record.latency_ms = i64::try_from(latency.as_millis()).ok();
+        record.finish_reason = first
+            .and_then(|c| c.get("finish_reason"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        record.native_finish_reason = first
+            .and_then(|c| c.get("native_finish_reason"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let message = first.and_then(|c| c.get("message"));
+        p.log_content(message.cloned().unwrap_or(Value::Null));
+        let completion_text = message
+            .and_then(|m| m.get("content"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let completion_sha256 = audit::sha256_hex(completion_text.as_bytes());
+        p.settle(record, &r, Some(completion_sha256));
+    });
+    Ok(response)
 }
 
 const KEEPALIVE: &[u8] = b": OPENROUTER PROCESSING\n\n";
@@ -1514,6 +1515,8 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
             record.error_message = Some(err.message.clone());
         }
     }
+    // The client's stream ends with the last event; settling happens after.
+    drop(tx);
     let completion_sha256 = hex::encode(completion_hash.finalize());
     if let Some(text) = logged {
         p.log_content(json!({"role": "assistant", "content": text}));

@@ -120,6 +120,8 @@ impl AppState {
             .map(|k| ContentCipher::new(k));
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
+            // A provider's redirect is an answer to report, not to follow with the prompt.
+            .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()?;
