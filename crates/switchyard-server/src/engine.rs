@@ -112,8 +112,8 @@ impl Drop for HoldGuard {
         if !self.armed {
             return;
         }
+        self.state.ledger.release(&self.hold);
         if self.hold.mode == HoldMode::Memory {
-            self.state.ledger.release(&self.hold);
             return;
         }
         let state = Arc::clone(&self.state);
@@ -633,6 +633,7 @@ impl Prepared {
         let upstream = codec
             .encode(&self.request, &target)
             .map_err(|e| UpstreamError::new(UpstreamErrorKind::InvalidRequest, Some(400), e.0))?;
+        let sent = Instant::now();
         let mut builder = self.state.http.post(&upstream.url).body(upstream.body);
         for (name, value) in &upstream.headers {
             builder = builder.header(name, value);
@@ -652,6 +653,8 @@ impl Prepared {
                 )
             })?
             .map_err(|e| transport_error(&e, &r.provider.name))?;
+        metrics::histogram!("switchyard_upstream_duration_seconds", "provider" => r.provider.slug.clone())
+            .record(sent.elapsed().as_secs_f64());
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(response);

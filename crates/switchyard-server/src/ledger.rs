@@ -20,6 +20,7 @@
 //! concurrency; a settled cost is at most its hold.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -288,6 +289,7 @@ pub struct Hold {
 pub struct Ledger {
     mode: HoldMode,
     budgets: Mutex<Budgets>,
+    open: AtomicI64,
 }
 
 impl Ledger {
@@ -296,12 +298,18 @@ impl Ledger {
         Ledger {
             mode,
             budgets: Mutex::new(Budgets::default()),
+            open: AtomicI64::new(0),
         }
     }
 
     /// Where holds are kept.
     pub fn mode(&self) -> HoldMode {
         self.mode
+    }
+
+    /// Holds taken by this process and not yet settled or released.
+    pub fn open_holds(&self) -> i64 {
+        self.open.load(Ordering::Relaxed)
     }
 
     fn budgets(&self) -> std::sync::MutexGuard<'_, Budgets> {
@@ -329,10 +337,13 @@ impl Ledger {
             mode: self.mode,
         };
         if self.mode == HoldMode::Database {
-            return Ok(store
+            let held = store
                 .hold(id, &key.hash, &key.account_id, amount, now_ms)
-                .await?
-                .map(|()| hold));
+                .await?;
+            if held.is_ok() {
+                self.open.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(held.map(|()| hold));
         }
         let (key_known, account_state) = {
             let mut b = self.budgets();
@@ -392,14 +403,19 @@ impl Ledger {
             }
             Some(false) => {}
         }
-        Ok(self
+        let held = self
             .budgets()
-            .hold(&key.hash, &key.account_id, amount, now_ms)
-            .map(|()| hold))
+            .hold(&key.hash, &key.account_id, amount, now_ms);
+        if held.is_ok() {
+            self.open.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(held.map(|()| hold))
     }
 
-    /// Releases a memory hold without charging (a database hold is released by the store).
+    /// Ends a hold without charging: a memory hold is released here, a database hold by the
+    /// caller through the store.
     pub fn release(&self, hold: &Hold) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
         if hold.mode == HoldMode::Memory {
             self.budgets()
                 .release(&hold.key_hash, &hold.account_id, hold.amount);
@@ -409,6 +425,7 @@ impl Ledger {
     /// Charges a settled cost in memory and releases the hold. The recorder writes the same
     /// charge to the store.
     pub fn settle(&self, hold: &Hold, cost: Money, is_byok: bool, at_ms: i64) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
         if hold.mode == HoldMode::Memory {
             self.budgets().settle(
                 &hold.key_hash,
@@ -666,10 +683,8 @@ mod tests {
             let mut spent = 0i64;
             for op in ops {
                 match op {
-                    Op::Hold(amount) => {
-                        if b.hold("k", "a", usd(amount), now).is_ok() {
-                            open.push(amount);
-                        }
+                    Op::Hold(amount) if b.hold("k", "a", usd(amount), now).is_ok() => {
+                        open.push(amount);
                     }
                     Op::Settle(i, pct) if !open.is_empty() => {
                         let held = open.remove(i % open.len());

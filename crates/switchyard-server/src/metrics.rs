@@ -43,7 +43,15 @@ pub fn install() -> Option<&'static PrometheusHandle> {
 
 /// `GET /metrics`.
 pub async fn render(State(state): State<SharedState>) -> Response {
-    metrics::gauge!("switchyard_recorder_queue_depth").set(state.recorder.depth() as f64);
+    let (settlements, audit, content) = state.recorder.depths();
+    for (queue, depth) in [
+        ("settlements", settlements),
+        ("audit", audit),
+        ("content", content),
+    ] {
+        metrics::gauge!("switchyard_recorder_queue_depth", "queue" => queue).set(depth as f64);
+    }
+    metrics::gauge!("switchyard_ledger_open_holds").set(state.ledger.open_holds() as f64);
     match install() {
         Some(handle) => (
             [("content-type", "text/plain; version=0.0.4")],

@@ -42,11 +42,30 @@ enum Item {
     Flush(oneshot::Sender<()>),
 }
 
+/// Items waiting to be written, by kind.
+#[derive(Debug, Default)]
+struct Depths {
+    settlements: AtomicI64,
+    audit: AtomicI64,
+    content: AtomicI64,
+}
+
+impl Depths {
+    fn of(&self, item: &Item) -> Option<&AtomicI64> {
+        match item {
+            Item::Settle(_) => Some(&self.settlements),
+            Item::Audit { .. } => Some(&self.audit),
+            Item::Content(_) => Some(&self.content),
+            Item::Flush(_) => None,
+        }
+    }
+}
+
 /// Handle to the writer task.
 #[derive(Debug, Clone)]
 pub struct Recorder {
     tx: mpsc::UnboundedSender<Item>,
-    depth: Arc<AtomicI64>,
+    depth: Arc<Depths>,
 }
 
 impl std::fmt::Debug for Item {
@@ -64,7 +83,7 @@ impl Recorder {
     /// Starts the writer task on the current runtime.
     pub fn spawn(store: Store, audit_key: Option<Vec<u8>>, clock: Clock) -> Recorder {
         let (tx, rx) = mpsc::unbounded_channel();
-        let depth = Arc::new(AtomicI64::new(0));
+        let depth = Arc::new(Depths::default());
         let writer = Writer {
             store,
             key: audit_key,
@@ -77,9 +96,14 @@ impl Recorder {
     }
 
     fn send(&self, item: Item) {
-        self.depth.fetch_add(1, Ordering::Relaxed);
+        let depth = self.depth.of(&item);
+        if let Some(d) = depth {
+            d.fetch_add(1, Ordering::Relaxed);
+        }
         if self.tx.send(item).is_err() {
-            self.depth.fetch_sub(1, Ordering::Relaxed);
+            if let Some(d) = depth {
+                d.fetch_sub(1, Ordering::Relaxed);
+            }
             tracing::error!("the recorder has stopped; a record was dropped");
         }
     }
@@ -117,9 +141,14 @@ impl Recorder {
         let _ = wait.await;
     }
 
-    /// Items waiting to be written.
-    pub fn depth(&self) -> i64 {
-        self.depth.load(Ordering::Relaxed)
+    /// Items waiting to be written: settlements (the ledger's queue), audit records and
+    /// logged content.
+    pub fn depths(&self) -> (i64, i64, i64) {
+        (
+            self.depth.settlements.load(Ordering::Relaxed),
+            self.depth.audit.load(Ordering::Relaxed),
+            self.depth.content.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -127,7 +156,7 @@ struct Writer {
     store: Store,
     key: Option<Vec<u8>>,
     clock: Clock,
-    depth: Arc<AtomicI64>,
+    depth: Arc<Depths>,
     /// `(last seq, last hash)`, read from the store on first use.
     chain: Option<(i64, String)>,
 }
@@ -159,7 +188,12 @@ impl Writer {
                 }
             }
             self.write(&settlements, &contents, &audits).await;
-            self.depth.fetch_sub(n as i64, Ordering::Relaxed);
+            let d = &self.depth;
+            d.settlements
+                .fetch_sub(settlements.len() as i64, Ordering::Relaxed);
+            d.audit.fetch_sub(audits.len() as i64, Ordering::Relaxed);
+            d.content
+                .fetch_sub(contents.len() as i64, Ordering::Relaxed);
             let flushed = !flushes.is_empty();
             for done in flushes {
                 let _ = done.send(());

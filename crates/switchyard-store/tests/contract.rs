@@ -490,6 +490,62 @@ async fn batched_writes_settle_and_chain_audit_records() {
 }
 
 #[tokio::test]
+async fn large_batches_settle_every_record_once_across_windows() {
+    use switchyard_store::Settlement;
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "1000").await;
+        key(s, "k", Some("100"), Some(LimitReset::Daily)).await;
+        key(s, "other", None, None).await;
+        // 600 records (three multi-row chunks of different sizes), half of them the next day,
+        // one BYOK, and one id twice: each is charged once, per its own day.
+        let mut batch: Vec<Settlement> = (0..600)
+            .map(|i| {
+                let at = if i < 300 { NOW } else { NOW + DAY_MS };
+                let key = if i % 2 == 0 { "k" } else { "other" };
+                let mut record = generation(&format!("b{i}"), key, "0.01", at);
+                record.is_byok = i == 599;
+                Settlement {
+                    record,
+                    hold_id: None,
+                }
+            })
+            .collect();
+        batch.push(batch[0].clone());
+        s.write_batch(&batch, &[], &[], None, NOW + DAY_MS)
+            .await
+            .expect("batch");
+        let (count, total) = s.generation_totals("acct").await.expect("totals");
+        assert_eq!((count, total), (600, usd("5.99")), "{name}");
+        let account = s.account("acct").await.expect("account").expect("exists");
+        assert_eq!(account.usage, usd("5.99"), "{name}");
+        assert_eq!(account.byok_usage, usd("0.01"), "{name}");
+        let k = s
+            .key("k", NOW + DAY_MS)
+            .await
+            .expect("key")
+            .expect("exists");
+        assert_eq!(k.usage.total, usd("3"), "{name}");
+        // Only the second day's records count in the daily window.
+        assert_eq!(k.usage.daily, usd("1.5"), "{name}");
+        assert_eq!(k.last_used_at, Some(NOW + DAY_MS), "{name}");
+        let other = s
+            .key("other", NOW + DAY_MS)
+            .await
+            .expect("key")
+            .expect("exists");
+        assert_eq!(other.usage.total, usd("2.99"), "{name}");
+        assert_eq!(other.byok_usage.total, usd("0.01"), "{name}");
+        // The same batch again charges nothing.
+        s.write_batch(&batch, &[], &[], None, NOW + DAY_MS)
+            .await
+            .expect("retry");
+        let account = s.account("acct").await.expect("account").expect("exists");
+        assert_eq!(account.usage, usd("5.99"), "{name}");
+    }
+}
+
+#[tokio::test]
 async fn generation_totals_match_settled_usage() {
     for (name, db) in stores().await {
         let s = &db.store;

@@ -55,7 +55,10 @@ async fn metrics_count_requests_attempts_tokens_and_cost() {
         // 13 × 1e-6 + 7 × 2e-6 = 27e-6 USD = 27,000,000 pico-dollars
         "switchyard_cost_picodollars_total{provider=\"metered\"} 27000000",
         "switchyard_active_streams",
-        "switchyard_recorder_queue_depth",
+        "switchyard_recorder_queue_depth{queue=\"settlements\"}",
+        "switchyard_recorder_queue_depth{queue=\"audit\"}",
+        "switchyard_ledger_open_holds",
+        "switchyard_upstream_duration_seconds_bucket{provider=\"metered\"",
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
