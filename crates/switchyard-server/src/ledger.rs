@@ -219,13 +219,18 @@ impl Budgets {
         Ok(())
     }
 
+    /// Ends a hold. The entries count as used now: a settlement may still be on its way to the
+    /// store, so they must not be forgotten (and reloaded without it) yet.
     fn release(&mut self, key_hash: &str, account_id: &str, amount: Money) {
+        let now = Instant::now();
         if let Some(key) = self.keys.get_mut(key_hash) {
             key.held = Money::from_picos(key.held.picos().saturating_sub(amount.picos()).max(0));
+            key.used_at = now;
         }
         if let Some(account) = self.accounts.get_mut(account_id) {
             account.held =
                 Money::from_picos(account.held.picos().saturating_sub(amount.picos()).max(0));
+            account.used_at = now;
         }
     }
 
