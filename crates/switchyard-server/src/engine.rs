@@ -298,6 +298,29 @@ fn route_error(err: RouteError) -> ApiError {
     }
 }
 
+/// The 402 (or 401) a refused hold answers.
+fn hold_refused(refused: HoldRefused) -> ApiError {
+    match refused {
+        HoldRefused::KeyLimit { needed, remaining } => ApiError::new(
+            402,
+            format!(
+                "This request may cost up to {needed} but this key's limit has {remaining} left: raise the key's limit or request fewer max_tokens"
+            ),
+        )
+        .with_metadata("needed", needed.to_json_number())
+        .with_metadata("remaining", remaining.to_json_number()),
+        HoldRefused::Credits { needed, remaining } => ApiError::new(
+            402,
+            format!(
+                "Insufficient credits: this request may cost up to {needed} and the account has {remaining} left. Add credits or request fewer max_tokens"
+            ),
+        )
+        .with_metadata("needed", needed.to_json_number())
+        .with_metadata("remaining", remaining.to_json_number()),
+        HoldRefused::Missing => ApiError::unauthorized("Invalid API key: no such key"),
+    }
+}
+
 /// Parses, plans and holds. Errors are ready to send.
 async fn prepare(
     state: SharedState,
@@ -442,31 +465,7 @@ async fn prepare(
         .hold(&state.store, &generation_id, &key.key, hold, now)
         .await
         .map_err(|e| ApiError::from(e).with_generation(&generation_id))?;
-    let hold = match held {
-        Ok(hold) => hold,
-        Err(refused) => {
-            let e = match refused {
-            HoldRefused::KeyLimit { needed, remaining } => ApiError::new(
-                402,
-                format!(
-                    "This request may cost up to {needed} but this key's limit has {remaining} left: raise the key's limit or request fewer max_tokens"
-                ),
-            )
-            .with_metadata("needed", needed.to_json_number())
-            .with_metadata("remaining", remaining.to_json_number()),
-            HoldRefused::Credits { needed, remaining } => ApiError::new(
-                402,
-                format!(
-                    "Insufficient credits: this request may cost up to {needed} and the account has {remaining} left. Add credits or request fewer max_tokens"
-                ),
-            )
-            .with_metadata("needed", needed.to_json_number())
-            .with_metadata("remaining", remaining.to_json_number()),
-            HoldRefused::Missing => ApiError::unauthorized("Invalid API key: no such key"),
-        };
-            return Err(e.with_generation(&generation_id));
-        }
-    };
+    let hold = held.map_err(|refused| hold_refused(refused).with_generation(&generation_id))?;
     Ok(Prepared {
         guardrail: guardrail_record,
         format,
@@ -1159,17 +1158,17 @@ async fn complete(mut p: Prepared, answer: Answer) -> Result<Response, ApiError>
             return;
         };
         let first = completion.choices.first();
+        let text_of = |field: &str| {
+            first
+                .and_then(|c| c.get(field))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         let mut record = p.record(&r, &usage, cost.total);
         record.upstream_id = completion.upstream_id.clone();
         record.latency_ms = i64::try_from(latency.as_millis()).ok();
-        record.finish_reason = first
-            .and_then(|c| c.get("finish_reason"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        record.native_finish_reason = first
-            .and_then(|c| c.get("native_finish_reason"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        record.finish_reason = text_of("finish_reason");
+        record.native_finish_reason = text_of("native_finish_reason");
         let message = first.and_then(|c| c.get("message"));
         p.log_content(message.cloned().unwrap_or(Value::Null));
         let completion_text = message

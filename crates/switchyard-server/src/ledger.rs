@@ -345,10 +345,7 @@ impl Ledger {
             let held = store
                 .hold(id, &key.hash, &key.account_id, amount, now_ms)
                 .await?;
-            if held.is_ok() {
-                self.open.fetch_add(1, Ordering::Relaxed);
-            }
-            return Ok(held.map(|()| hold));
+            return Ok(self.taken(held, hold));
         }
         let (key_known, account_state) = {
             let mut b = self.budgets();
@@ -366,6 +363,12 @@ impl Ledger {
                 }
                 stale
             });
+            // The usual case: both known and fresh, the hold is taken under this one lock.
+            if key_known && account_state == Some(false) {
+                let held = b.hold(&key.hash, &key.account_id, amount, now_ms);
+                drop(b);
+                return Ok(self.taken(held, hold));
+            }
             (key_known, account_state)
         };
         // First use of a key or an account: its spend as the store has it. No settlement of it
@@ -411,10 +414,15 @@ impl Ledger {
         let held = self
             .budgets()
             .hold(&key.hash, &key.account_id, amount, now_ms);
+        Ok(self.taken(held, hold))
+    }
+
+    /// Counts a granted hold as open.
+    fn taken(&self, held: Result<(), HoldRefused>, hold: Hold) -> Result<Hold, HoldRefused> {
         if held.is_ok() {
             self.open.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(held.map(|()| hold))
+        held.map(|()| hold)
     }
 
     /// Ends a hold without charging: a memory hold is released here, a database hold by the
