@@ -128,10 +128,15 @@ impl KeyBudget {
         }
     }
 
-    /// Spend counted against the limit now, holds included.
-    fn committed(&mut self, p: Periods) -> Money {
+    /// Rolls both spends to the periods of `p`.
+    fn roll(&mut self, p: Periods) {
         self.usage.roll(p);
         self.byok.roll(p);
+    }
+
+    /// Spend counted against the limit now, holds included.
+    fn committed(&mut self, p: Periods) -> Money {
+        self.roll(p);
         let mut used = self.usage.window(self.limit_reset);
         if self.include_byok {
             used = used.saturating_add(self.byok.window(self.limit_reset));
@@ -455,9 +460,7 @@ impl Ledger {
     pub fn key_usage(&self, key_hash: &str, now_ms: i64) -> Option<(WindowUsage, WindowUsage)> {
         let mut b = self.budgets();
         let key = b.keys.get_mut(key_hash)?;
-        let p = Periods::at(now_ms);
-        key.usage.roll(p);
-        key.byok.roll(p);
+        key.roll(Periods::at(now_ms));
         Some((key.usage.usage, key.byok.usage))
     }
 
