@@ -1,6 +1,8 @@
 //! OpenAI Chat Completions, spoken by OpenAI and every OpenAI-compatible server (Groq, Together,
 //! DeepInfra, Fireworks, Mistral, DeepSeek, vLLM, Ollama, llama.cpp...).
 
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use switchyard_core::catalog::ProviderKind;
 use switchyard_core::chat::{ChatRequest, Message};
@@ -44,7 +46,9 @@ pub fn parse_usage(usage: &Value) -> Option<Usage> {
     })
 }
 
-/// Standard parameters copied as-is when the endpoint supports them.
+/// Standard parameters copied as-is when the endpoint supports them; [`Body`] writes each
+/// one straight from the typed request.
+#[cfg(test)]
 const PASSTHROUGH: &[&str] = &[
     "temperature",
     "top_p",
@@ -80,14 +84,131 @@ fn supports(target: &Target<'_>, parameter: &str) -> bool {
         || target.endpoint.supports(parameter)
 }
 
-fn message_value(message: &Message) -> Value {
-    let mut value = serde_json::to_value(message).unwrap_or(Value::Null);
-    if let Some(object) = value.as_object_mut() {
-        // OpenAI rejects OpenRouter's reasoning echo fields on assistant turns.
-        object.remove("reasoning");
-        object.remove("reasoning_details");
+/// The messages as OpenAI takes them: OpenRouter's reasoning echo fields on assistant turns
+/// are left out (OpenAI rejects them).
+struct Messages<'a>(&'a [Message]);
+
+impl Serialize for Messages<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for message in self.0 {
+            match message {
+                Message::Assistant {
+                    reasoning,
+                    reasoning_details,
+                    ..
+                } if reasoning.is_some() || reasoning_details.is_some() => {
+                    let mut bare = message.clone();
+                    if let Message::Assistant {
+                        reasoning,
+                        reasoning_details,
+                        ..
+                    } = &mut bare
+                    {
+                        *reasoning = None;
+                        *reasoning_details = None;
+                    }
+                    seq.serialize_element(&bare)?;
+                }
+                _ => seq.serialize_element(message)?,
+            }
+        }
+        seq.end()
     }
-    value
+}
+
+/// The upstream body, written straight from the typed request without an intermediate value.
+struct Body<'a> {
+    request: &'a ChatRequest,
+    target: &'a Target<'a>,
+}
+
+impl Serialize for Body<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (request, target) = (self.request, self.target);
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("model", &target.endpoint.upstream_model)?;
+        map.serialize_entry("messages", &Messages(&request.messages))?;
+        macro_rules! passthrough {
+            ($($field:ident),* $(,)?) => {
+                $(
+                    if let Some(value) = &request.$field {
+                        if supports(target, stringify!($field)) {
+                            map.serialize_entry(stringify!($field), value)?;
+                        }
+                    }
+                )*
+            };
+        }
+        passthrough!(
+            temperature,
+            top_p,
+            top_k,
+            frequency_penalty,
+            presence_penalty,
+            repetition_penalty,
+            min_p,
+            top_a,
+            seed,
+            logit_bias,
+            logprobs,
+            top_logprobs,
+            stop,
+            tools,
+            tool_choice,
+            parallel_tool_calls,
+            response_format,
+            prediction,
+            modalities,
+            service_tier,
+            verbosity,
+            web_search_options,
+            audio,
+            user,
+        );
+        if let Some(max) = request.max_output_tokens() {
+            let name = if target.endpoint.supports("max_completion_tokens") {
+                "max_completion_tokens"
+            } else {
+                "max_tokens"
+            };
+            map.serialize_entry(name, &max)?;
+        }
+        let effort = request
+            .reasoning
+            .as_ref()
+            .and_then(|r| {
+                r.effort
+                    .as_deref()
+                    .or_else(|| r.enabled.filter(|e| *e).map(|_| "medium"))
+            })
+            .or(request.reasoning_effort.as_deref());
+        if let Some(effort) = effort {
+            if supports(target, "reasoning") || supports(target, "reasoning_effort") {
+                // OpenAI's efforts stop at `high`; stronger OpenRouter efforts are clamped.
+                let effort = match effort {
+                    "max" | "xhigh" => "high",
+                    other => other,
+                };
+                map.serialize_entry("reasoning_effort", effort)?;
+            }
+        }
+        if request.is_stream() {
+            map.serialize_entry("stream", &true)?;
+            map.serialize_entry(
+                "stream_options",
+                &StreamOptions {
+                    include_usage: true,
+                },
+            )?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
 }
 
 impl Codec for OpenAiCodec {
@@ -100,54 +221,6 @@ impl Codec for OpenAiCodec {
         request: &ChatRequest,
         target: &Target<'_>,
     ) -> Result<UpstreamRequest, CodecError> {
-        let mut body = Map::new();
-        body.insert(
-            "model".into(),
-            Value::String(target.endpoint.upstream_model.clone()),
-        );
-        body.insert(
-            "messages".into(),
-            Value::Array(request.messages.iter().map(message_value).collect()),
-        );
-        let full = serde_json::to_value(request).unwrap_or(Value::Null);
-        for &name in PASSTHROUGH {
-            if let Some(value) = full.get(name) {
-                if supports(target, name) {
-                    body.insert(name.to_owned(), value.clone());
-                }
-            }
-        }
-        if let Some(max) = request.max_output_tokens() {
-            let name = if target.endpoint.supports("max_completion_tokens") {
-                "max_completion_tokens"
-            } else {
-                "max_tokens"
-            };
-            body.insert(name.into(), json!(max));
-        }
-        let effort = request
-            .reasoning
-            .as_ref()
-            .and_then(|r| {
-                r.effort
-                    .clone()
-                    .or_else(|| r.enabled.filter(|e| *e).map(|_| "medium".to_owned()))
-            })
-            .or_else(|| request.reasoning_effort.clone());
-        if let Some(effort) = effort {
-            if supports(target, "reasoning") || supports(target, "reasoning_effort") {
-                // OpenAI's efforts stop at `high`; stronger OpenRouter efforts are clamped.
-                let effort = match effort.as_str() {
-                    "max" | "xhigh" => "high".to_owned(),
-                    other => other.to_owned(),
-                };
-                body.insert("reasoning_effort".into(), Value::String(effort));
-            }
-        }
-        if request.is_stream() {
-            body.insert("stream".into(), Value::Bool(true));
-            body.insert("stream_options".into(), json!({"include_usage": true}));
-        }
         let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
         if let Some(key) = target.api_key {
             headers.push(("authorization".to_owned(), format!("Bearer {key}")));
@@ -155,13 +228,13 @@ impl Codec for OpenAiCodec {
         Ok(UpstreamRequest {
             url: format!("{}/chat/completions", target.provider.base_url),
             headers,
-            body: serde_json::to_vec(&Value::Object(body))
+            body: serde_json::to_vec(&Body { request, target })
                 .map_err(|e| CodecError(e.to_string()))?,
         })
     }
 
     fn decode(&self, body: &[u8]) -> Result<Completion, UpstreamError> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| UpstreamError {
+        let mut value: Value = serde_json::from_slice(body).map_err(|e| UpstreamError {
             raw: Some(raw_excerpt(body)),
             ..UpstreamError::new(
                 UpstreamErrorKind::InvalidResponse,
@@ -172,7 +245,7 @@ impl Codec for OpenAiCodec {
         if value.get("error").is_some_and(|e| !e.is_null()) {
             return Err(self.decode_error(502, body));
         }
-        let Some(choices) = value.get("choices").and_then(Value::as_array) else {
+        let Some(Value::Array(mut choices)) = value.get_mut("choices").map(Value::take) else {
             return Err(UpstreamError {
                 raw: Some(raw_excerpt(body)),
                 ..UpstreamError::new(
@@ -182,16 +255,11 @@ impl Codec for OpenAiCodec {
                 )
             });
         };
-        let choices = choices
-            .iter()
-            .map(|choice| {
-                let mut choice = choice.clone();
-                if let Some(object) = choice.as_object_mut() {
-                    normalize_choice(object, "message");
-                }
-                choice
-            })
-            .collect();
+        for choice in &mut choices {
+            if let Some(object) = choice.as_object_mut() {
+                normalize_choice(object, "message");
+            }
+        }
         Ok(Completion {
             upstream_id: value.get("id").and_then(Value::as_str).map(str::to_owned),
             choices,
@@ -284,7 +352,7 @@ impl OpenAiStream {
             if data.is_empty() {
                 continue;
             }
-            let value: Value = match serde_json::from_str(data) {
+            let mut value: Value = match serde_json::from_str(data) {
                 Ok(v) => v,
                 Err(e) => {
                     out.push(StreamEvent::Error(UpstreamError {
@@ -310,22 +378,15 @@ impl OpenAiStream {
                 )));
                 continue;
             }
-            let choices = value
-                .get("choices")
-                .and_then(Value::as_array)
-                .map(|choices| {
-                    choices
-                        .iter()
-                        .map(|c| {
-                            let mut c = c.clone();
-                            if let Some(object) = c.as_object_mut() {
-                                normalize_choice(object, "delta");
-                            }
-                            c
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let mut choices = match value.get_mut("choices").map(Value::take) {
+                Some(Value::Array(choices)) => choices,
+                _ => Vec::new(),
+            };
+            for c in &mut choices {
+                if let Some(object) = c.as_object_mut() {
+                    normalize_choice(object, "delta");
+                }
+            }
             out.push(StreamEvent::Chunk {
                 upstream_id: value.get("id").and_then(Value::as_str).map(str::to_owned),
                 choices,
@@ -414,6 +475,58 @@ supported_parameters = ["temperature", "tools", "tool_choice", "max_tokens", "st
                 "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "auto"
             })
         );
+    }
+
+    #[test]
+    fn every_standard_parameter_passes_through_unchanged_to_an_endpoint_that_lists_none() {
+        let catalog = Catalog::from_toml(
+            "t",
+            r#"
+[[providers]]
+slug = "local"
+name = "Local"
+kind = "openai"
+base_url = "http://127.0.0.1:1/v1"
+[[models]]
+id = "local/m"
+name = "M"
+context_length = 1000
+[[models.endpoints]]
+provider = "local"
+upstream_model = "m"
+pricing = { prompt = "0", completion = "0" }
+"#,
+        )
+        .expect("catalog");
+        let model = catalog.model("local/m").expect("model");
+        let target = Target {
+            provider: catalog.provider("local").expect("provider"),
+            endpoint: &model.endpoints[0],
+            api_key: None,
+        };
+        let request = json!({
+            "model": "local/m", "messages": [{"role": "user", "content": "hi"}],
+            "temperature": 0.5, "top_p": 0.9, "top_k": 3, "frequency_penalty": 0.1,
+            "presence_penalty": 0.2, "repetition_penalty": 1.1, "min_p": 0.05, "top_a": 0.1,
+            "seed": 7, "logit_bias": {"50256": -100}, "logprobs": true, "top_logprobs": 2,
+            "stop": "END", "tools": [{"type": "function", "function": {"name": "f"}}],
+            "tool_choice": "auto", "parallel_tool_calls": false,
+            "response_format": {"type": "json_object"}, "prediction": {"type": "content", "content": "x"},
+            "modalities": ["text"], "service_tier": "auto", "verbosity": "low",
+            "web_search_options": {"search_context_size": "low"}, "audio": {"voice": "alloy"},
+            "user": "u-1", "plugins": [{"id": "web"}], "provider": {"sort": "price"}
+        });
+        let parsed = ChatRequest::from_value(request).expect("request");
+        let typed = serde_json::to_value(&parsed).expect("value");
+        let upstream = OpenAiCodec.encode(&parsed, &target).expect("encode");
+        let body: Value = serde_json::from_slice(&upstream.body).expect("json");
+        for name in PASSTHROUGH {
+            assert_eq!(body.get(*name), typed.get(*name), "{name}");
+            assert!(body.get(*name).is_some(), "{name} was dropped");
+        }
+        for gateway in ["plugins", "provider", "models", "stream_options"] {
+            assert!(body.get(gateway).is_none(), "{gateway} was sent upstream");
+        }
     }
 
     #[test]

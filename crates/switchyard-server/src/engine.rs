@@ -19,7 +19,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
 use rand::Rng;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use switchyard_core::audit;
 use switchyard_core::catalog::{Catalog, Endpoint, Model, Provider};
@@ -158,7 +160,7 @@ async fn check_guardrail_budget(
     let (usage, byok) = match state.ledger.key_usage(&key.key.hash, now) {
         Some(u) => u,
         None => {
-            let fresh = state.store.key(&key.key.hash, now).await?;
+            let fresh = Box::pin(state.store.key(&key.key.hash, now)).await?;
             let record = fresh.as_ref().unwrap_or(&key.key);
             (record.usage, record.byok_usage)
         }
@@ -215,17 +217,28 @@ pub enum Format {
     Messages,
 }
 
+impl Format {
+    /// As the audit record names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Chat => "chat",
+            Format::Messages => "messages",
+        }
+    }
+}
+
 /// Everything known about a request once it is planned and held.
 struct Prepared {
-    /// The guardrail applied and what its content rules found (no matched text).
-    guardrail: Option<Value>,
+    /// The guardrail applied and what its content rules found (no matched text), as the
+    /// canonical JSON of its part of the audit record.
+    guardrail: Option<Box<RawValue>>,
     format: Format,
     classification: Option<String>,
     settings: Arc<AccountSettings>,
     prompt_sha256: String,
     state: SharedState,
     key: Authenticated,
-    request: ChatRequest,
+    request: Box<ChatRequest>,
     catalog: Arc<Catalog>,
     plan: RoutePlan,
     generation_id: String,
@@ -326,7 +339,7 @@ async fn prepare(
     state: SharedState,
     key: Authenticated,
     headers: &HeaderMap,
-    mut request: ChatRequest,
+    mut request: Box<ChatRequest>,
     format: Format,
     prompt_sha256: String,
 ) -> Result<Prepared, ApiError> {
@@ -436,7 +449,8 @@ async fn prepare(
     }
     let guardrail_record = guard
         .as_ref()
-        .map(|g| json!({"id": g.guardrail.id, "name": g.guardrail.name, "findings": findings}));
+        .map(|g| json!({"id": g.guardrail.id, "name": g.guardrail.name, "findings": findings}))
+        .and_then(|v| RawValue::from_string(audit::canonical_json(&v)).ok());
 
     // Hold the most any candidate could cost; at least one pico-dollar, so that an account
     // without credits is refused even for free models.
@@ -633,7 +647,11 @@ impl Prepared {
             .encode(&self.request, &target)
             .map_err(|e| UpstreamError::new(UpstreamErrorKind::InvalidRequest, Some(400), e.0))?;
         let sent = Instant::now();
-        let mut builder = self.state.http.post(&upstream.url).body(upstream.body);
+        let mut builder = match self.state.upstream_url(&upstream.url) {
+            Some(url) => self.state.http.post(url),
+            None => self.state.http.post(&upstream.url),
+        }
+        .body(upstream.body);
         for (name, value) in &upstream.headers {
             builder = builder.header(name, value);
         }
@@ -663,24 +681,7 @@ impl Prepared {
     }
 
     fn usage_json(&self, usage: &Usage, cost: &pricing::Cost, is_byok: bool) -> Value {
-        json!({
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens(),
-            "cost": cost.total.to_json_number(),
-            "is_byok": is_byok,
-            "prompt_tokens_details": {
-                "cached_tokens": usage.cached_tokens,
-                "cache_write_tokens": usage.cache_write_tokens,
-                "audio_tokens": usage.audio_prompt_tokens,
-            },
-            "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-            "cost_details": {
-                "upstream_inference_cost": if is_byok { cost.total.to_json_number() } else { Value::Null },
-                "upstream_inference_prompt_cost": cost.prompt.to_json_number(),
-                "upstream_inference_completions_cost": cost.completion.to_json_number(),
-            },
-        })
+        serde_json::to_value(UsageOut::new(usage, cost, is_byok)).unwrap_or(Value::Null)
     }
 
     fn metadata_json(&self, selected: Option<&Candidate>) -> Value {
@@ -811,6 +812,7 @@ impl Prepared {
     }
 
     /// The audit record: metadata, routing decision and hashes; never prompt or completion text.
+    /// Canonical JSON, written straight from borrowed fields.
     fn audit_body(
         &self,
         served: Option<&Resolved<'_>>,
@@ -818,61 +820,85 @@ impl Prepared {
         status: u16,
         error: Option<&str>,
         completion_sha256: Option<String>,
-    ) -> Value {
-        let excluded: Vec<Value> = self
-            .plan
-            .excluded
-            .iter()
-            .map(|x| json!({"model": x.model, "provider": x.provider, "endpoint": x.tag, "reason": x.reason}))
-            .collect();
-        let candidates: Vec<Value> = self
-            .plan
-            .candidates
-            .iter()
-            .map(|c| json!({"model": c.model, "provider": c.provider, "endpoint": c.tag}))
-            .collect();
-        let attempts: Vec<Value> = self
-            .attempts
-            .iter()
-            .map(|a| {
-                json!({"model": a.model, "provider": a.provider, "status": a.status,
-                            "error": a.error.as_ref().map(|e| e.message.clone())})
-            })
-            .collect();
-        json!({
-            "kind": "inference",
-            "time": self.created_ms,
-            "generation_id": self.generation_id,
-            "account_id": self.key.key.account_id,
-            "key_hash": self.key.key.hash,
-            "user": self.request.user,
-            "session_id": self.attribution.session_id,
-            "app": {"http_referer": self.attribution.http_referer, "title": self.attribution.app_title},
-            "format": match self.format { Format::Chat => "chat", Format::Messages => "messages" },
-            "requested_model": self.request.model,
-            "requested_models": self.plan.requested_models,
-            "served": served.map(|r| json!({
-                "model": r.model.id,
-                "provider": r.provider.slug,
-                "endpoint": r.endpoint.tag,
-                "upstream_model": r.endpoint.upstream_model,
-                "data_policy": r.provider.data_policy,
-            })),
-            "guardrails": self.guardrail.iter().collect::<Vec<_>>(),
-            "data_classification": self.classification,
-            "routing": {"candidates": candidates, "excluded": excluded, "attempts": attempts},
-            "prompt_sha256": self.prompt_sha256,
-            "completion_sha256": completion_sha256,
-            "tokens": record.map(|r| json!({
-                "prompt": r.tokens_prompt, "completion": r.tokens_completion,
-                "reasoning": r.tokens_reasoning, "cached": r.tokens_cached,
-            })),
-            "cost": record.map(|r| r.cost.to_usd().to_string()),
-            "streamed": record.is_some_and(|r| r.streamed),
-            "cancelled": record.is_some_and(|r| r.cancelled),
-            "status": status,
-            "error": error,
-        })
+    ) -> String {
+        let body = AuditRecord {
+            account_id: &self.key.key.account_id,
+            app: AuditApp {
+                http_referer: self.attribution.http_referer.as_deref(),
+                title: self.attribution.app_title.as_deref(),
+            },
+            cancelled: record.is_some_and(|r| r.cancelled),
+            completion_sha256: completion_sha256.as_deref(),
+            cost: record.map(|r| r.cost.to_usd().to_string()),
+            data_classification: self.classification.as_deref(),
+            error,
+            format: self.format.as_str(),
+            generation_id: &self.generation_id,
+            guardrails: self.guardrail.as_deref(),
+            key_hash: &self.key.key.hash,
+            kind: "inference",
+            prompt_sha256: &self.prompt_sha256,
+            requested_model: self.request.model.as_deref(),
+            requested_models: &self.plan.requested_models,
+            routing: AuditRouting {
+                attempts: self
+                    .attempts
+                    .iter()
+                    .map(|a| AuditAttempt {
+                        error: a.error.as_ref().map(|e| e.message.as_str()),
+                        model: &a.model,
+                        provider: &a.provider,
+                        status: a.status,
+                    })
+                    .collect(),
+                candidates: self
+                    .plan
+                    .candidates
+                    .iter()
+                    .map(|c| AuditEndpoint {
+                        endpoint: &c.tag,
+                        model: &c.model,
+                        provider: &c.provider,
+                        reason: None,
+                    })
+                    .collect(),
+                excluded: self
+                    .plan
+                    .excluded
+                    .iter()
+                    .map(|x| AuditEndpoint {
+                        endpoint: &x.tag,
+                        model: &x.model,
+                        provider: &x.provider,
+                        reason: Some(&x.reason),
+                    })
+                    .collect(),
+            },
+            served: served.map(|r| AuditServed {
+                data_policy: AuditPolicy {
+                    retains_prompts: r.provider.data_policy.retains_prompts,
+                    retention_days: r.provider.data_policy.retention_days,
+                    training: r.provider.data_policy.training,
+                    zdr: r.provider.data_policy.zdr,
+                },
+                endpoint: &r.endpoint.tag,
+                model: &r.model.id,
+                provider: &r.provider.slug,
+                upstream_model: &r.endpoint.upstream_model,
+            }),
+            session_id: self.attribution.session_id.as_deref(),
+            status,
+            streamed: record.is_some_and(|r| r.streamed),
+            time: self.created_ms,
+            tokens: record.map(|r| AuditTokens {
+                cached: r.tokens_cached,
+                completion: r.tokens_completion,
+                prompt: r.tokens_prompt,
+                reasoning: r.tokens_reasoning,
+            }),
+            user: self.request.user.as_deref(),
+        };
+        serde_json::to_string(&body).unwrap_or_default()
     }
 
     fn record(&self, r: &Resolved<'_>, usage: &Usage, cost: Money) -> GenerationRecord {
@@ -899,6 +925,190 @@ impl Prepared {
             ..GenerationRecord::default()
         }
     }
+}
+
+/// One chunk of a stream as the client receives it.
+#[derive(Clone, Copy, Serialize)]
+struct ChunkOut<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    provider: &'a str,
+    choices: &'a [Value],
+}
+
+/// A non-streamed chat completion as the client receives it.
+#[derive(Serialize)]
+struct CompletionOut<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    provider: &'a str,
+    system_fingerprint: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_tier: Option<&'a Value>,
+    choices: &'a [Value],
+    usage: UsageOut,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    openrouter_metadata: Option<&'a Value>,
+}
+
+/// The contract's `usage` object: counts, and the cost in USD credits.
+#[derive(Serialize)]
+struct UsageOut {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    cost: Value,
+    is_byok: bool,
+    prompt_tokens_details: PromptDetails,
+    completion_tokens_details: CompletionDetails,
+    cost_details: CostDetails,
+}
+
+#[derive(Serialize)]
+struct PromptDetails {
+    cached_tokens: u64,
+    cache_write_tokens: u64,
+    audio_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct CompletionDetails {
+    reasoning_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct CostDetails {
+    upstream_inference_cost: Value,
+    upstream_inference_prompt_cost: Value,
+    upstream_inference_completions_cost: Value,
+}
+
+impl UsageOut {
+    fn new(usage: &Usage, cost: &pricing::Cost, is_byok: bool) -> UsageOut {
+        UsageOut {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            total_tokens: usage.total_tokens(),
+            cost: cost.total.to_json_number(),
+            is_byok,
+            prompt_tokens_details: PromptDetails {
+                cached_tokens: usage.cached_tokens,
+                cache_write_tokens: usage.cache_write_tokens,
+                audio_tokens: usage.audio_prompt_tokens,
+            },
+            completion_tokens_details: CompletionDetails {
+                reasoning_tokens: usage.reasoning_tokens,
+            },
+            cost_details: CostDetails {
+                upstream_inference_cost: if is_byok {
+                    cost.total.to_json_number()
+                } else {
+                    Value::Null
+                },
+                upstream_inference_prompt_cost: cost.prompt.to_json_number(),
+                upstream_inference_completions_cost: cost.completion.to_json_number(),
+            },
+        }
+    }
+}
+
+/// An inference audit record. Its fields, and those of the parts below, are declared in the
+/// byte order of their names, and embedded JSON is canonical already: serialized as is, the
+/// record is canonical JSON (a test holds this).
+#[derive(Serialize)]
+struct AuditRecord<'a> {
+    account_id: &'a str,
+    app: AuditApp<'a>,
+    cancelled: bool,
+    completion_sha256: Option<&'a str>,
+    cost: Option<String>,
+    data_classification: Option<&'a str>,
+    error: Option<&'a str>,
+    format: &'static str,
+    generation_id: &'a str,
+    #[serde(serialize_with = "zero_or_one")]
+    guardrails: Option<&'a RawValue>,
+    key_hash: &'a str,
+    kind: &'static str,
+    prompt_sha256: &'a str,
+    requested_model: Option<&'a str>,
+    requested_models: &'a [String],
+    routing: AuditRouting<'a>,
+    served: Option<AuditServed<'a>>,
+    session_id: Option<&'a str>,
+    status: u16,
+    streamed: bool,
+    time: i64,
+    tokens: Option<AuditTokens>,
+    user: Option<&'a str>,
+}
+
+/// `guardrails` is a list: empty, or the key's one guardrail.
+fn zero_or_one<S: serde::Serializer>(
+    value: &Option<&RawValue>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(value.iter())
+}
+
+#[derive(Serialize)]
+struct AuditApp<'a> {
+    http_referer: Option<&'a str>,
+    title: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct AuditRouting<'a> {
+    attempts: Vec<AuditAttempt<'a>>,
+    candidates: Vec<AuditEndpoint<'a>>,
+    excluded: Vec<AuditEndpoint<'a>>,
+}
+
+#[derive(Serialize)]
+struct AuditAttempt<'a> {
+    error: Option<&'a str>,
+    model: &'a str,
+    provider: &'a str,
+    status: u16,
+}
+
+/// A candidate (no reason) or an excluded endpoint (with its reason).
+#[derive(Serialize)]
+struct AuditEndpoint<'a> {
+    endpoint: &'a str,
+    model: &'a str,
+    provider: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct AuditServed<'a> {
+    data_policy: AuditPolicy,
+    endpoint: &'a str,
+    model: &'a str,
+    provider: &'a str,
+    upstream_model: &'a str,
+}
+
+#[derive(Serialize)]
+struct AuditPolicy {
+    retains_prompts: bool,
+    retention_days: Option<u32>,
+    training: bool,
+    zdr: bool,
+}
+
+#[derive(Serialize)]
+struct AuditTokens {
+    cached: u64,
+    completion: u64,
+    prompt: u64,
+    reasoning: u64,
 }
 
 fn transport_error(err: &reqwest::Error, provider: &str) -> UpstreamError {
@@ -957,7 +1167,7 @@ pub async fn chat_completions(
         return Err(e);
     }
     let request = match ChatRequest::from_json(&body) {
-        Ok(r) => r,
+        Ok(r) => Box::new(r),
         Err(e) => {
             let e = ApiError::bad_request(e.0);
             audit_refusal(&state, Some(&key), &headers, None, &body, &e, Format::Chat);
@@ -1025,7 +1235,7 @@ pub fn audit_refusal(
         "user": request.and_then(|r| r.user.clone()),
         "session_id": request.and_then(|r| r.session_id.clone()).or(attribution.session_id),
         "app": {"http_referer": attribution.http_referer, "title": attribution.app_title},
-        "format": match format { Format::Chat => "chat", Format::Messages => "messages" },
+        "format": format.as_str(),
         "requested_model": request.and_then(|r| r.model.clone()),
         "served": Value::Null,
         "guardrails": [],
@@ -1043,7 +1253,7 @@ pub fn audit_refusal(
         now,
         &generation_id,
         key.map(|k| k.key.account_id.as_str()),
-        body,
+        audit::canonical_json(&body),
     );
 }
 
@@ -1052,13 +1262,16 @@ pub async fn run(
     state: SharedState,
     key: Authenticated,
     headers: HeaderMap,
-    request: ChatRequest,
+    request: Box<ChatRequest>,
     format: Format,
 ) -> Result<Response, ApiError> {
     let facts = RequestFacts::of(&request);
     let (audit_state, audit_key) = (Arc::clone(&state), key.clone());
     let prompt = facts.prompt_sha256.clone();
-    let mut prepared = match prepare(state, key, &headers, request, format, prompt).await {
+    // The stages are boxed: each is a large state machine, and nested inline they would make
+    // this future (moved by every layer of the server) several times larger.
+    let mut prepared = match Box::pin(prepare(state, key, &headers, request, format, prompt)).await
+    {
         Ok(p) => p,
         Err(e) => {
             audit_refusal(
@@ -1074,16 +1287,16 @@ pub async fn run(
         }
     };
     if prepared.request.is_stream() {
-        stream(prepared).await
+        Box::pin(stream(prepared)).await
     } else {
-        let answer = match prepared.attempt().await {
+        let answer = match Box::pin(prepared.attempt()).await {
             Ok(a) => a,
             Err(e) => {
                 prepared.audit_failure(&e);
                 return Err(e);
             }
         };
-        complete(prepared, answer).await
+        Box::pin(complete(prepared, answer)).await
     }
 }
 
@@ -1122,32 +1335,41 @@ async fn complete(mut p: Prepared, answer: Answer) -> Result<Response, ApiError>
     });
     let cost = pricing::cost(&usage, &r.endpoint.pricing).unwrap_or_default();
     p.record_success(&r, Some(latency), usage.completion_tokens);
-    let mut out = Map::new();
-    out.insert("id".into(), json!(p.generation_id));
-    out.insert("object".into(), json!("chat.completion"));
-    out.insert("created".into(), json!(p.created));
-    out.insert("model".into(), json!(r.model.id));
-    out.insert("provider".into(), json!(r.provider.name));
-    out.insert(
-        "system_fingerprint".into(),
-        completion.system_fingerprint.clone().unwrap_or(Value::Null),
-    );
-    if let Some(tier) = &completion.service_tier {
-        out.insert("service_tier".into(), tier.clone());
-    }
-    out.insert("choices".into(), Value::Array(completion.choices.clone()));
-    out.insert("usage".into(), p.usage_json(&usage, &cost, r.provider.byok));
-    if p.attribution.metadata {
-        out.insert(
-            "openrouter_metadata".into(),
-            p.metadata_json(Some(&answer.candidate)),
-        );
-    }
-    let body = match p.format {
-        Format::Chat => Value::Object(out),
-        Format::Messages => messages_api::response_from_chat(&Value::Object(out)),
+    let metadata = p
+        .attribution
+        .metadata
+        .then(|| p.metadata_json(Some(&answer.candidate)));
+    let out = CompletionOut {
+        id: &p.generation_id,
+        object: "chat.completion",
+        created: p.created,
+        model: &r.model.id,
+        provider: &r.provider.name,
+        system_fingerprint: completion.system_fingerprint.as_ref(),
+        service_tier: completion.service_tier.as_ref(),
+        choices: &completion.choices,
+        usage: UsageOut::new(&usage, &cost, r.provider.byok),
+        openrouter_metadata: metadata.as_ref(),
     };
-    let response = (StatusCode::OK, axum::Json(body)).into_response();
+    let response = match p.format {
+        Format::Chat => match serde_json::to_vec(&out) {
+            Ok(body) => (
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response(),
+            Err(e) => return Err(ApiError::internal(&e)),
+        },
+        Format::Messages => {
+            let value = serde_json::to_value(&out).map_err(|e| ApiError::internal(&e))?;
+            (
+                StatusCode::OK,
+                axum::Json(messages_api::response_from_chat(&value)),
+            )
+                .into_response()
+        }
+    };
     let response = with_generation_header(response, &p.generation_id);
     // The settlement and the audit record are built after the answer is on its way: the hold
     // guard keeps the hold until then, and shutdown waits for the task.
@@ -1231,7 +1453,7 @@ impl Framer {
         }
     }
 
-    fn chunk(&mut self, chunk: &Value) -> Option<Bytes> {
+    fn chunk(&mut self, chunk: &ChunkOut<'_>) -> Option<Bytes> {
         match self {
             Framer::Chat => Some(sse(chunk)),
             Framer::Messages {
@@ -1242,7 +1464,8 @@ impl Framer {
                 if !std::mem::replace(started, true) {
                     events.push(transcoder.start());
                 }
-                events.extend(transcoder.chunk(chunk));
+                let chunk = serde_json::to_value(chunk).unwrap_or(Value::Null);
+                events.extend(transcoder.chunk(&chunk));
                 (!events.is_empty()).then(|| Self::events(&events))
             }
         }
@@ -1307,7 +1530,7 @@ async fn stream(mut p: Prepared) -> Result<Response, ApiError> {
     Ok(with_generation_header(response, &generation_id))
 }
 
-fn sse(value: &Value) -> Bytes {
+fn sse<T: Serialize + ?Sized>(value: &T) -> Bytes {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"data: ");
     if serde_json::to_writer(&mut out, value).is_err() {
@@ -1350,15 +1573,14 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
     let mut framer = Framer::new(p.format, &p.generation_id, &r.model.id);
     let active = metrics::gauge!("switchyard_active_streams");
     active.increment(1.0);
-    let chunk_head = |choices: Vec<Value>| {
-        json!({
-            "id": p.generation_id,
-            "object": "chat.completion.chunk",
-            "created": p.created,
-            "model": r.model.id,
-            "provider": r.provider.name,
-            "choices": choices,
-        })
+    let generation_id = p.generation_id.clone();
+    let head = ChunkOut {
+        id: &generation_id,
+        object: "chat.completion.chunk",
+        created: p.created,
+        model: &r.model.id,
+        provider: &r.provider.name,
+        choices: &[],
     };
 
     let mut keepalive = tokio::time::interval(config.keepalive());
@@ -1433,7 +1655,10 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
                         }
                     }
                     first_byte.get_or_insert_with(|| p.started.elapsed());
-                    if let Some(bytes) = framer.chunk(&chunk_head(choices)) {
+                    if let Some(bytes) = framer.chunk(&ChunkOut {
+                        choices: &choices,
+                        ..head
+                    }) {
                         if tx.send(bytes).await.is_err() {
                             break 'outer End::Cancelled;
                         }
@@ -1487,7 +1712,7 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
     }
     match end {
         End::Done => {
-            let mut last = chunk_head(Vec::new());
+            let mut last = serde_json::to_value(head).unwrap_or(Value::Null);
             last["usage"] = p.usage_json(&usage, &cost, r.provider.byok);
             if p.attribution.metadata {
                 last["openrouter_metadata"] = p.metadata_json(Some(&answer.candidate));
@@ -1500,12 +1725,17 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
         }
         End::Failed(err) => {
             tracing::warn!(generation_id = %p.generation_id, provider = %r.provider.slug, kind = ?err.kind, "stream failed after it started");
-            let mut chunk = chunk_head(vec![json!({
+            let choices = [json!({
                 "index": 0,
                 "delta": {"content": ""},
                 "finish_reason": "error",
                 "native_finish_reason": Value::Null,
-            })]);
+            })];
+            let mut chunk = serde_json::to_value(ChunkOut {
+                choices: &choices,
+                ..head
+            })
+            .unwrap_or(Value::Null);
             chunk["error"] = json!({
                 "code": err.client_status(),
                 "message": err.message,
@@ -1524,4 +1754,92 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
         p.log_content(json!({"role": "assistant", "content": text}));
     }
     p.settle(record, &r, Some(completion_sha256));
+}
+#[cfg(test)]
+mod audit_record_tests {
+    use super::*;
+
+    fn record<'a>(guardrail: Option<&'a RawValue>, models: &'a [String]) -> AuditRecord<'a> {
+        AuditRecord {
+            account_id: "acct",
+            app: AuditApp {
+                http_referer: Some("https://app.example"),
+                title: Some("App \"quoted\" é"),
+            },
+            cancelled: true,
+            completion_sha256: Some("c0ffee"),
+            cost: Some("0.000123".to_owned()),
+            data_classification: Some("confidential"),
+            error: Some("upstream said\nno"),
+            format: Format::Messages.as_str(),
+            generation_id: "gen-1",
+            guardrails: guardrail,
+            key_hash: "abc",
+            kind: "inference",
+            prompt_sha256: "f00d",
+            requested_model: Some("a/b"),
+            requested_models: models,
+            routing: AuditRouting {
+                attempts: vec![AuditAttempt {
+                    error: Some("timeout"),
+                    model: "a/b",
+                    provider: "p",
+                    status: 504,
+                }],
+                candidates: vec![AuditEndpoint {
+                    endpoint: "default",
+                    model: "a/b",
+                    provider: "p",
+                    reason: None,
+                }],
+                excluded: vec![AuditEndpoint {
+                    endpoint: "default",
+                    model: "a/b",
+                    provider: "q",
+                    reason: Some("data_policy"),
+                }],
+            },
+            served: Some(AuditServed {
+                data_policy: AuditPolicy {
+                    retains_prompts: true,
+                    retention_days: Some(30),
+                    training: false,
+                    zdr: false,
+                },
+                endpoint: "default",
+                model: "a/b",
+                provider: "p",
+                upstream_model: "b-2024",
+            }),
+            session_id: Some("s"),
+            status: 200,
+            streamed: true,
+            time: 1_700_000_000_000,
+            tokens: Some(AuditTokens {
+                cached: 1,
+                completion: 2,
+                prompt: 3,
+                reasoning: 4,
+            }),
+            user: Some("u"),
+        }
+    }
+
+    #[test]
+    fn an_audit_record_serializes_as_canonical_json() {
+        let guardrail =
+            json!({"name": "g", "id": "gr-1", "findings": [{"rule": "email", "count": 2}]});
+        let raw = RawValue::from_string(audit::canonical_json(&guardrail)).expect("raw");
+        let models = vec!["a/b".to_owned(), "c/d".to_owned()];
+        for guardrail in [Some(raw.as_ref()), None] {
+            let text = serde_json::to_string(&record(guardrail, &models)).expect("json");
+            let value: Value = serde_json::from_str(&text).expect("valid json");
+            assert_eq!(text, audit::canonical_json(&value));
+        }
+        let text = serde_json::to_string(&record(None, &models)).expect("json");
+        let value: Value = serde_json::from_str(&text).expect("valid json");
+        assert_eq!(value["guardrails"], json!([]));
+        assert!(value["routing"]["candidates"][0].get("reason").is_none());
+        assert_eq!(value["served"]["data_policy"]["retention_days"], 30);
+    }
 }

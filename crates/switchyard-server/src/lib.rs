@@ -157,7 +157,9 @@ async fn messages(
         let value: serde_json::Value = serde_json::from_slice(&raw)
             .map_err(|e| ApiError::bad_request(format!("Request body is not valid JSON: {e}")))?;
         let chat = messages_api::request_to_chat(&value).map_err(|e| ApiError::bad_request(e.0))?;
-        ChatRequest::from_value(chat).map_err(|e| ApiError::bad_request(e.0))
+        ChatRequest::from_value(chat)
+            .map(Box::new)
+            .map_err(|e| ApiError::bad_request(e.0))
     })();
     let request = match parsed {
         Ok(r) => r,

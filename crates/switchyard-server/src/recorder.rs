@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use switchyard_core::audit::{self, Anchor, GENESIS};
 use switchyard_store::{AuditRow, ContentRow, GenerationRecord, Settlement, Store};
 use tokio::sync::{mpsc, oneshot};
@@ -37,7 +36,8 @@ enum Item {
         created_at: i64,
         generation_id: String,
         account_id: Option<String>,
-        body: Value,
+        /// Canonical JSON.
+        body: String,
     },
     Flush(oneshot::Sender<()>),
 }
@@ -118,13 +118,14 @@ impl Recorder {
         self.send(Item::Content(row));
     }
 
-    /// Queues an audit record (its body must never hold prompt or completion text).
+    /// Queues an audit record: its body is canonical JSON (see `audit::canonical_json`) and
+    /// must never hold prompt or completion text.
     pub fn audit(
         &self,
         created_at: i64,
         generation_id: &str,
         account_id: Option<&str>,
-        body: Value,
+        body: String,
     ) {
         self.send(Item::Audit {
             created_at,
@@ -230,7 +231,7 @@ impl Writer {
         &mut self,
         settlements: &[Settlement],
         contents: &[ContentRow],
-        audits: &[(i64, String, Option<String>, Value)],
+        audits: &[(i64, String, Option<String>, String)],
     ) {
         if settlements.is_empty() && contents.is_empty() && audits.is_empty() {
             return;
@@ -247,14 +248,13 @@ impl Writer {
                 };
                 for (created_at, generation_id, account_id, body) in audits {
                     seq += 1;
-                    let body = audit::canonical_json(body);
-                    let hash = audit::record_hash(&prev, seq, &body);
+                    let hash = audit::record_hash(&prev, seq, body);
                     rows.push(AuditRow {
                         seq,
                         created_at: *created_at,
                         generation_id: generation_id.clone(),
                         account_id: account_id.clone(),
-                        body,
+                        body: body.clone(),
                         prev_hash: prev,
                         hash: hash.clone(),
                     });

@@ -88,7 +88,13 @@ pub struct AppState {
     pub sessions: StickySessions,
     /// The last health snapshot and when it was taken.
     health_snapshot: RwLock<TimedSnapshot>,
+    /// Upstream URLs already parsed (a provider's handful of endpoints, parsed once).
+    upstream_urls: RwLock<HashMap<String, reqwest::Url>>,
 }
+
+/// More distinct upstream URLs than this (a catalogue of thousands of models on a provider
+/// that puts the model in the path) and the parsed-URL cache starts over.
+const UPSTREAM_URLS_MAX: usize = 4096;
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -144,8 +150,25 @@ impl AppState {
             health: HealthTracker::new(HealthConfig::default()),
             sessions: StickySessions::default(),
             health_snapshot: RwLock::new((None, Arc::new(HealthSnapshot::default()))),
+            upstream_urls: RwLock::new(HashMap::new()),
             clock,
         })
+    }
+
+    /// An upstream URL, parsed once and then cloned from the cache; `None` when it does not
+    /// parse (the HTTP client then reports it like any unreachable address).
+    pub fn upstream_url(&self, url: &str) -> Option<reqwest::Url> {
+        if let Some(parsed) = self.upstream_urls.read().ok()?.get(url) {
+            return Some(parsed.clone());
+        }
+        let parsed = reqwest::Url::parse(url).ok()?;
+        if let Ok(mut cache) = self.upstream_urls.write() {
+            if cache.len() >= UPSTREAM_URLS_MAX {
+                cache.clear();
+            }
+            cache.insert(url.to_owned(), parsed.clone());
+        }
+        Some(parsed)
     }
 
     /// The health snapshot routing uses: recomputed at most every 250 ms (percentiles sort
@@ -309,9 +332,7 @@ async fn authenticate(
     let record = match cached.then(|| state.keys.get(&hash)).flatten() {
         Some(record) => record,
         None => {
-            let record = state
-                .store
-                .key(&hash, now)
+            let record = Box::pin(state.store.key(&hash, now))
                 .await?
                 .ok_or_else(|| ApiError::unauthorized("Invalid API key: no such key"))?;
             if cached {
