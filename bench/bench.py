@@ -156,6 +156,20 @@ def mem_mb(pid, field="VmRSS"):
     return sum(proc_kb(p, field) for p in tree_pids(pid)) / 1024.0
 
 
+def cpu_s(pid):
+    """User plus system CPU seconds of a process tree (all threads), so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            # The fields after the command name (which may hold spaces) start at the state.
+            fields = pathlib.Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
+
+
 def open_sockets(pid):
     n = 0
     try:
@@ -460,10 +474,15 @@ def main():
             url, body, headers = t.request(upstream, stream)
             conns = cfg["saturation_connections"] if rate is None else max(8, rate // 10)
             log(f"  {mode:<9} {str(rate or 'max'):>5}/s  {t.name}")
+            cpu_before = cpu_s(t.proc.pid)
             with Sampler(t.proc.pid) as s:
                 r = oha(args.oha, url, body, headers, conns, duration=cfg["duration_s"], rate=rate)
+            cpu = cpu_s(t.proc.pid) - cpu_before
+            done = r["requests"] * r["success"]
             r.update({"mode": mode, "rate": rate or "max", "target": t.name, "connections": conns,
-                      "rss_mb": round(s.peak_rss, 1), "loadavg_1m": round(os.getloadavg()[0], 2)})
+                      "rss_mb": round(s.peak_rss, 1), "loadavg_1m": round(os.getloadavg()[0], 2),
+                      # CPU the server spent per request: steadier than latency on a busy machine.
+                      "cpu_us_per_request": round(cpu * 1e6 / done, 1) if done else None})
             results["runs"].append(r)
 
     log(f"warming up ({cfg['warmup_requests']} requests per target and mode)")
@@ -544,7 +563,7 @@ def report(results):
           f"{results['settings']['duration_s']} s per row, oha, {results['elapsed_s']} s in all")
     head = (f"{'mode':<9} {'rate':>5} {'target':<10} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
             f"{'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} {'ok %':>6} {'RSS MB':>7} "
-            f"{'rps/ngx':>7} {'+p50/ngx':>8}")
+            f"{'CPU µs':>7} {'rps/ngx':>7} {'+p50/ngx':>8}")
     print(head)
     print("-" * len(head))
     last = None
@@ -570,7 +589,7 @@ def report(results):
         print(f"{r['mode']:<9} {str(r['rate']):>5} {r['target']:<10} {fmt(r['rps'], 0):>8} "
               f"{fmt(r['p50_ms'], 3):>8} {fmt(r['p90_ms'], 3):>8} {fmt(r['p99_ms'], 3):>8} "
               f"{fmt(a50, 3):>8} {fmt(a99, 3):>8} {r['success'] * 100:>6.1f} {fmt(r['rss_mb'], 1):>7} "
-              f"{fmt(rps_ratio):>7} {fmt(lat_ratio, 1):>8}")
+              f"{fmt(r.get('cpu_us_per_request'), 0):>7} {fmt(rps_ratio):>7} {fmt(lat_ratio, 1):>8}")
     idle, peak = results["idle_rss_mb"], results["peak_rss_mb"]
     print("\nresident memory, MB (idle after start / peak VmHWM over all rows): "
           + ", ".join(f"{k} {idle[k]} / {peak[k]}" for k in idle))
