@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use switchyard_core::audit::{self, Anchor, GENESIS};
 use switchyard_store::{AuditRow, ContentRow, GenerationRecord, Settlement, Store};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::state::Clock;
 
@@ -44,12 +44,15 @@ enum Item {
     Flush(oneshot::Sender<()>),
 }
 
-/// Items waiting to be written, by kind.
+/// Items waiting to be written, by kind; and the signal that ends the writer's pause.
 #[derive(Debug, Default)]
 struct Depths {
     settlements: AtomicI64,
     audit: AtomicI64,
     content: AtomicI64,
+    /// Notified by a flush, or when a full batch is waiting. Items alone do not wake the writer
+    /// while it pauses: that is the point of the pause.
+    wake: Notify,
 }
 
 impl Depths {
@@ -107,6 +110,8 @@ impl Recorder {
                 d.fetch_sub(1, Ordering::Relaxed);
             }
             tracing::error!("the recorder has stopped; a record was dropped");
+        } else if depth.is_some_and(|d| d.load(Ordering::Relaxed) == MAX_BATCH as i64) {
+            self.depth.wake.notify_one();
         }
     }
 
@@ -141,6 +146,7 @@ impl Recorder {
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         self.send(Item::Flush(done));
+        self.depth.wake.notify_one();
         let _ = wait.await;
     }
 
@@ -164,12 +170,21 @@ struct Writer {
     chain: Option<(i64, String)>,
 }
 
+/// The writer's pause after a small batch, so that the next gathers more: [`LINGER`], or until
+/// a flush is asked for or a full batch is waiting.
+async fn pause(depth: &Depths) {
+    tokio::select! {
+        () = tokio::time::sleep(LINGER) => {}
+        () = depth.wake.notified() => {}
+    }
+}
+
 impl Writer {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Item>) {
         let mut items = Vec::with_capacity(MAX_BATCH);
         loop {
-            // What arrived during the last pause is written first.
-            if items.is_empty() && rx.recv_many(&mut items, MAX_BATCH).await == 0 {
+            items.clear();
+            if rx.recv_many(&mut items, MAX_BATCH).await == 0 {
                 return;
             }
             let n = items.len();
@@ -202,25 +217,7 @@ impl Writer {
                 let _ = done.send(());
             }
             if n < MAX_BATCH && !flushed {
-                Self::gather(&mut rx, &mut items).await;
-            }
-        }
-    }
-
-    /// The pause after a small batch: gathers items for up to [`LINGER`], and ends at once when
-    /// a flush is asked for, the next batch is full or the queue is closed.
-    async fn gather(rx: &mut mpsc::UnboundedReceiver<Item>, items: &mut Vec<Item>) {
-        let pause = tokio::time::sleep(LINGER);
-        tokio::pin!(pause);
-        while items.len() < MAX_BATCH {
-            let from = items.len();
-            tokio::select! {
-                () = &mut pause => return,
-                got = rx.recv_many(items, MAX_BATCH - from) => {
-                    if got == 0 || items[from..].iter().any(|i| matches!(i, Item::Flush(_))) {
-                        return;
-                    }
-                }
+                pause(&self.depth).await;
             }
         }
     }
@@ -328,55 +325,43 @@ impl Writer {
 mod tests {
     use super::*;
 
-    fn audit_item() -> Item {
-        Item::Audit {
-            created_at: 0,
-            generation_id: "gen".to_owned(),
-            account_id: None,
-            body: "{}".to_owned(),
-        }
+    /// A recorder handle whose queue nobody reads.
+    fn recorder() -> (Recorder, mpsc::UnboundedReceiver<Item>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let depth = Arc::new(Depths::default());
+        (Recorder { tx, depth }, rx)
+    }
+
+    fn audit(recorder: &Recorder) {
+        recorder.audit(0, "gen", None, "{}".to_owned());
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_pause_gathers_for_its_length_and_ends_at_once_on_a_flush_or_a_close() {
-        // Items only: the whole pause, and everything gathered.
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        tx.send(audit_item()).ok();
-        let mut items = Vec::new();
+    async fn the_pause_lasts_its_length_unless_a_flush_or_a_full_batch_ends_it() {
+        let (recorder, _rx) = recorder();
+        // Items alone: the whole pause.
+        audit(&recorder);
         let began = tokio::time::Instant::now();
-        Writer::gather(&mut rx, &mut items).await;
+        pause(&recorder.depth).await;
         assert_eq!(began.elapsed(), LINGER);
-        assert_eq!(items.len(), 1);
 
-        // A flush ends it without waiting.
-        let (done, _wait) = oneshot::channel();
-        tx.send(audit_item()).ok();
-        tx.send(Item::Flush(done)).ok();
-        let mut items = Vec::new();
+        // A flush ends it at once.
+        let flush = tokio::spawn({
+            let recorder = recorder.clone();
+            async move { recorder.flush().await }
+        });
+        tokio::task::yield_now().await;
         let began = tokio::time::Instant::now();
-        Writer::gather(&mut rx, &mut items).await;
+        pause(&recorder.depth).await;
         assert_eq!(began.elapsed(), Duration::ZERO);
-        assert_eq!(items.len(), 2);
+        flush.abort();
 
-        // So does a closed queue.
-        drop(tx);
-        let mut items = Vec::new();
-        let began = tokio::time::Instant::now();
-        Writer::gather(&mut rx, &mut items).await;
-        assert_eq!(began.elapsed(), Duration::ZERO);
-        assert!(items.is_empty());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_pause_ends_when_the_next_batch_is_full() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        for _ in 0..MAX_BATCH + 3 {
-            tx.send(audit_item()).ok();
+        // So does a full batch waiting.
+        for _ in 0..MAX_BATCH {
+            audit(&recorder);
         }
-        let mut items = Vec::new();
         let began = tokio::time::Instant::now();
-        Writer::gather(&mut rx, &mut items).await;
+        pause(&recorder.depth).await;
         assert_eq!(began.elapsed(), Duration::ZERO);
-        assert_eq!(items.len(), MAX_BATCH);
     }
 }
