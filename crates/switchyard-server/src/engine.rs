@@ -1586,6 +1586,9 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
     let mut keepalive = tokio::time::interval(config.keepalive());
     keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick fires at once: the client sees a comment before the first token.
+    // The frames made from one upstream read go to the client in one write, as soon as the read
+    // is decoded; the last of them leave with the stream's final frames.
+    let mut pending: Vec<u8> = Vec::new();
     let end = 'outer: loop {
         let next = tokio::select! {
             biased;
@@ -1659,15 +1662,21 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
                         choices: &choices,
                         ..head
                     }) {
-                        if tx.send(bytes).await.is_err() {
-                            break 'outer End::Cancelled;
-                        }
+                        pending.extend_from_slice(&bytes);
                     }
                     keepalive.reset();
                 }
                 StreamEvent::Error(e) => break 'outer End::Failed(e),
                 StreamEvent::Done => break 'outer End::Done,
             }
+        }
+        if !pending.is_empty()
+            && tx
+                .send(Bytes::from(std::mem::take(&mut pending)))
+                .await
+                .is_err()
+        {
+            break End::Cancelled;
         }
         if eof {
             // Some servers close without `[DONE]`: that is a normal end once a finish reason came.
@@ -1717,7 +1726,8 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
             if p.attribution.metadata {
                 last["openrouter_metadata"] = p.metadata_json(Some(&answer.candidate));
             }
-            let _ = tx.send(framer.done(&last)).await;
+            pending.extend_from_slice(&framer.done(&last));
+            let _ = tx.send(Bytes::from(pending)).await;
         }
         End::Cancelled => {
             record.cancelled = true;
@@ -1741,7 +1751,8 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
                 "message": err.message,
                 "metadata": {"error_type": err.error_type(), "provider_name": r.provider.name},
             });
-            let _ = tx.send(framer.failed(&chunk, &err)).await;
+            pending.extend_from_slice(&framer.failed(&chunk, &err));
+            let _ = tx.send(Bytes::from(pending)).await;
             record.finish_reason = Some("error".to_owned());
             record.status = err.client_status();
             record.error_message = Some(err.message.clone());
