@@ -434,21 +434,40 @@ provider = "openai"
 upstream_model = "gpt-4o-2024-08-06"
 pricing = { prompt = "0.0000025", completion = "0.00001" }
 supported_parameters = ["temperature", "tools", "tool_choice", "max_tokens", "stop", "reasoning", "response_format", "seed"]
+[[providers]]
+slug = "local"
+name = "Local"
+kind = "openai"
+base_url = "http://127.0.0.1:1/v1"
+[[models]]
+id = "local/m"
+name = "M"
+context_length = 1000
+[[models.endpoints]]
+provider = "local"
+upstream_model = "m"
+pricing = { prompt = "0", completion = "0" }
 "#,
         )
         .expect("catalog")
     }
 
-    fn encode(body: Value) -> Value {
+    /// The body sent for `body` to the model's first endpoint.
+    fn encode_for(model: &str, body: &ChatRequest) -> UpstreamRequest {
         let catalog = catalog();
-        let model = catalog.model("openai/gpt-4o").expect("model");
+        let model = catalog.model(model).expect("model");
+        let endpoint = &model.endpoints[0];
         let target = Target {
-            provider: catalog.provider("openai").expect("provider"),
-            endpoint: &model.endpoints[0],
+            provider: catalog.provider(&endpoint.provider).expect("provider"),
+            endpoint,
             api_key: Some("sk-upstream"),
         };
+        OpenAiCodec.encode(body, &target).expect("encode")
+    }
+
+    fn encode(body: Value) -> Value {
         let request = ChatRequest::from_value(body).expect("request");
-        let upstream = OpenAiCodec.encode(&request, &target).expect("encode");
+        let upstream = encode_for("openai/gpt-4o", &request);
         assert_eq!(upstream.url, "https://api.openai.com/v1/chat/completions");
         assert!(upstream
             .headers
@@ -479,31 +498,6 @@ supported_parameters = ["temperature", "tools", "tool_choice", "max_tokens", "st
 
     #[test]
     fn every_standard_parameter_passes_through_unchanged_to_an_endpoint_that_lists_none() {
-        let catalog = Catalog::from_toml(
-            "t",
-            r#"
-[[providers]]
-slug = "local"
-name = "Local"
-kind = "openai"
-base_url = "http://127.0.0.1:1/v1"
-[[models]]
-id = "local/m"
-name = "M"
-context_length = 1000
-[[models.endpoints]]
-provider = "local"
-upstream_model = "m"
-pricing = { prompt = "0", completion = "0" }
-"#,
-        )
-        .expect("catalog");
-        let model = catalog.model("local/m").expect("model");
-        let target = Target {
-            provider: catalog.provider("local").expect("provider"),
-            endpoint: &model.endpoints[0],
-            api_key: None,
-        };
         let request = json!({
             "model": "local/m", "messages": [{"role": "user", "content": "hi"}],
             "temperature": 0.5, "top_p": 0.9, "top_k": 3, "frequency_penalty": 0.1,
@@ -518,7 +512,7 @@ pricing = { prompt = "0", completion = "0" }
         });
         let parsed = ChatRequest::from_value(request).expect("request");
         let typed = serde_json::to_value(&parsed).expect("value");
-        let upstream = OpenAiCodec.encode(&parsed, &target).expect("encode");
+        let upstream = encode_for("local/m", &parsed);
         let body: Value = serde_json::from_slice(&upstream.body).expect("json");
         for name in PASSTHROUGH {
             assert_eq!(body.get(*name), typed.get(*name), "{name}");

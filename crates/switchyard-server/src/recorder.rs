@@ -25,11 +25,12 @@ const MAX_BATCH: usize = 512;
 
 /// Pause after writing a batch smaller than [`MAX_BATCH`], so that the next one gathers more:
 /// a transaction costs about the same for one record as for dozens (the pages it rewrites), and
-/// every batch wakes SQLite's thread and the runtime's workers several times over. 50 ms instead
-/// of 5 cut the gateway's CPU per request by a quarter at 1,000 req/s. A settlement reaches the
-/// store at most this much later (limits are held in memory meanwhile; `flush` does not wait for
-/// the pause); requests never wait for it.
-const LINGER: Duration = Duration::from_millis(50);
+/// every batch wakes SQLite's thread and the runtime's workers several times over. A settlement
+/// reaches the store at most this much later (limits are held in memory meanwhile); requests
+/// never wait for it. 50 ms cut the gateway's CPU per request by a sixth to a quarter at
+/// 1,000 req/s, but the longer bursts of writing added 0.1 ms to the p50 and 0.4 ms to the p90
+/// there: latency wins.
+const LINGER: Duration = Duration::from_millis(5);
 
 enum Item {
     Settle(Box<Settlement>),
