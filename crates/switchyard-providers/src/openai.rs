@@ -46,35 +46,56 @@ pub fn parse_usage(usage: &Value) -> Option<Usage> {
     })
 }
 
-/// Standard parameters copied as-is when the endpoint supports them; [`Body`] writes each
-/// one straight from the typed request.
-#[cfg(test)]
-const PASSTHROUGH: &[&str] = &[
-    "temperature",
-    "top_p",
-    "top_k",
-    "frequency_penalty",
-    "presence_penalty",
-    "repetition_penalty",
-    "min_p",
-    "top_a",
-    "seed",
-    "logit_bias",
-    "logprobs",
-    "top_logprobs",
-    "stop",
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-    "response_format",
-    "prediction",
-    "modalities",
-    "service_tier",
-    "verbosity",
-    "web_search_options",
-    "audio",
-    "user",
-];
+/// The standard parameters copied as-is when the endpoint supports them, named once: the list
+/// (for tests) and the writer of those present in a request.
+macro_rules! standard_parameters {
+    ($($field:ident),* $(,)?) => {
+        #[cfg(test)]
+        const PASSTHROUGH: &[&str] = &[$(stringify!($field)),*];
+
+        fn write_standard<M: SerializeMap>(
+            map: &mut M,
+            request: &ChatRequest,
+            target: &Target<'_>,
+        ) -> Result<(), M::Error> {
+            $(
+                if let Some(value) = &request.$field {
+                    if supports(target, stringify!($field)) {
+                        map.serialize_entry(stringify!($field), value)?;
+                    }
+                }
+            )*
+            Ok(())
+        }
+    };
+}
+
+standard_parameters!(
+    temperature,
+    top_p,
+    top_k,
+    frequency_penalty,
+    presence_penalty,
+    repetition_penalty,
+    min_p,
+    top_a,
+    seed,
+    logit_bias,
+    logprobs,
+    top_logprobs,
+    stop,
+    tools,
+    tool_choice,
+    parallel_tool_calls,
+    response_format,
+    prediction,
+    modalities,
+    service_tier,
+    verbosity,
+    web_search_options,
+    audio,
+    user,
+);
 
 fn supports(target: &Target<'_>, parameter: &str) -> bool {
     // An endpoint that lists no parameters accepts every standard one; the end-user id is not a
@@ -129,43 +150,7 @@ impl Serialize for Body<'_> {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("model", &target.endpoint.upstream_model)?;
         map.serialize_entry("messages", &Messages(&request.messages))?;
-        macro_rules! passthrough {
-            ($($field:ident),* $(,)?) => {
-                $(
-                    if let Some(value) = &request.$field {
-                        if supports(target, stringify!($field)) {
-                            map.serialize_entry(stringify!($field), value)?;
-                        }
-                    }
-                )*
-            };
-        }
-        passthrough!(
-            temperature,
-            top_p,
-            top_k,
-            frequency_penalty,
-            presence_penalty,
-            repetition_penalty,
-            min_p,
-            top_a,
-            seed,
-            logit_bias,
-            logprobs,
-            top_logprobs,
-            stop,
-            tools,
-            tool_choice,
-            parallel_tool_calls,
-            response_format,
-            prediction,
-            modalities,
-            service_tier,
-            verbosity,
-            web_search_options,
-            audio,
-            user,
-        );
+        write_standard(&mut map, request, target)?;
         if let Some(max) = request.max_output_tokens() {
             let name = if target.endpoint.supports("max_completion_tokens") {
                 "max_completion_tokens"

@@ -160,7 +160,7 @@ async fn check_guardrail_budget(
     let (usage, byok) = match state.ledger.key_usage(&key.key.hash, now) {
         Some(u) => u,
         None => {
-            let fresh = Box::pin(state.store.key(&key.key.hash, now)).await?;
+            let fresh = state.store.key(&key.key.hash, now).await?;
             let record = fresh.as_ref().unwrap_or(&key.key);
             (record.usage, record.byok_usage)
         }
@@ -313,25 +313,26 @@ fn route_error(err: RouteError) -> ApiError {
 
 /// The 402 (or 401) a refused hold answers.
 fn hold_refused(refused: HoldRefused) -> ApiError {
-    match refused {
-        HoldRefused::KeyLimit { needed, remaining } => ApiError::new(
-            402,
+    let (message, needed, remaining) = match refused {
+        HoldRefused::KeyLimit { needed, remaining } => (
             format!(
                 "This request may cost up to {needed} but this key's limit has {remaining} left: raise the key's limit or request fewer max_tokens"
             ),
-        )
-        .with_metadata("needed", needed.to_json_number())
-        .with_metadata("remaining", remaining.to_json_number()),
-        HoldRefused::Credits { needed, remaining } => ApiError::new(
-            402,
+            needed,
+            remaining,
+        ),
+        HoldRefused::Credits { needed, remaining } => (
             format!(
                 "Insufficient credits: this request may cost up to {needed} and the account has {remaining} left. Add credits or request fewer max_tokens"
             ),
-        )
+            needed,
+            remaining,
+        ),
+        HoldRefused::Missing => return ApiError::unauthorized("Invalid API key: no such key"),
+    };
+    ApiError::new(402, message)
         .with_metadata("needed", needed.to_json_number())
-        .with_metadata("remaining", remaining.to_json_number()),
-        HoldRefused::Missing => ApiError::unauthorized("Invalid API key: no such key"),
-    }
+        .with_metadata("remaining", remaining.to_json_number())
 }
 
 /// Parses, plans and holds. Errors are ready to send.

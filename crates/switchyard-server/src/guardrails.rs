@@ -52,7 +52,7 @@ impl GuardrailCache {
                 }
             }
         }
-        let compiled = match Box::pin(store.guardrail_for_key(key_hash)).await? {
+        let compiled = match store.guardrail_for_key(key_hash).await? {
             None => None,
             Some(row) => match parse(&row) {
                 Ok(g) => Some(Arc::new(g)),

@@ -347,7 +347,9 @@ impl Ledger {
             mode: self.mode,
         };
         if self.mode == HoldMode::Database {
-            let held = Box::pin(store.hold(id, &key.hash, &key.account_id, amount, now_ms)).await?;
+            let held = store
+                .hold(id, &key.hash, &key.account_id, amount, now_ms)
+                .await?;
             return Ok(self.taken(held, hold));
         }
         let (key_known, account_state) = {
@@ -378,7 +380,7 @@ impl Ledger {
         // can be waiting in the recorder, since entries are only forgotten long after their last
         // use.
         if !key_known {
-            let Some(fresh) = Box::pin(store.key(&key.hash, now_ms)).await? else {
+            let Some(fresh) = store.key(&key.hash, now_ms).await? else {
                 return Ok(Err(HoldRefused::Missing));
             };
             let mut b = self.budgets();
@@ -391,7 +393,7 @@ impl Ledger {
         }
         match account_state {
             None => {
-                let Some(account) = Box::pin(store.account(&key.account_id)).await? else {
+                let Some(account) = store.account(&key.account_id).await? else {
                     return Ok(Err(HoldRefused::Missing));
                 };
                 let mut b = self.budgets();
@@ -401,7 +403,7 @@ impl Ledger {
             }
             // Credits change from outside (the CLI): re-read them, and only them.
             Some(true) => {
-                let read = Box::pin(store.account(&key.account_id)).await;
+                let read = store.account(&key.account_id).await;
                 let mut b = self.budgets();
                 if let Some(a) = b.accounts.get_mut(&key.account_id) {
                     a.refreshing = false;

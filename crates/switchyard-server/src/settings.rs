@@ -57,7 +57,7 @@ impl SettingsCache {
                 }
             }
         }
-        let doc = Box::pin(store.account_settings(account)).await?;
+        let doc = store.account_settings(account).await?;
         let settings = Arc::new(AccountSettings::from_json(&doc).unwrap_or_else(|e| {
             tracing::error!(account, error = %e, "account settings are invalid; using the defaults");
             AccountSettings::default()

@@ -332,7 +332,9 @@ async fn authenticate(
     let record = match cached.then(|| state.keys.get(&hash)).flatten() {
         Some(record) => record,
         None => {
-            let record = Box::pin(state.store.key(&hash, now))
+            let record = state
+                .store
+                .key(&hash, now)
                 .await?
                 .ok_or_else(|| ApiError::unauthorized("Invalid API key: no such key"))?;
             if cached {
