@@ -49,6 +49,9 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: f64,
     /// Account that keys created by the CLI belong to.
     pub default_account: String,
+    /// Serving threads, each a single-threaded runtime with its own connections (0: one per
+    /// CPU).
+    pub workers: usize,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +64,7 @@ impl Default for ServerConfig {
             keepalive_secs: 5.0,
             shutdown_grace_secs: 30.0,
             default_account: "default".to_owned(),
+            workers: 0,
         }
     }
 }
@@ -261,6 +265,12 @@ impl Config {
                     "{source}: server.{name} must be a positive number of seconds below 86400, got {value}"
                 ));
             }
+        }
+        if self.server.workers > 1024 {
+            problems.push(format!(
+                "{source}: server.workers must be between 0 (one per CPU) and 1024, got {}",
+                self.server.workers
+            ));
         }
         if self.server.default_account.trim().is_empty() {
             problems.push(format!(

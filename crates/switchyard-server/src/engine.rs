@@ -649,8 +649,8 @@ impl Prepared {
             .map_err(|e| UpstreamError::new(UpstreamErrorKind::InvalidRequest, Some(400), e.0))?;
         let sent = Instant::now();
         let mut builder = match self.state.upstream_url(&upstream.url) {
-            Some(url) => self.state.http.post(url),
-            None => self.state.http.post(&upstream.url),
+            Some(url) => self.state.http().post(url),
+            None => self.state.http().post(&upstream.url),
         }
         .body(upstream.body);
         for (name, value) in &upstream.headers {

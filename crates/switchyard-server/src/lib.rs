@@ -6,6 +6,7 @@
 //! - [`engine`]: the chat request lifecycle (plan, hold, attempts, stream, settle).
 //! - [`api`]: models, endpoints, providers, keys, credits and generation APIs.
 //! - [`error`]: the one place errors become OpenRouter-shaped responses.
+//! - [`workers`]: the serving threads, one single-threaded runtime per core.
 //!
 //! Invariants:
 //! - Only this crate knows axum and HTTP status codes.
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod recorder;
 pub mod settings;
 pub mod state;
+pub mod workers;
 
 use std::future::Future;
 use std::time::Duration;
@@ -39,7 +41,6 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::Router;
 use switchyard_core::catalog::{Catalog, CatalogError};
 use switchyard_core::chat::ChatRequest;
@@ -313,21 +314,16 @@ async fn prune_periodically(state: SharedState) {
 }
 
 /// Serves until `shutdown` resolves, then lets open requests and streams finish (up to the
-/// configured grace), waits for background settlement, and closes the store.
+/// configured grace), waits for background settlement, and closes the store. Connections are
+/// accepted here and served by [`workers`], one single-threaded runtime per core.
 pub async fn serve(
     listener: TcpListener,
     state: SharedState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = state.config.server.shutdown_grace();
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     metrics::install();
-    let app = router(state.clone());
+    let mut workers = workers::Workers::start(state.workers(), router(state.clone()))?;
     let pruner = tokio::spawn(prune_periodically(state.clone()));
     let housekeeping = {
         let state = state.clone();
@@ -342,23 +338,25 @@ pub async fn serve(
             }
         })
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let mut stop_rx2 = stop_rx.clone();
-    let server = async move { server.await };
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => result?,
-        () = async {
-            let _ = stop_rx2.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!("shutdown grace elapsed with requests still open");
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) => {
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::warn!(error = %e, "could not set TCP_NODELAY");
+                    }
+                    workers.hand(stream, addr);
+                }
+                Err(e) => accept_failed(e).await,
+            },
         }
     }
-    drop(stop_rx);
+    drop(listener);
+    if !workers.stop(grace).await {
+        tracing::warn!("shutdown grace elapsed with requests still open");
+    }
     state.tasks.close();
     if tokio::time::timeout(grace.max(Duration::from_secs(1)), state.tasks.wait())
         .await
@@ -370,5 +368,20 @@ pub async fn serve(
     housekeeping.abort();
     state.recorder.flush().await;
     state.store.close().await;
+    workers.exit().await;
     Ok(())
+}
+
+/// A failed accept: a connection reset before it was accepted is nothing; running out of file
+/// descriptors or memory is logged and waited out briefly, so the loop does not spin.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accepting a connection failed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }

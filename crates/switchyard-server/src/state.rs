@@ -58,8 +58,9 @@ pub struct AppState {
     catalog: RwLock<Arc<Catalog>>,
     /// Persistence.
     pub store: Store,
-    /// The one upstream HTTP client (connection pool, TCP_NODELAY).
-    pub http: reqwest::Client,
+    /// The upstream HTTP clients (connection pool, TCP_NODELAY), one per serving worker, so a
+    /// request's upstream connection lives on its own thread.
+    clients: Vec<reqwest::Client>,
     /// Provider keys by environment variable name. Never logged.
     pub secrets: HashMap<String, String>,
     /// Background work (settlement) that shutdown waits for.
@@ -124,19 +125,23 @@ impl AppState {
             .get(&config.prompt_logging.key_env)
             .filter(|k| !k.is_empty())
             .map(|k| ContentCipher::new(k));
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            // A provider's redirect is an answer to report, not to follow with the prompt.
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()?;
+        let clients = (0..crate::workers::count(config.server.workers))
+            .map(|_| {
+                reqwest::Client::builder()
+                    .tcp_nodelay(true)
+                    // A provider's redirect is an answer to report, not to follow with the prompt.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .pool_idle_timeout(std::time::Duration::from_secs(90))
+                    .connect_timeout(std::time::Duration::from_secs(10))
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let ledger = Ledger::new(config.store.hold_mode());
         Ok(AppState {
             config,
             catalog: RwLock::new(Arc::new(catalog)),
             store,
-            http,
+            clients,
             secrets,
             tasks: TaskTracker::new(),
             recorder: Recorder::spawn(store_for_recorder, audit_key.clone(), clock.clone()),
@@ -153,6 +158,17 @@ impl AppState {
             upstream_urls: RwLock::new(HashMap::new()),
             clock,
         })
+    }
+
+    /// The serving workers' count.
+    pub fn workers(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// The calling worker's upstream HTTP client.
+    pub fn http(&self) -> &reqwest::Client {
+        let clients = &self.clients;
+        &clients[crate::workers::worker_index() % clients.len()]
     }
 
     /// An upstream URL, parsed once and then cloned from the cache; `None` when it does not

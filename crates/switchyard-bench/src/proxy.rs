@@ -1,0 +1,150 @@
+//! `bench-proxy`: the thinnest proxy the gateway's HTTP stack can make (axum's server, reqwest's
+//! client, the body passed through as it comes, nothing else). It shows what the stack alone costs,
+//! so that the benchmark can tell the gateway's own work from the floor of the crates it is built
+//! on. Forwards every `POST` to `--upstream` plus the request's path after `/api`; prints
+//! `address=IP:PORT` on its first line of standard output.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use clap::Parser;
+
+#[derive(Parser, Debug, Clone)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Base URL of the upstream, e.g. `http://127.0.0.1:8081`.
+    #[arg(long)]
+    upstream: String,
+    /// Threads that each run their own single-threaded runtime and HTTP client, connections
+    /// handed to them in turn (0: one multi-threaded runtime for everything).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+}
+
+struct Proxy {
+    upstream: String,
+    http: reqwest::Client,
+}
+
+async fn forward(State(p): State<std::sync::Arc<Proxy>>, request: Request) -> Response {
+    let path = request.uri().path();
+    let url = format!(
+        "{}{}",
+        p.upstream,
+        path.strip_prefix("/api").unwrap_or(path)
+    );
+    let body = match axum::body::to_bytes(request.into_body(), 1 << 20).await {
+        Ok(body) => body,
+        Err(_) => return status(StatusCode::BAD_REQUEST),
+    };
+    let answer = match p
+        .http
+        .post(url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+    {
+        Ok(answer) => answer,
+        Err(_) => return status(StatusCode::BAD_GATEWAY),
+    };
+    let mut response = Response::builder().status(answer.status().as_u16());
+    if let Some(kind) = answer.headers().get(header::CONTENT_TYPE) {
+        response = response.header(header::CONTENT_TYPE, kind.as_bytes());
+    }
+    let streamed = answer
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|kind| kind.as_bytes().starts_with(b"text/event-stream"));
+    let body = if streamed {
+        Body::from_stream(answer.bytes_stream())
+    } else {
+        match answer.bytes().await {
+            Ok(bytes) => Body::from(bytes),
+            Err(_) => return status(StatusCode::BAD_GATEWAY),
+        }
+    };
+    response
+        .body(body)
+        .unwrap_or_else(|_| status(StatusCode::BAD_GATEWAY))
+}
+
+fn status(code: StatusCode) -> Response {
+    let mut response = Response::new(Body::from(Bytes::new()));
+    *response.status_mut() = code;
+    response
+}
+
+struct Handed(tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, std::net::SocketAddr)>);
+
+impl axum::serve::Listener for Handed {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Some((stream, addr)) = self.0.recv().await else {
+                std::future::pending::<()>().await;
+                continue;
+            };
+            if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
+                return (stream, addr);
+            }
+        }
+    }
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+}
+
+fn app(upstream: &str) -> Result<Router, reqwest::Error> {
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let proxy = std::sync::Arc::new(Proxy {
+        upstream: upstream.trim_end_matches('/').to_owned(),
+        http,
+    });
+    Ok(Router::new().fallback(forward).with_state(proxy))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    if args.workers == 0 {
+        return tokio::runtime::Runtime::new()?.block_on(async {
+            let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+            println!("address={}", listener.local_addr()?);
+            axum::serve(listener, app(&args.upstream)?).await?;
+            Ok(())
+        });
+    }
+    let mut senders = Vec::new();
+    for _ in 0..args.workers {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        senders.push(tx);
+        let upstream = args.upstream.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let app = app(&upstream).map_err(std::io::Error::other)?;
+                axum::serve(Handed(rx), app).await
+            })
+        });
+    }
+    let listener = std::net::TcpListener::bind(&args.listen)?;
+    println!("address={}", listener.local_addr()?);
+    for (n, accepted) in listener.incoming().enumerate() {
+        let Ok(stream) = accepted else { continue };
+        let _ = stream.set_nodelay(true);
+        stream.set_nonblocking(true)?;
+        let addr = stream.peer_addr()?;
+        let _ = senders[n % senders.len()].send((stream, addr));
+    }
+    Ok(())
+}
