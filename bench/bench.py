@@ -1,8 +1,9 @@
 """Benchmark orchestration (Python standard library only).
 
 Starts three bench-upstream servers (fast; 20 ms delay; slow streams), nginx as a bare
-pass-through proxy in front of the first two, and Switchyard with auth, routing, metering, the
-ledger and the audit log on, in front of the same upstreams. Then measures every target with the
+pass-through proxy in front of the first two, bench-proxy (the thinnest proxy of Switchyard's own
+HTTP stack: axum, reqwest, tokio) in front of the same two, and Switchyard with auth, routing,
+metering, the ledger and the audit log on, in front of the same upstreams. Then measures every target with the
 same load generator (oha), interleaved, non-streamed and streamed, at fixed rates and at
 saturation; and holds many slow streams open through Switchyard to measure its memory.
 
@@ -421,6 +422,7 @@ def main():
     ap.add_argument("--upstream", required=True)
     ap.add_argument("--oha", required=True)
     ap.add_argument("--nginx", required=True)
+    ap.add_argument("--proxy", help="bench-proxy (default: beside --upstream)")
     ap.add_argument("--quick", action="store_true", help="seconds, not minutes (for CI)")
     ap.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     ap.add_argument("--streams", type=int, default=2000, help="open streams in the memory run")
@@ -459,6 +461,15 @@ def main():
         targets.append(Target("nginx", nginx_proc, nginx_addrs))
     else:
         log("nginx not found: the pass-through baseline is left out")
+    proxy = args.proxy or os.path.join(os.path.dirname(up), "bench-proxy")
+    if os.path.exists(proxy):
+        # One listener; the first path segment names the upstream.
+        pp = Proc("bench-proxy", [proxy] + [a for k in ("fast", "delayed")
+                                            for a in ("--upstream", f"{k}=http://{upstreams[k]}")],
+                  address=True)
+        targets.append(Target("axum-proxy", pp, {k: f"{pp.address}/{k}" for k in ("fast", "delayed")}))
+    else:
+        log(f"{proxy} not found: the HTTP stack's floor is left out")
     cli, env, key = switchyard_setup(args.switchyard, tmp, upstreams)
     sy = Proc("switchyard", cli + ["serve"], env=env, address=True)
     targets.append(Target("switchyard", sy, sy.address, key))

@@ -1,7 +1,9 @@
 //! `bench-proxy`: the thinnest proxy the gateway's HTTP stack can make (axum's server, reqwest's
 //! client, the body passed through as it comes, nothing else). It shows what the stack alone costs,
 //! so that the benchmark can tell the gateway's own work from the floor of the crates it is built
-//! on. Forwards every `POST` to `--upstream` plus the request's path after `/api`; prints
+//! on. Served like the gateway: one single-threaded runtime per core, each with its own client,
+//! connections handed to them in turn (`--work-stealing`: one multi-threaded runtime instead).
+//! `POST /NAME/REST` goes to the URL of `--upstream NAME=URL` plus `/REST`; prints
 //! `address=IP:PORT` on its first line of standard output.
 
 use axum::body::{Body, Bytes};
@@ -10,33 +12,37 @@ use axum::http::{header, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use clap::Parser;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 #[derive(Parser, Debug, Clone)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: String,
-    /// Base URL of the upstream, e.g. `http://127.0.0.1:8081`.
-    #[arg(long)]
-    upstream: String,
-    /// Threads that each run their own single-threaded runtime and HTTP client, connections
-    /// handed to them in turn (0: one multi-threaded runtime for everything).
+    /// An upstream, `NAME=URL` (e.g. `fast=http://127.0.0.1:8081`); repeatable.
+    #[arg(long, required = true)]
+    upstream: Vec<String>,
+    /// Serving threads (0: one per CPU).
     #[arg(long, default_value_t = 0)]
     workers: usize,
+    /// One multi-threaded (work-stealing) runtime instead of a runtime per worker.
+    #[arg(long)]
+    work_stealing: bool,
 }
 
 struct Proxy {
-    upstream: String,
+    upstreams: HashMap<String, String>,
     http: reqwest::Client,
 }
 
-async fn forward(State(p): State<std::sync::Arc<Proxy>>, request: Request) -> Response {
-    let path = request.uri().path();
-    let url = format!(
-        "{}{}",
-        p.upstream,
-        path.strip_prefix("/api").unwrap_or(path)
-    );
+async fn forward(State(p): State<Arc<Proxy>>, request: Request) -> Response {
+    let path = request.uri().path().trim_start_matches('/');
+    let (name, rest) = path.split_once('/').unwrap_or((path, ""));
+    let Some(base) = p.upstreams.get(name) else {
+        return status(StatusCode::NOT_FOUND);
+    };
+    let url = format!("{base}/{rest}");
     let body = match axum::body::to_bytes(request.into_body(), 1 << 20).await {
         Ok(body) => body,
         Err(_) => return status(StatusCode::BAD_REQUEST),
@@ -100,13 +106,13 @@ impl axum::serve::Listener for Handed {
     }
 }
 
-fn app(upstream: &str) -> Result<Router, reqwest::Error> {
+fn app(upstreams: &HashMap<String, String>) -> Result<Router, reqwest::Error> {
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let proxy = std::sync::Arc::new(Proxy {
-        upstream: upstream.trim_end_matches('/').to_owned(),
+    let proxy = Arc::new(Proxy {
+        upstreams: upstreams.clone(),
         http,
     });
     Ok(Router::new().fallback(forward).with_state(proxy))
@@ -114,27 +120,35 @@ fn app(upstream: &str) -> Result<Router, reqwest::Error> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    if args.workers == 0 {
+    let mut upstreams = HashMap::new();
+    for spec in &args.upstream {
+        let (name, url) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("--upstream {spec:?}: expected NAME=URL"))?;
+        upstreams.insert(name.to_owned(), url.trim_end_matches('/').to_owned());
+    }
+    if args.work_stealing {
         return tokio::runtime::Runtime::new()?.block_on(async {
             let listener = tokio::net::TcpListener::bind(&args.listen).await?;
             println!("address={}", listener.local_addr()?);
-            axum::serve(listener, app(&args.upstream)?).await?;
+            axum::serve(listener, app(&upstreams)?).await?;
             Ok(())
         });
     }
+    let workers = match args.workers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
     let mut senders = Vec::new();
-    for _ in 0..args.workers {
+    for _ in 0..workers {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         senders.push(tx);
-        let upstream = args.upstream.clone();
+        let app = app(&upstreams)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async move {
-                let app = app(&upstream).map_err(std::io::Error::other)?;
-                axum::serve(Handed(rx), app).await
-            })
+            runtime.block_on(async move { axum::serve(Handed(rx), app).await })
         });
     }
     let listener = std::net::TcpListener::bind(&args.listen)?;
