@@ -153,3 +153,42 @@ impl Workers {
         .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn connections_go_to_the_workers_in_turn_and_exit_ends_them() {
+        let app = Router::new().route(
+            "/",
+            axum::routing::get(|| async { worker_index().to_string() }),
+        );
+        let mut workers = Workers::start(2, app).expect("start");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        // No pooled connections: every request is a connection of its own.
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client");
+        let mut served = Vec::new();
+        for _ in 0..4 {
+            let request = tokio::spawn(client.get(&url).send());
+            let (stream, addr) = listener.accept().await.expect("accept");
+            workers.hand(stream, addr);
+            let response = request.await.expect("join").expect("send");
+            let body = response.text().await.expect("body");
+            served.push(body);
+        }
+        assert_eq!(served, ["0", "1", "0", "1"]);
+        assert!(
+            workers.stop(Duration::from_secs(10)).await,
+            "idle connections close"
+        );
+        workers.exit().await;
+    }
+}

@@ -6,6 +6,8 @@ use serde_json::{json, Value};
 use switchyard_core::money::Money;
 use switchyard_server::api::KeySpec;
 
+use switchyard_store::Store;
+
 use crate::harness::{catalog, TestGateway, ACCOUNT};
 use crate::mock::{completion, stream_events, MockUpstream, Reply};
 
@@ -612,18 +614,31 @@ async fn bad_input_gets_a_4xx_that_names_the_problem() {
 #[tokio::test]
 async fn clean_shutdown_keeps_every_settlement() {
     let (_mock, gw) = one(vec![Reply::Json(200, completion("x", 3, 3))]).await;
-    for _ in 0..5 {
-        let r = gw
-            .post(
-                "/api/v1/chat/completions",
-                json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}),
-            )
+    let mut ids = Vec::new();
+    // Each request on a connection of its own, so every serving worker takes some.
+    for _ in 0..6 {
+        let r = reqwest::Client::new()
+            .post(gw.url("/api/v1/chat/completions"))
+            .bearer_auth(&gw.key)
+            .json(&json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}))
             .send()
             .await
             .expect("send");
         assert_eq!(r.status(), 200);
+        ids.push(
+            r.headers()["x-generation-id"]
+                .to_str()
+                .expect("id")
+                .to_owned(),
+        );
     }
-    let dir_state = gw.stop().await;
-    // The store is closed by shutdown; reopen the same database to check what was written.
-    let _ = dir_state;
+    let stopped = gw.stop().await;
+    // Shutdown closed the store: what it wrote is read back from the same database.
+    let store = Store::connect(&stopped.store_url).await.expect("reopen");
+    for id in &ids {
+        let record = store.generation(id).await.expect("read").expect("settled");
+        assert_eq!(record.tokens_prompt, 3);
+        assert_eq!(record.tokens_completion, 3);
+    }
+    store.close().await;
 }

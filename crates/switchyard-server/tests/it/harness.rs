@@ -16,6 +16,12 @@ pub const ACCOUNT: &str = "acct";
 /// The audit key every test gateway signs its audit anchors with.
 pub const AUDIT_KEY: &str = "test-audit-key";
 
+/// A stopped gateway's database, kept until this is dropped.
+pub struct Stopped {
+    pub store_url: String,
+    _dir: tempfile::TempDir,
+}
+
 pub struct TestGateway {
     pub base: String,
     pub state: SharedState,
@@ -95,14 +101,17 @@ impl TestGateway {
     }
 
     /// Stops the server and waits for background settlement.
-    pub async fn stop(mut self) -> SharedState {
+    pub async fn stop(mut self) -> Stopped {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
             server.await.expect("join").expect("serve");
         }
-        Arc::clone(&self.state)
+        Stopped {
+            store_url: format!("sqlite://{}", self._dir.path().join("gw.db").display()),
+            _dir: std::mem::replace(&mut self._dir, tempfile::tempdir().expect("tempdir")),
+        }
     }
 
     /// Waits for background settlement without stopping.
