@@ -213,53 +213,58 @@ async fn envelope_errors(request: Request, next: Next) -> Response {
 /// The gateway's router.
 pub fn router(state: SharedState) -> Router {
     let limit = state.config.server.body_limit_bytes;
-    let api = Router::new()
-        .route("/chat/completions", post(chat_completions))
-        .route("/messages", post(messages))
-        .route("/models", get(api::models))
+    // Full paths rather than a nested router: nesting rewrites every request's URI.
+    Router::new()
+        .route("/api/v1/chat/completions", post(chat_completions))
+        .route("/api/v1/messages", post(messages))
+        .route("/api/v1/models", get(api::models))
         .route(
-            "/models/{author}/{slug}/endpoints",
+            "/api/v1/models/{author}/{slug}/endpoints",
             get(api::model_endpoints),
         )
-        .route("/providers", get(api::providers))
-        .route("/key", get(api::current_key))
-        .route("/auth/key", get(api::current_key))
-        .route("/keys", get(api::list_keys).post(api::create_key_api))
+        .route("/api/v1/providers", get(api::providers))
+        .route("/api/v1/key", get(api::current_key))
+        .route("/api/v1/auth/key", get(api::current_key))
         .route(
-            "/keys/{hash}",
+            "/api/v1/keys",
+            get(api::list_keys).post(api::create_key_api),
+        )
+        .route(
+            "/api/v1/keys/{hash}",
             get(api::get_key)
                 .patch(api::update_key)
                 .delete(api::delete_key),
         )
-        .route("/credits", get(api::credits))
-        .route("/generation", get(api::generation))
-        .route("/activity", get(api::activity))
+        .route("/api/v1/credits", get(api::credits))
+        .route("/api/v1/generation", get(api::generation))
+        .route("/api/v1/activity", get(api::activity))
         .route(
-            "/guardrails",
+            "/api/v1/guardrails",
             get(guardrails::list).post(guardrails::create),
         )
         .route(
-            "/guardrails/assignments/keys",
+            "/api/v1/guardrails/assignments/keys",
             get(guardrails::all_key_assignments),
         )
         .route(
-            "/guardrails/{id}",
+            "/api/v1/guardrails/{id}",
             get(guardrails::get)
                 .patch(guardrails::update)
                 .delete(guardrails::delete),
         )
         .route(
-            "/guardrails/{id}/assignments/keys",
+            "/api/v1/guardrails/{id}/assignments/keys",
             get(guardrails::key_assignments).post(guardrails::assign_keys),
         )
         .route(
-            "/guardrails/{id}/assignments/keys/remove",
+            "/api/v1/guardrails/{id}/assignments/keys/remove",
             post(guardrails::unassign_keys),
         )
-        .route("/generation/content", get(content::generation_content))
-        .route_layer(axum::middleware::from_fn(metrics::track));
-    Router::new()
-        .nest("/api/v1", api)
+        .route(
+            "/api/v1/generation/content",
+            get(content::generation_content),
+        )
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
         .fallback(not_found)
