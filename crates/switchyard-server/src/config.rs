@@ -332,13 +332,14 @@ mod tests {
         let err = Config::load(
             "c.toml",
             Some("[server]\nlisten = \"nowhere\"\nkeepalive_secs = -1\n[store]\nurl = \"mysql://x\"\n"),
-            env(&[("SWITCHYARD__BAD", "1")]),
+            env(&[("SWITCHYARD__BAD", "1"), ("SWITCHYARD__SERVER__WORKERS", "5000")]),
         )
         .expect_err("invalid");
         let text = err.to_string();
         for needle in [
             "server.listen",
             "server.keepalive_secs",
+            "server.workers must be between 0 (one per CPU) and 1024, got 5000",
             "store.url",
             "SWITCHYARD__BAD",
         ] {
