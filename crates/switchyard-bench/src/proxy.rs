@@ -29,11 +29,20 @@ struct Args {
     /// One multi-threaded (work-stealing) runtime instead of a runtime per worker.
     #[arg(long)]
     work_stealing: bool,
+    /// hyper's own client instead of reqwest (what reqwest's layers cost).
+    #[arg(long)]
+    hyper_client: bool,
 }
+
+type HyperClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<Bytes>,
+>;
 
 struct Proxy {
     upstreams: HashMap<String, String>,
     http: reqwest::Client,
+    hyper: Option<HyperClient>,
 }
 
 async fn forward(State(p): State<Arc<Proxy>>, request: Request) -> Response {
@@ -47,6 +56,9 @@ async fn forward(State(p): State<Arc<Proxy>>, request: Request) -> Response {
         Ok(body) => body,
         Err(_) => return status(StatusCode::BAD_REQUEST),
     };
+    if let Some(client) = &p.hyper {
+        return forward_hyper(client, &url, body).await;
+    }
     let answer = match p
         .http
         .post(url)
@@ -79,6 +91,20 @@ async fn forward(State(p): State<Arc<Proxy>>, request: Request) -> Response {
         .unwrap_or_else(|_| status(StatusCode::BAD_GATEWAY))
 }
 
+async fn forward_hyper(client: &HyperClient, url: &str, body: Bytes) -> Response {
+    let request = axum::http::Request::post(url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(body));
+    let Ok(request) = request else {
+        return status(StatusCode::BAD_GATEWAY);
+    };
+    match client.request(request).await {
+        // The body is passed on frame by frame as it comes, streamed or not.
+        Ok(answer) => answer.map(Body::new),
+        Err(_) => status(StatusCode::BAD_GATEWAY),
+    }
+}
+
 fn status(code: StatusCode) -> Response {
     let mut response = Response::new(Body::from(Bytes::new()));
     *response.status_mut() = code;
@@ -106,14 +132,21 @@ impl axum::serve::Listener for Handed {
     }
 }
 
-fn app(upstreams: &HashMap<String, String>) -> Result<Router, reqwest::Error> {
+fn app(upstreams: &HashMap<String, String>, hyper_client: bool) -> Result<Router, reqwest::Error> {
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
+    let hyper = hyper_client.then(|| {
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_nodelay(true);
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(connector)
+    });
     let proxy = Arc::new(Proxy {
         upstreams: upstreams.clone(),
         http,
+        hyper,
     });
     Ok(Router::new().fallback(forward).with_state(proxy))
 }
@@ -131,7 +164,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return tokio::runtime::Runtime::new()?.block_on(async {
             let listener = tokio::net::TcpListener::bind(&args.listen).await?;
             println!("address={}", listener.local_addr()?);
-            axum::serve(listener, app(&upstreams)?).await?;
+            axum::serve(listener, app(&upstreams, args.hyper_client)?).await?;
             Ok(())
         });
     }
@@ -143,7 +176,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..workers {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         senders.push(tx);
-        let app = app(&upstreams)?;
+        let app = app(&upstreams, args.hyper_client)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
