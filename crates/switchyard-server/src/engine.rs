@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use rand::Rng;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -1406,6 +1406,9 @@ async fn complete(mut p: Prepared, answer: Answer) -> Result<Response, ApiError>
 
 const KEEPALIVE: &[u8] = b": OPENROUTER PROCESSING\n\n";
 
+/// The most of a stream gathered for one write to the client.
+const COALESCE_MAX: usize = 64 * 1024;
+
 /// Frames the canonical stream in the client's format.
 enum Framer {
     /// OpenRouter SSE: chunk objects, a usage chunk, `[DONE]`.
@@ -1590,8 +1593,13 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
     // The frames made from one upstream read go to the client in one write, as soon as the read
     // is decoded; the last of them leave with the stream's final frames.
     let mut pending: Vec<u8> = Vec::new();
+    // A piece of the upstream body that was already there when the last was decoded.
+    let mut ready = None;
     let end = 'outer: loop {
-        let next = tokio::select! {
+        let next = if let Some(piece) = ready.take() {
+            Ok(piece)
+        } else {
+            tokio::select! {
             biased;
             () = tx.closed() => break End::Cancelled,
             _ = keepalive.tick() => {
@@ -1601,6 +1609,7 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
                 continue;
             }
             next = tokio::time::timeout(config.stream_idle_timeout(), upstream.next()) => next,
+            }
         };
         let eof = matches!(next, Ok(None));
         let events = match next {
@@ -1669,6 +1678,17 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
                 }
                 StreamEvent::Error(e) => break 'outer End::Failed(e),
                 StreamEvent::Done => break 'outer End::Done,
+            }
+        }
+        // The HTTP client hands the body over one chunk at a time, even when one read brought
+        // several (a provider writing its events in a burst): once its task has run, whatever
+        // it already holds joins this write, so a burst leaves in one write, not one each.
+        // Nothing waits for bytes that have not arrived.
+        if !eof && !pending.is_empty() && pending.len() < COALESCE_MAX {
+            tokio::task::yield_now().await;
+            if let Some(piece) = upstream.next().now_or_never() {
+                ready = Some(piece);
+                continue;
             }
         }
         if !pending.is_empty()

@@ -1,12 +1,14 @@
 //! Chat completions end to end: JSON, SSE, failures, fallbacks, metering.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde_json::{json, Value};
 use switchyard_core::money::Money;
 use switchyard_server::api::KeySpec;
-
 use switchyard_store::Store;
+use tokio::sync::Notify;
 
 use crate::harness::{catalog, TestGateway, ACCOUNT};
 use crate::mock::{completion, stream_events, MockUpstream, Reply};
@@ -220,6 +222,51 @@ async fn streamed_completion_follows_the_sse_contract() {
     assert!(g.streamed && !g.cancelled);
     assert_eq!(g.cost, usd("0.000011"));
     assert_eq!(g.finish_reason.as_deref(), Some("stop"));
+}
+
+#[tokio::test]
+async fn a_streamed_piece_reaches_the_client_before_the_provider_sends_the_next() {
+    let events = stream_events(&["Hel", "lo"], (7, 2));
+    // The role chunk and "Hel" in one burst; the rest only once the client has seen "Hel".
+    let gate = Arc::new(Notify::new());
+    let (_mock, gw) = one(vec![Reply::Gated {
+        before: events[..2].to_vec(),
+        gate: Arc::clone(&gate),
+        after: events[2..].to_vec(),
+    }])
+    .await;
+    let response = gw
+        .post("/api/v1/chat/completions", json!({"model": "test/model", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let first = tokio::time::timeout(Duration::from_secs(10), async {
+        while !text.contains("\"Hel\"") {
+            let bytes = body.next().await.expect("more").expect("bytes");
+            text.push_str(std::str::from_utf8(&bytes).expect("utf8"));
+        }
+    })
+    .await;
+    assert!(first.is_ok(), "the first piece was held back: {text:?}");
+    gate.notify_one();
+    while let Some(bytes) = body.next().await {
+        text.push_str(std::str::from_utf8(&bytes.expect("bytes")).expect("utf8"));
+    }
+    let content: String = sse_items(&text)
+        .iter()
+        .filter_map(|i| i.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(content, "Hello");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
 }
 
 #[tokio::test]

@@ -28,8 +28,32 @@ pub enum Reply {
         delay: Duration,
         cut: bool,
     },
+    /// SSE events: `before` in one burst, then, once `gate` is notified, `after`.
+    Gated {
+        before: Vec<String>,
+        gate: Arc<Notify>,
+        after: Vec<String>,
+    },
     /// Never answers.
     Hang,
+}
+
+/// An event as an SSE frame: one that names its type is sent as is (Anthropic's framing).
+fn frame(e: &str) -> Bytes {
+    Bytes::from(if e.starts_with("event:") {
+        format!("{e}\n\n")
+    } else {
+        format!("data: {e}\n\n")
+    })
+}
+
+fn sse_response(rx: mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Response {
+    let mut rx = rx;
+    let body = Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(body)
+        .expect("response")
 }
 
 /// A recorded request.
@@ -113,19 +137,13 @@ async fn handle(
             unreachable!()
         }
         Reply::Sse { events, delay, cut } => {
-            let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+            let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
             let signal = DropSignal(Arc::clone(&inner));
             tokio::spawn(async move {
                 let _signal = signal;
                 for e in events {
                     tokio::time::sleep(delay).await;
-                    // An event that names its type is sent as is (Anthropic's framing).
-                    let frame = if e.starts_with("event:") {
-                        format!("{e}\n\n")
-                    } else {
-                        format!("data: {e}\n\n")
-                    };
-                    if tx.send(Ok(Bytes::from(frame))).await.is_err() {
+                    if tx.send(Ok(frame(&e))).await.is_err() {
                         return;
                     }
                 }
@@ -133,11 +151,28 @@ async fn handle(
                     let _ = tx.send(Err(std::io::Error::other("cut"))).await;
                 }
             });
-            let body = Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
-            Response::builder()
-                .header("content-type", "text/event-stream")
-                .body(body)
-                .expect("response")
+            sse_response(rx)
+        }
+        Reply::Gated {
+            before,
+            gate,
+            after,
+        } => {
+            let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+            tokio::spawn(async move {
+                for e in &before {
+                    if tx.send(Ok(frame(e))).await.is_err() {
+                        return;
+                    }
+                }
+                gate.notified().await;
+                for e in &after {
+                    if tx.send(Ok(frame(e))).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            sse_response(rx)
         }
     }
 }
