@@ -1600,15 +1600,15 @@ async fn pump(mut p: Prepared, answer: Answer, tx: mpsc::Sender<Bytes>) {
             Ok(piece)
         } else {
             tokio::select! {
-            biased;
-            () = tx.closed() => break End::Cancelled,
-            _ = keepalive.tick() => {
-                if tx.send(framer.keepalive()).await.is_err() {
-                    break End::Cancelled;
+                biased;
+                () = tx.closed() => break End::Cancelled,
+                _ = keepalive.tick() => {
+                    if tx.send(framer.keepalive()).await.is_err() {
+                        break End::Cancelled;
+                    }
+                    continue;
                 }
-                continue;
-            }
-            next = tokio::time::timeout(config.stream_idle_timeout(), upstream.next()) => next,
+                next = tokio::time::timeout(config.stream_idle_timeout(), upstream.next()) => next,
             }
         };
         let eof = matches!(next, Ok(None));
