@@ -1,8 +1,9 @@
 //! `bench-proxy`: the thinnest proxy the gateway's HTTP stack can make (axum's server, reqwest's
 //! client, the body passed through as it comes, nothing else). It shows what the stack alone costs,
 //! so that the benchmark can tell the gateway's own work from the floor of the crates it is built
-//! on. Served like the gateway: one single-threaded runtime per core, each with its own client,
-//! connections handed to them in turn (`--work-stealing`: one multi-threaded runtime instead).
+//! on. Served by the gateway's own serving workers (`switchyard_server::workers`: one
+//! single-threaded runtime per core, connections handed to them in turn), each with its own
+//! client, as in the gateway (`--work-stealing`: one multi-threaded runtime instead).
 //! `POST /NAME/REST` goes to the URL of `--upstream NAME=URL` plus `/REST`; prints
 //! `address=IP:PORT` on its first line of standard output.
 
@@ -14,6 +15,7 @@ use axum::Router;
 use clap::Parser;
 use std::collections::HashMap;
 use std::sync::Arc;
+use switchyard_server::workers;
 
 #[derive(Parser, Debug, Clone)]
 struct Args {
@@ -41,8 +43,8 @@ type HyperClient = hyper_util::client::legacy::Client<
 
 struct Proxy {
     upstreams: HashMap<String, String>,
-    http: reqwest::Client,
-    hyper: Option<HyperClient>,
+    /// One client per serving worker, picked by the worker's index (as the gateway does).
+    clients: Vec<(reqwest::Client, Option<HyperClient>)>,
 }
 
 async fn forward(State(p): State<Arc<Proxy>>, request: Request) -> Response {
@@ -56,11 +58,11 @@ async fn forward(State(p): State<Arc<Proxy>>, request: Request) -> Response {
         Ok(body) => body,
         Err(_) => return status(StatusCode::BAD_REQUEST),
     };
-    if let Some(client) = &p.hyper {
+    let (http, hyper) = &p.clients[workers::worker_index() % p.clients.len()];
+    if let Some(client) = hyper {
         return forward_hyper(client, &url, body).await;
     }
-    let answer = match p
-        .http
+    let answer = match http
         .post(url)
         .header(header::CONTENT_TYPE, "application/json")
         .body(body)
@@ -111,42 +113,29 @@ fn status(code: StatusCode) -> Response {
     response
 }
 
-struct Handed(tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, std::net::SocketAddr)>);
-
-impl axum::serve::Listener for Handed {
-    type Io = tokio::net::TcpStream;
-    type Addr = std::net::SocketAddr;
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Some((stream, addr)) = self.0.recv().await else {
-                std::future::pending::<()>().await;
-                continue;
-            };
-            if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
-                return (stream, addr);
-            }
-        }
-    }
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-    }
-}
-
-fn app(upstreams: &HashMap<String, String>, hyper_client: bool) -> Result<Router, reqwest::Error> {
-    let http = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let hyper = hyper_client.then(|| {
-        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        connector.set_nodelay(true);
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build(connector)
-    });
+fn app(
+    upstreams: &HashMap<String, String>,
+    clients: usize,
+    hyper_client: bool,
+) -> Result<Router, reqwest::Error> {
+    let clients = (0..clients.max(1))
+        .map(|_| {
+            let http = reqwest::Client::builder()
+                .tcp_nodelay(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?;
+            let hyper = hyper_client.then(|| {
+                let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+                connector.set_nodelay(true);
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build(connector)
+            });
+            Ok((http, hyper))
+        })
+        .collect::<Result<Vec<_>, reqwest::Error>>()?;
     let proxy = Arc::new(Proxy {
         upstreams: upstreams.clone(),
-        http,
-        hyper,
+        clients,
     });
     Ok(Router::new().fallback(forward).with_state(proxy))
 }
@@ -164,34 +153,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return tokio::runtime::Runtime::new()?.block_on(async {
             let listener = tokio::net::TcpListener::bind(&args.listen).await?;
             println!("address={}", listener.local_addr()?);
-            axum::serve(listener, app(&upstreams, args.hyper_client)?).await?;
+            axum::serve(listener, app(&upstreams, 1, args.hyper_client)?).await?;
             Ok(())
         });
     }
-    let workers = match args.workers {
-        0 => std::thread::available_parallelism().map_or(1, usize::from),
-        n => n,
-    };
-    let mut senders = Vec::new();
-    for _ in 0..workers {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        senders.push(tx);
-        let app = app(&upstreams, args.hyper_client)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        std::thread::spawn(move || {
-            runtime.block_on(async move { axum::serve(Handed(rx), app).await })
-        });
-    }
-    let listener = std::net::TcpListener::bind(&args.listen)?;
-    println!("address={}", listener.local_addr()?);
-    for (n, accepted) in listener.incoming().enumerate() {
-        let Ok(stream) = accepted else { continue };
-        let _ = stream.set_nodelay(true);
-        stream.set_nonblocking(true)?;
-        let addr = stream.peer_addr()?;
-        let _ = senders[n % senders.len()].send((stream, addr));
-    }
-    Ok(())
+    let n = workers::count(args.workers);
+    let app = app(&upstreams, n, args.hyper_client)?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+            println!("address={}", listener.local_addr()?);
+            let mut workers = workers::Workers::start(n, app)?;
+            loop {
+                let Ok((stream, addr)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                workers.hand(stream, addr);
+            }
+        })
 }
