@@ -153,6 +153,11 @@ async fn non_streamed_completion_is_forwarded_priced_and_recorded() {
     assert_eq!(g["data"]["streamed"], false);
 }
 
+/// The streamed request most tests send.
+fn streamed_hi() -> Value {
+    json!({"model": "test/model", "stream": true, "messages": [{"role": "user", "content": "hi"}]})
+}
+
 #[tokio::test]
 async fn streamed_completion_follows_the_sse_contract() {
     let events = stream_events(&["Hel", "lo"], (7, 2));
@@ -163,7 +168,7 @@ async fn streamed_completion_follows_the_sse_contract() {
     }])
     .await;
     let response = gw
-        .post("/api/v1/chat/completions", json!({"model": "test/model", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .post("/api/v1/chat/completions", streamed_hi())
         .send()
         .await
         .expect("send");
@@ -236,7 +241,7 @@ async fn a_streamed_piece_reaches_the_client_before_the_provider_sends_the_next(
     }])
     .await;
     let response = gw
-        .post("/api/v1/chat/completions", json!({"model": "test/model", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .post("/api/v1/chat/completions", streamed_hi())
         .send()
         .await
         .expect("send");
@@ -280,7 +285,7 @@ async fn a_stream_cut_midway_ends_with_an_error_chunk_and_bills_what_was_produce
     }])
     .await;
     let response = gw
-        .post("/api/v1/chat/completions", json!({"model": "test/model", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .post("/api/v1/chat/completions", streamed_hi())
         .send()
         .await
         .expect("send");
@@ -458,8 +463,10 @@ async fn a_client_that_disconnects_cancels_the_upstream_stream() {
     }])
     .await;
     let mut response = gw
-        .post("/api/v1/chat/completions", json!({"model": "test/model", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
-        .send().await.expect("send");
+        .post("/api/v1/chat/completions", streamed_hi())
+        .send()
+        .await
+        .expect("send");
     let id = response.headers()["x-generation-id"]
         .to_str()
         .expect("s")
