@@ -12,7 +12,6 @@
 
 pub mod anthropic;
 pub mod gemini;
-pub mod messages_api;
 pub mod openai;
 pub mod sse;
 

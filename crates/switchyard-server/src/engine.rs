@@ -32,7 +32,7 @@ use switchyard_core::guard::{self, Screening};
 use switchyard_core::money::Money;
 use switchyard_core::pricing::{self, Usage};
 use switchyard_core::routing::{self, Candidate, Policy, RouteContext, RouteError, RoutePlan};
-use switchyard_providers::messages_api::{self, StreamTranscoder};
+use switchyard_formats::messages::{self as messages_api, StreamTranscoder};
 use switchyard_providers::{codec_for, StreamEvent, Target};
 use switchyard_store::{GenerationRecord, HoldRefused};
 use tokio::sync::mpsc;

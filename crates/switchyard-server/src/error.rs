@@ -108,7 +108,7 @@ impl ApiError {
 impl ApiError {
     /// The same error in Anthropic's envelope, for `/api/v1/messages`.
     pub fn into_messages_response(self) -> Response {
-        let body = switchyard_providers::messages_api::error_body(self.status, &self.message);
+        let body = switchyard_formats::messages::error_body(self.status, &self.message);
         self.respond(body)
     }
 

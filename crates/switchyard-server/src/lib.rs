@@ -44,7 +44,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use switchyard_core::catalog::{Catalog, CatalogError};
 use switchyard_core::chat::ChatRequest;
-use switchyard_providers::messages_api;
+use switchyard_formats::messages as messages_api;
 use tokio::net::TcpListener;
 
 use crate::error::ApiError;

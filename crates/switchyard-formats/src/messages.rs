@@ -2,7 +2,7 @@
 //! `/api/v1/messages` become the canonical chat request, and the canonical answer (OpenAI chat
 //! completion shape, chunk by chunk when streamed) becomes Anthropic's message and SSE events.
 //!
-//! This is the mirror of [`crate::anthropic`], which speaks the same format to an upstream. Here
+//! This is the mirror of `switchyard_providers::anthropic`, which speaks the same format to an upstream. Here
 //! the gateway is the server: whatever provider kind serves the request, the client sees
 //! Anthropic's shapes.
 //!
