@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, Endpoint, Provider};
-use crate::routing::RoutePlan;
+use crate::catalog::{Endpoint, Provider};
 
 /// What one classification allows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,10 +33,7 @@ pub struct Classification {
 impl Classification {
     /// Why this classification refuses an endpoint of a provider, if it does.
     pub fn refuses(&self, provider: &Provider, endpoint: &Endpoint) -> Option<&'static str> {
-        if self.deny_free
-            && endpoint.pricing.prompt.amount.is_zero()
-            && endpoint.pricing.completion.amount.is_zero()
-        {
+        if self.deny_free && endpoint.pricing.is_free() {
             return Some("data_classification:free");
         }
         if self.byok_or_zdr_only && !(provider.byok || provider.data_policy.zdr) {
@@ -153,22 +149,22 @@ impl Classifications {
     }
 }
 
-/// Removes every candidate the classification refuses, recording each as an exclusion.
-pub fn restrict(plan: &mut RoutePlan, catalog: &Catalog, classification: &Classification) {
-    plan.exclude_where(|c| {
-        let endpoint = catalog
-            .model(&c.model)
-            .and_then(|m| m.endpoints.get(c.endpoint));
-        match (catalog.provider(&c.provider), endpoint) {
-            (Some(p), Some(e)) => classification.refuses(p, e),
-            _ => Some("data_classification:provider"),
-        }
-    });
+impl crate::restrict::Restriction for Classification {
+    fn refuses(
+        &self,
+        _model: &str,
+        provider: &Provider,
+        endpoint: &Endpoint,
+    ) -> Option<&'static str> {
+        Classification::refuses(self, provider, endpoint)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::Catalog;
+    use crate::routing::RoutePlan;
 
     /// Providers: `t` trains, `k` keeps 30 days, `l` keeps 90, `z` is ZDR, `b` is BYOK and
     /// retains, `f` is ZDR but its endpoint is free.
@@ -306,7 +302,8 @@ mod tests {
             });
         }
         let all = Classifications::default();
-        restrict(&mut plan, &catalog, all.get("internal").expect("internal"));
+        let internal = all.get("internal").expect("internal");
+        crate::restrict::narrow(&mut plan, &catalog, &[internal]).expect("some remain");
         let kept: Vec<&str> = plan
             .candidates
             .iter()

@@ -1143,7 +1143,7 @@ fn normalized(list: &[String]) -> Vec<String> {
 
 impl Effective {
     /// The policy part of one guardrail (no content rules).
-    fn layer(g: &Guardrail) -> Effective {
+    pub fn layer(g: &Guardrail) -> Effective {
         let mut zdr = [false; 5];
         for group in [
             ZdrGroup::Anthropic,
@@ -1269,9 +1269,7 @@ impl Effective {
         if self.zdr_required(&provider.slug) && !provider.data_policy.zdr {
             return Some("guardrail:zdr");
         }
-        let free = endpoint.pricing.prompt.amount.is_zero()
-            && endpoint.pricing.completion.amount.is_zero();
-        if provider.data_policy.training && !self.training_allowed(free) {
+        if provider.data_policy.training && !self.training_allowed(endpoint.pricing.is_free()) {
             return Some("guardrail:training");
         }
         None
@@ -1315,30 +1313,15 @@ pub fn combine(layers: &[Guardrail]) -> Result<Effective, String> {
     Ok(effective)
 }
 
-/// Removes every candidate the guardrail refuses, recording each as an exclusion.
-pub fn restrict(
-    plan: &mut crate::routing::RoutePlan,
-    catalog: &crate::catalog::Catalog,
-    g: &Guardrail,
-) {
-    restrict_effective(plan, catalog, &Effective::layer(g));
-}
-
-/// Removes every candidate the layered policy refuses, recording each as an exclusion.
-pub fn restrict_effective(
-    plan: &mut crate::routing::RoutePlan,
-    catalog: &crate::catalog::Catalog,
-    effective: &Effective,
-) {
-    plan.exclude_where(|c| {
-        let endpoint = catalog
-            .model(&c.model)
-            .and_then(|m| m.endpoints.get(c.endpoint));
-        match (catalog.provider(&c.provider), endpoint) {
-            (Some(p), Some(e)) => effective.refuses(&c.model, p, e),
-            _ => Some("guardrail:provider"),
-        }
-    });
+impl crate::restrict::Restriction for Effective {
+    fn refuses(
+        &self,
+        model: &str,
+        provider: &Provider,
+        endpoint: &Endpoint,
+    ) -> Option<&'static str> {
+        Effective::refuses(self, model, provider, endpoint)
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! - [`audit`]: the tamper-evident audit chain (canonical encoding, hashing, verification).
 //! - [`classification`]: data classifications and the providers each allows.
 //! - [`guard`]: guardrails: content detectors, redaction, model and provider rules.
+//! - [`restrict`]: narrowing a route plan (training settings, classifications, guardrails).
 //! - [`periods`]: UTC day, week and month windows for limits.
 //!
 //! Invariants:
@@ -29,4 +30,5 @@ pub mod keys;
 pub mod money;
 pub mod periods;
 pub mod pricing;
+pub mod restrict;
 pub mod routing;

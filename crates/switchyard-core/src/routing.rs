@@ -405,6 +405,8 @@ pub mod reasons {
     pub const REQUIRE_PARAMETERS: &str = "require_parameters";
     /// The circuit breaker is open.
     pub const CIRCUIT_OPEN: &str = "circuit_open";
+    /// The catalogue no longer has the endpoint (reloaded while the request was planned).
+    pub const UNKNOWN_ENDPOINT: &str = "unknown_endpoint";
 }
 
 /// The routing decision.
@@ -762,10 +764,7 @@ impl Rules {
         }) {
             return Some(reasons::QUANTIZATION);
         }
-        if variant == Some(Variant::Free)
-            && !(endpoint.pricing.prompt.amount.is_zero()
-                && endpoint.pricing.completion.amount.is_zero())
-        {
+        if variant == Some(Variant::Free) && !endpoint.pricing.is_free() {
             return Some(reasons::NOT_FREE);
         }
         if self.max_price.exceeded_by(endpoint) {

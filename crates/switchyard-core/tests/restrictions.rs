@@ -6,8 +6,9 @@
 use proptest::prelude::*;
 use switchyard_core::catalog::Catalog;
 use switchyard_core::chat::ChatRequest;
-use switchyard_core::classification::{self, Classifications};
+use switchyard_core::classification::Classifications;
 use switchyard_core::guard::{self, Guardrail};
+use switchyard_core::restrict::{self, Restriction};
 use switchyard_core::routing::{self, HealthSnapshot, Policy, RouteContext};
 
 #[derive(Debug, Clone)]
@@ -139,10 +140,14 @@ proptest! {
         ) else {
             return Ok(());
         };
+        let effective = guard::Effective::layer(&g);
+        let mut restrictions: Vec<&dyn Restriction> = Vec::new();
         if let Some(c) = class {
-            classification::restrict(&mut plan, &catalog, c);
+            restrictions.push(c);
         }
-        guard::restrict(&mut plan, &catalog, &g);
+        restrictions.push(&effective);
+        // An emptied plan is a refusal: nothing is attempted, which the loop below sees.
+        let _ = restrict::narrow(&mut plan, &catalog, &restrictions);
         // Attempts walk the candidates in order until one succeeds.
         let mut attempted = Vec::new();
         for (i, c) in plan.candidates.iter().enumerate() {

@@ -84,16 +84,16 @@ pub async fn generation_content(
         return Err(not_found());
     }
     let cipher = state.content_cipher.as_ref().ok_or_else(|| {
-        ApiError::new(
-            503,
+        ApiError::of(
+            crate::error::ErrorKind::Unavailable,
             "Logged content cannot be read: the content key is not configured",
         )
     })?;
     let plain = cipher
         .decrypt(&row.id, &row.nonce, &row.ciphertext)
         .ok_or_else(|| {
-            ApiError::new(
-                500,
+            ApiError::of(
+                crate::error::ErrorKind::Internal,
                 "Logged content could not be decrypted with the configured key",
             )
         })?;

@@ -22,7 +22,9 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
+
 use std::time::{Duration, Instant};
+use tokio_util::task::TaskTracker;
 
 use switchyard_core::money::Money;
 use switchyard_core::periods::Periods;
@@ -279,8 +281,10 @@ impl Budgets {
     }
 }
 
-/// A hold taken for one request.
-#[derive(Debug, Clone)]
+/// A hold taken for one request, owned by whoever runs the request. Settling it charges the
+/// exact cost; dropping it unsettled (the client went away, the request failed, a path forgot
+/// to settle) releases it: in memory at once, in the store through a tracked background task.
+#[derive(Debug)]
 pub struct Hold {
     /// The hold's id (the generation id).
     pub id: String,
@@ -292,40 +296,109 @@ pub struct Hold {
     pub amount: Money,
     /// Where it is kept.
     pub mode: HoldMode,
+    ledger: Ledger,
+    armed: bool,
 }
 
-/// The holds of this gateway.
-#[derive(Debug)]
+impl Hold {
+    /// Charges `cost` (in memory at once; the recorder writes the same charge to the store) and
+    /// ends the hold. Returns the id of the store's hold that the settlement must release, when
+    /// the hold is in the store.
+    pub fn settle(mut self, cost: Money, is_byok: bool, at_ms: i64) -> Option<String> {
+        self.armed = false;
+        self.ledger.inner.open.fetch_sub(1, Ordering::Relaxed);
+        if self.mode == HoldMode::Memory {
+            self.ledger.budgets().settle(
+                &self.key_hash,
+                &self.account_id,
+                self.amount,
+                cost,
+                is_byok,
+                at_ms,
+            );
+            return None;
+        }
+        Some(std::mem::take(&mut self.id))
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let ledger = &self.ledger;
+        ledger.inner.open.fetch_sub(1, Ordering::Relaxed);
+        if self.mode == HoldMode::Memory {
+            ledger
+                .budgets()
+                .release(&self.key_hash, &self.account_id, self.amount);
+            return;
+        }
+        let store = ledger.inner.store.clone();
+        let id = std::mem::take(&mut self.id);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            ledger.inner.tasks.spawn_on(
+                async move {
+                    if let Err(e) = store.release(&id).await {
+                        tracing::error!(error = %e, generation_id = %id, "releasing a hold failed");
+                    }
+                },
+                &handle,
+            );
+        } else {
+            // No runtime (the process is ending): the hold stays in the store and is released
+            // at the next start as a stale hold.
+            tracing::warn!(generation_id = %id, "a database hold could not be released");
+        }
+    }
+}
+
+/// The holds of this gateway; a cheap handle to shared state.
+#[derive(Debug, Clone)]
 pub struct Ledger {
+    inner: std::sync::Arc<LedgerInner>,
+}
+
+#[derive(Debug)]
+struct LedgerInner {
     mode: HoldMode,
     budgets: Mutex<Budgets>,
     open: AtomicI64,
+    store: Store,
+    tasks: TaskTracker,
 }
 
 impl Ledger {
-    /// A ledger keeping holds as `mode` says.
-    pub fn new(mode: HoldMode) -> Ledger {
+    /// A ledger keeping holds as `mode` says, over `store`; releases of database holds run on
+    /// `tasks`, which shutdown waits for.
+    pub fn new(mode: HoldMode, store: Store, tasks: TaskTracker) -> Ledger {
         Ledger {
-            mode,
-            budgets: Mutex::new(Budgets::default()),
-            open: AtomicI64::new(0),
+            inner: std::sync::Arc::new(LedgerInner {
+                mode,
+                budgets: Mutex::new(Budgets::default()),
+                open: AtomicI64::new(0),
+                store,
+                tasks,
+            }),
         }
     }
 
     /// Where holds are kept.
     pub fn mode(&self) -> HoldMode {
-        self.mode
+        self.inner.mode
     }
 
     /// Holds taken by this process and not yet settled or released.
     pub fn open_holds(&self) -> i64 {
-        self.open.load(Ordering::Relaxed)
+        self.inner.open.load(Ordering::Relaxed)
     }
 
     fn budgets(&self) -> std::sync::MutexGuard<'_, Budgets> {
         // Every operation under the lock leaves the budgets consistent, so a panic elsewhere
         // cannot have left them half-changed.
-        self.budgets
+        self.inner
+            .budgets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -333,20 +406,23 @@ impl Ledger {
     /// Holds `amount` for request `id` against the key's limit and its account's credits.
     pub async fn hold(
         &self,
-        store: &Store,
         id: &str,
         key: &KeyRecord,
         amount: Money,
         now_ms: i64,
     ) -> StoreResult<Result<Hold, HoldRefused>> {
+        let store = &self.inner.store;
         let hold = Hold {
             id: id.to_owned(),
             key_hash: key.hash.clone(),
             account_id: key.account_id.clone(),
             amount,
-            mode: self.mode,
+            mode: self.inner.mode,
+            ledger: self.clone(),
+            // Armed once granted (in `taken`): a refused hold has nothing to release.
+            armed: false,
         };
-        if self.mode == HoldMode::Database {
+        if self.inner.mode == HoldMode::Database {
             let held = store
                 .hold(id, &key.hash, &key.account_id, amount, now_ms)
                 .await?;
@@ -423,37 +499,12 @@ impl Ledger {
     }
 
     /// Counts a granted hold as open.
-    fn taken(&self, held: Result<(), HoldRefused>, hold: Hold) -> Result<Hold, HoldRefused> {
-        if held.is_ok() {
-            self.open.fetch_add(1, Ordering::Relaxed);
-        }
-        held.map(|()| hold)
-    }
-
-    /// Ends a hold without charging: a memory hold is released here, a database hold by the
-    /// caller through the store.
-    pub fn release(&self, hold: &Hold) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
-        if hold.mode == HoldMode::Memory {
-            self.budgets()
-                .release(&hold.key_hash, &hold.account_id, hold.amount);
-        }
-    }
-
-    /// Charges a settled cost in memory and releases the hold. The recorder writes the same
-    /// charge to the store.
-    pub fn settle(&self, hold: &Hold, cost: Money, is_byok: bool, at_ms: i64) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
-        if hold.mode == HoldMode::Memory {
-            self.budgets().settle(
-                &hold.key_hash,
-                &hold.account_id,
-                hold.amount,
-                cost,
-                is_byok,
-                at_ms,
-            );
-        }
+    fn taken(&self, held: Result<(), HoldRefused>, mut hold: Hold) -> Result<Hold, HoldRefused> {
+        held.map(|()| {
+            self.inner.open.fetch_add(1, Ordering::Relaxed);
+            hold.armed = true;
+            hold
+        })
     }
 
     /// A key's spend over its windows in memory (standard, BYOK), when it is known here.

@@ -3,9 +3,11 @@
 //! Layout:
 //! - [`config`]: TOML configuration with environment overrides.
 //! - [`state`]: shared state (catalogue snapshot, store, HTTP client) and authentication.
-//! - [`engine`]: the chat request lifecycle (plan, hold, attempts, stream, settle).
+//! - [`formats`]: the client formats at the pipeline's edge (chat, Anthropic Messages).
+//! - [`engine`]: the request pipeline, which knows no wire format (prepare, hold, attempt,
+//!   respond or stream, settle and audit).
 //! - [`api`]: models, endpoints, providers, keys, credits and generation APIs.
-//! - [`error`]: the one place errors become OpenRouter-shaped responses.
+//! - [`error`]: the one error type, and the one table from its kind to an HTTP status.
 //! - [`workers`]: the serving threads, one single-threaded runtime per core.
 //!
 //! Invariants:
@@ -19,10 +21,12 @@
 
 pub mod api;
 pub mod audit;
+pub mod clock;
 pub mod config;
 pub mod content;
 pub mod engine;
 pub mod error;
+pub mod formats;
 pub mod guardrails;
 pub mod ledger;
 pub mod metrics;
@@ -43,11 +47,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use switchyard_core::catalog::{Catalog, CatalogError};
-use switchyard_core::chat::ChatRequest;
-use switchyard_formats::messages as messages_api;
 use tokio::net::TcpListener;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind, GatewayError};
+use crate::formats::ClientFormat;
 use crate::state::{InferenceAuth, SharedState};
 
 /// The catalogue bundled into the binary.
@@ -67,112 +70,25 @@ pub fn load_catalog(path: Option<&str>) -> Result<Catalog, CatalogError> {
     }
 }
 
-fn body_error(rejection: BytesRejection) -> ApiError {
-    let status = rejection.status().as_u16();
-    if status == 413 {
-        ApiError::new(
-            413,
-            "Request body is larger than the configured limit (server.body_limit_bytes)",
-        )
-    } else {
-        ApiError::new(
-            status,
-            format!("Could not read the request body: {rejection}"),
-        )
-    }
-}
-
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    match headers
-        .get("content-type")
-        .map(|v| v.to_str().unwrap_or(""))
-    {
-        None => Ok(()),
-        Some(ct)
-            if ct
-                .trim()
-                .to_ascii_lowercase()
-                .starts_with("application/json") =>
-        {
-            Ok(())
-        }
-        Some(ct) => Err(ApiError::new(
-            415,
-            format!("Unsupported content type {ct:?}: send application/json"),
-        )),
-    }
-}
-
+/// `POST /api/v1/chat/completions`.
 async fn chat_completions(
     State(state): State<SharedState>,
-    auth: Result<InferenceAuth, ApiError>,
+    auth: Result<InferenceAuth, GatewayError>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let auth = match auth {
-        Ok(InferenceAuth(a)) => a,
-        Err(e) => {
-            engine::audit_refusal(&state, None, &headers, None, &[], &e, engine::Format::Chat);
-            return Err(e);
-        }
-    };
-    let body = match require_json(&headers).and_then(|()| body.map_err(body_error)) {
-        Ok(b) => b,
-        Err(e) => {
-            engine::audit_refusal(
-                &state,
-                Some(&auth),
-                &headers,
-                None,
-                &[],
-                &e,
-                engine::Format::Chat,
-            );
-            return Err(e);
-        }
-    };
-    engine::chat_completions(state, auth, headers, body).await
+) -> Response {
+    formats::serve(&formats::chat::CHAT, state, auth, headers, body).await
 }
 
 /// `POST /api/v1/messages`: Anthropic's Messages API, routed like any chat request; answers
 /// and errors in Anthropic's shapes.
 async fn messages(
     State(state): State<SharedState>,
-    auth: Result<InferenceAuth, ApiError>,
+    auth: Result<InferenceAuth, GatewayError>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let format = engine::Format::Messages;
-    let auth = match auth {
-        Ok(InferenceAuth(a)) => a,
-        Err(e) => {
-            engine::audit_refusal(&state, None, &headers, None, &[], &e, format);
-            return e.into_messages_response();
-        }
-    };
-    let mut raw = Bytes::new();
-    let parsed = (|| {
-        auth.require_standard()?;
-        require_json(&headers)?;
-        raw = body.map_err(body_error)?;
-        let value: serde_json::Value = serde_json::from_slice(&raw)
-            .map_err(|e| ApiError::bad_request(format!("Request body is not valid JSON: {e}")))?;
-        let chat = messages_api::request_to_chat(&value).map_err(|e| ApiError::bad_request(e.0))?;
-        ChatRequest::from_value(chat)
-            .map(Box::new)
-            .map_err(|e| ApiError::bad_request(e.0))
-    })();
-    let request = match parsed {
-        Ok(r) => r,
-        Err(e) => {
-            engine::audit_refusal(&state, Some(&auth), &headers, None, &raw, &e, format);
-            return e.into_messages_response();
-        }
-    };
-    match engine::run(state, auth, headers, request, format).await {
-        Ok(response) => response,
-        Err(e) => e.into_messages_response(),
-    }
+    formats::serve(&formats::messages::MESSAGES, state, auth, headers, body).await
 }
 
 async fn not_found(request: Request) -> ApiError {
@@ -200,9 +116,9 @@ async fn envelope_errors(request: Request, next: Next) -> Response {
                 .to_owned(),
             _ => status.canonical_reason().unwrap_or("Error").to_owned(),
         };
-        let e = ApiError::new(status.as_u16(), message);
+        let e = GatewayError::of(ErrorKind::for_status(status.as_u16()), message);
         return if anthropic {
-            e.into_messages_response()
+            formats::messages::MESSAGES.error_response(e)
         } else {
             e.into_response()
         };

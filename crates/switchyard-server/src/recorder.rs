@@ -18,7 +18,7 @@ use switchyard_core::audit::{self, Anchor, GENESIS};
 use switchyard_store::{AuditRow, ContentRow, GenerationRecord, Settlement, Store};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::state::Clock;
+use crate::clock::Clock;
 
 /// Most items written in one transaction.
 const MAX_BATCH: usize = 512;

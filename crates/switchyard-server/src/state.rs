@@ -1,9 +1,8 @@
 //! Shared state of a running gateway, and authentication.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// A health snapshot with when it was taken (wall time, gateway clock).
 type TimedSnapshot = (Option<(Instant, i64)>, Arc<HealthSnapshot>);
@@ -22,6 +21,7 @@ use switchyard_core::classification::Classifications;
 use switchyard_core::health::{HealthConfig, HealthTracker, StickySessions};
 use switchyard_core::routing::HealthSnapshot;
 
+pub use crate::clock::Clock;
 use crate::config::Config;
 use crate::content::ContentCipher;
 use crate::error::ApiError;
@@ -29,27 +29,6 @@ use crate::guardrails::GuardrailCache;
 use crate::ledger::Ledger;
 use crate::recorder::Recorder;
 use crate::settings::SettingsCache;
-
-/// Where time comes from: the system clock, or a fixed instant that tests move.
-#[derive(Debug, Clone)]
-pub enum Clock {
-    /// Wall-clock time.
-    System,
-    /// A settable instant (Unix ms).
-    Manual(Arc<AtomicI64>),
-}
-
-impl Clock {
-    /// Unix milliseconds now.
-    pub fn now_ms(&self) -> i64 {
-        match self {
-            Clock::System => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-            Clock::Manual(t) => t.load(Ordering::SeqCst),
-        }
-    }
-}
 
 /// Everything a request handler needs.
 pub struct AppState {
@@ -136,14 +115,15 @@ impl AppState {
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let ledger = Ledger::new(config.store.hold_mode());
+        let tasks = TaskTracker::new();
+        let ledger = Ledger::new(config.store.hold_mode(), store.clone(), tasks.clone());
         Ok(AppState {
             config,
             catalog: RwLock::new(Arc::new(catalog)),
             store,
             clients,
             secrets,
-            tasks: TaskTracker::new(),
+            tasks,
             recorder: Recorder::spawn(store_for_recorder, audit_key.clone(), clock.clone()),
             audit_key,
             content_cipher,

@@ -1,0 +1,237 @@
+//! The attempt stage: send to each candidate in turn until one answers 2xx. A retryable
+//! failure (connect, timeout, 5xx, 429, the provider's own fault) moves on to the next
+//! candidate; a failure that is the request's own fault returns at once.
+//!
+//! Invariant: only the transport lives here; the codecs build and read the bodies.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
+use switchyard_core::routing::Candidate;
+use switchyard_providers::{codec_for, Target};
+
+use crate::engine::audit::AttemptRecord;
+use crate::engine::prepare::{resolve, Resolved};
+use crate::engine::Inference;
+use crate::error::{ErrorKind, GatewayError};
+
+/// The upstream's answer headers, from the first candidate that answered 2xx.
+pub struct Answer {
+    /// The candidate that answered.
+    pub candidate: Candidate,
+    /// Its response, body unread.
+    pub response: reqwest::Response,
+}
+
+impl Inference {
+    /// Tries the candidates in order until one answers 2xx.
+    pub async fn attempt(&mut self) -> Result<Answer, GatewayError> {
+        let candidates = self.trail.plan.candidates.clone();
+        let mut last: Option<GatewayError> = None;
+        for candidate in candidates {
+            let catalog = std::sync::Arc::clone(&self.catalog);
+            let Some(r) = resolve(&catalog, &candidate) else {
+                continue;
+            };
+            // An endpoint whose circuit opened since the plan, or whose probe slot is taken,
+            // is skipped.
+            if !self
+                .state
+                .health
+                .admit(&r.model.id, &r.endpoint.tag, self.state.now_ms())
+            {
+                last = Some(
+                    GatewayError::of(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "{} is failing and temporarily not sent requests (circuit open); try again shortly",
+                            r.provider.name
+                        ),
+                    )
+                    .with_metadata("provider_name", json!(r.provider.name)),
+                );
+                continue;
+            }
+            let result = self.send(&r).await;
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(e) => e.error_type(),
+            };
+            metrics::counter!("switchyard_upstream_attempts_total",
+                "provider" => r.provider.slug.clone(), "outcome" => outcome)
+            .increment(1);
+            match result {
+                Ok(response) => {
+                    self.trail.attempts.push(AttemptRecord {
+                        provider: r.provider.slug.clone(),
+                        model: r.model.id.clone(),
+                        status: response.status().as_u16(),
+                        error: None,
+                    });
+                    return Ok(Answer {
+                        candidate,
+                        response,
+                    });
+                }
+                Err(err) => {
+                    tracing::warn!(
+                        generation_id = %self.trail.generation_id,
+                        provider = %r.provider.slug,
+                        kind = ?err.kind,
+                        status = ?err.status,
+                        "upstream attempt failed"
+                    );
+                    self.trail.attempts.push(AttemptRecord {
+                        provider: r.provider.slug.clone(),
+                        model: r.model.id.clone(),
+                        status: err.status.unwrap_or(err.client_status()),
+                        error: Some(err.clone()),
+                    });
+                    if err.retryable() || err.kind == UpstreamErrorKind::ProviderAuth {
+                        self.state.record_failure(&r.model.id, &r.endpoint.tag);
+                    }
+                    let e = GatewayError::upstream(&err, &r.provider.name);
+                    if !err.retryable() {
+                        return Err(self.with_previous_errors(e));
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        let e = last.unwrap_or_else(|| {
+            GatewayError::of(
+                ErrorKind::Upstream(502),
+                "No provider could serve this request",
+            )
+        });
+        Err(self.with_previous_errors(e))
+    }
+
+    /// Adds every failed attempt to the error's metadata when there was more than one.
+    pub fn with_previous_errors(&self, e: GatewayError) -> GatewayError {
+        let previous: Vec<Value> = self
+            .trail
+            .attempts
+            .iter()
+            .filter(|a| a.error.is_some())
+            .map(|a| {
+                json!({
+                    "provider": a.provider,
+                    "model": a.model,
+                    "status": a.status,
+                    "code": a.error.as_ref().map(|e| e.client_status()),
+                    "message": a.error.as_ref().map(|e| e.message.clone()),
+                })
+            })
+            .collect();
+        if previous.len() > 1 {
+            e.with_metadata("previous_errors", Value::Array(previous))
+        } else {
+            e
+        }
+    }
+
+    /// One upstream request; any non-2xx answer becomes an [`UpstreamError`].
+    async fn send(&self, r: &Resolved<'_>) -> Result<reqwest::Response, UpstreamError> {
+        let codec = codec_for(r.provider.kind).ok_or_else(|| {
+            UpstreamError::new(
+                UpstreamErrorKind::Server,
+                None,
+                format!(
+                    "Provider kind {} is not supported by this build",
+                    r.provider.kind.as_str()
+                ),
+            )
+        })?;
+        let api_key = match &r.provider.api_key_env {
+            Some(env) => Some(self.state.secrets.get(env).map(String::as_str).ok_or_else(
+                || {
+                    UpstreamError::new(
+                        UpstreamErrorKind::ProviderAuth,
+                        None,
+                        format!(
+                            "{} has no provider key configured (set {env})",
+                            r.provider.name
+                        ),
+                    )
+                },
+            )?),
+            None => None,
+        };
+        let target = Target {
+            provider: r.provider,
+            endpoint: r.endpoint,
+            api_key,
+        };
+        let upstream = codec
+            .encode(&self.request, &target)
+            .map_err(|e| UpstreamError::new(UpstreamErrorKind::InvalidRequest, Some(400), e.0))?;
+        let sent = Instant::now();
+        let mut builder = match self.state.upstream_url(&upstream.url) {
+            Some(url) => self.state.http().post(url),
+            None => self.state.http().post(&upstream.url),
+        }
+        .body(upstream.body);
+        for (name, value) in &upstream.headers {
+            builder = builder.header(name, value);
+        }
+        let timeout = self.state.config.server.upstream_timeout();
+        let response = tokio::time::timeout(timeout, builder.send())
+            .await
+            .map_err(|_| {
+                UpstreamError::new(
+                    UpstreamErrorKind::Timeout,
+                    None,
+                    format!(
+                        "{} did not answer within {}s",
+                        r.provider.name,
+                        timeout.as_secs_f64()
+                    ),
+                )
+            })?
+            .map_err(|e| transport_error(&e, &r.provider.name))?;
+        metrics::histogram!("switchyard_upstream_duration_seconds", "provider" => r.provider.slug.clone())
+            .record(sent.elapsed().as_secs_f64());
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(response);
+        }
+        let body = read_limited(response, timeout).await.unwrap_or_default();
+        Err(codec.decode_error(status, &body))
+    }
+}
+
+/// Classifies a transport failure.
+pub fn transport_error(err: &reqwest::Error, provider: &str) -> UpstreamError {
+    if err.is_timeout() {
+        UpstreamError::new(
+            UpstreamErrorKind::Timeout,
+            None,
+            format!("{provider} timed out"),
+        )
+    } else {
+        UpstreamError::new(
+            UpstreamErrorKind::Connection,
+            None,
+            format!("Could not reach {provider}: connection failed"),
+        )
+    }
+}
+
+/// Reads a whole upstream body (error bodies, non-streamed answers) within the timeout.
+pub async fn read_limited(
+    response: reqwest::Response,
+    timeout: Duration,
+) -> Result<Bytes, UpstreamError> {
+    match tokio::time::timeout(timeout, response.bytes()).await {
+        Err(_) => Err(UpstreamError::new(
+            UpstreamErrorKind::Timeout,
+            None,
+            "The provider stopped sending its answer",
+        )),
+        Ok(Err(e)) => Err(transport_error(&e, "the provider")),
+        Ok(Ok(bytes)) => Ok(bytes),
+    }
+}

@@ -1,0 +1,334 @@
+//! The first stage: what the request may do and what it may cost. Account settings, the key's
+//! guardrail (budget, then content rules), the data classification, the route plan narrowed by
+//! every restriction, and the hold of the most the request can cost.
+
+use axum::http::HeaderMap;
+use rand::Rng;
+use serde_json::json;
+use serde_json::value::RawValue;
+use switchyard_core::audit;
+use switchyard_core::catalog::{Catalog, Endpoint, Model, Provider};
+use switchyard_core::chat::ChatRequest;
+use switchyard_core::guard::{self, Screening};
+use switchyard_core::money::Money;
+use switchyard_core::pricing;
+use switchyard_core::restrict::{self, Restriction, TrainingSettings};
+use switchyard_core::routing::{self, Candidate, Policy, RouteContext, RouteError, RoutePlan};
+
+use crate::engine::Inference;
+use crate::error::GatewayError;
+use crate::guardrails;
+use crate::state::{Authenticated, SharedState};
+
+/// Header naming the data classification of a request's content.
+pub const CLASSIFICATION_HEADER: &str = "x-switchyard-data-classification";
+
+/// Request attribution read from headers.
+#[derive(Debug, Clone, Default)]
+pub struct Attribution {
+    /// `HTTP-Referer`.
+    pub http_referer: Option<String>,
+    /// `X-OpenRouter-Title` (or legacy `X-Title`).
+    pub app_title: Option<String>,
+    /// `x-session-id`.
+    pub session_id: Option<String>,
+    /// `X-OpenRouter-Metadata: enabled`.
+    pub metadata: bool,
+}
+
+impl Attribution {
+    /// Reads the attribution headers.
+    pub fn from_headers(headers: &HeaderMap) -> Attribution {
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.chars().take(512).collect::<String>())
+        };
+        let metadata = [
+            "x-openrouter-metadata",
+            "x-openrouter-experimental-metadata",
+        ]
+        .iter()
+        .any(|h| get(h).is_some_and(|v| v.eq_ignore_ascii_case("enabled")));
+        Attribution {
+            http_referer: get("http-referer").or_else(|| get("referer")),
+            app_title: get("x-openrouter-title").or_else(|| get("x-title")),
+            session_id: get("x-session-id"),
+            metadata,
+        }
+    }
+}
+
+/// A candidate resolved against the catalogue.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved<'a> {
+    /// The model.
+    pub model: &'a Model,
+    /// The endpoint.
+    pub endpoint: &'a Endpoint,
+    /// Its provider.
+    pub provider: &'a Provider,
+}
+
+/// Resolves a candidate; `None` when the catalogue no longer has it.
+pub fn resolve<'a>(catalog: &'a Catalog, c: &Candidate) -> Option<Resolved<'a>> {
+    let model = catalog.model(&c.model)?;
+    let endpoint = model.endpoints.get(c.endpoint)?;
+    let provider = catalog.provider(&endpoint.provider)?;
+    Some(Resolved {
+        model,
+        endpoint,
+        provider,
+    })
+}
+
+/// Refuses the request when the key's guardrail budget for the current window is spent.
+async fn check_guardrail_budget(
+    state: &SharedState,
+    g: &guardrails::Compiled,
+    key: &Authenticated,
+) -> Result<(), GatewayError> {
+    let (Some(limit), Some(interval)) =
+        (g.guardrail.limit(), g.guardrail.reset_interval.as_deref())
+    else {
+        return Ok(());
+    };
+    // The key record may come from the cache: its spend is read fresh, from the ledger when it
+    // keeps the key's spend in memory, else from the store.
+    let now = state.now_ms();
+    let (usage, byok) = match state.ledger.key_usage(&key.key.hash, now) {
+        Some(u) => u,
+        None => {
+            let fresh = state.store.key(&key.key.hash, now).await?;
+            let record = fresh.as_ref().unwrap_or(&key.key);
+            (record.usage, record.byok_usage)
+        }
+    };
+    let pick = |w: &switchyard_store::WindowUsage| match interval {
+        "daily" => w.daily,
+        "weekly" => w.weekly,
+        _ => w.monthly,
+    };
+    let mut spent = pick(&usage);
+    if g.guardrail.include_byok_in_budgets {
+        spent = spent.saturating_add(pick(&byok));
+    }
+    if spent >= limit {
+        return Err(GatewayError::guardrail(
+            format!(
+                "Request blocked by guardrail {:?}: its {interval} budget of {limit} is spent ({spent} used)",
+                g.guardrail.name
+            ),
+            &g.guardrail.id,
+        ));
+    }
+    Ok(())
+}
+
+/// The error for a plan that a restriction emptied.
+fn emptied(code: &'static str, message: String, plan: &RoutePlan) -> GatewayError {
+    GatewayError::route(RouteError::NoEndpoints {
+        code,
+        message,
+        plan: Box::new(plan.clone()),
+    })
+}
+
+/// Plans, narrows and holds. The trail keeps what is learnt on the way, also when the request
+/// is refused.
+pub async fn prepare(
+    state: SharedState,
+    format: &'static dyn crate::formats::ClientFormat,
+    mut trail: super::audit::Trail,
+    key: Authenticated,
+    headers: &HeaderMap,
+    mut request: Box<ChatRequest>,
+) -> Result<Inference, (super::audit::Trail, GatewayError)> {
+    macro_rules! refuse {
+        ($e:expr) => {
+            return Err((trail, $e))
+        };
+    }
+    let now = trail.created_ms;
+    if request.session_id.is_some() {
+        trail.attribution.session_id.clone_from(&request.session_id);
+    }
+    let settings = match state.settings.get(&state.store, &key.key.account_id).await {
+        Ok(s) => s,
+        Err(e) => refuse!(e.into()),
+    };
+    // The key's guardrail: budget, then content filters (which may redact the request).
+    let guard = match state.guardrails.for_key(&state.store, &key.key.hash).await {
+        Ok(g) => g,
+        Err(e) => refuse!(e.into()),
+    };
+    if let Some(g) = &guard {
+        if let Err(e) = check_guardrail_budget(&state, g, &key).await {
+            refuse!(e);
+        }
+        match guard::screen(&mut request, &g.rules) {
+            Screening::Blocked { rule, .. } => {
+                refuse!(GatewayError::guardrail(
+                    format!(
+                        "Request blocked by guardrail {:?}: the content matched rule {rule:?}",
+                        g.guardrail.name
+                    ),
+                    &g.guardrail.id,
+                )
+                .with_metadata("rule", json!(rule)));
+            }
+            Screening::Allowed { findings, .. } => {
+                trail.guardrail = RawValue::from_string(audit::canonical_json(
+                    &json!({"id": g.guardrail.id, "name": g.guardrail.name, "findings": findings}),
+                ))
+                .ok();
+            }
+        }
+    }
+    let catalog = state.catalog();
+    let session = request
+        .session_id
+        .clone()
+        .or_else(|| trail.attribution.session_id.clone());
+    let context = RouteContext {
+        sticky_provider: session.as_deref().and_then(|s| state.sessions.get(s, now)),
+        random: rand::thread_rng().gen::<f64>(),
+    };
+    let health = state.health_snapshot();
+    let requested_class = headers
+        .get(CLASSIFICATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let classification = match state
+        .classifications
+        .resolve(settings.data_classification.as_deref(), requested_class)
+    {
+        Ok(c) => c,
+        Err(m) => {
+            // The record names what was asked for, so that a refusal can be traced.
+            trail.classification = requested_class.map(|c| c.chars().take(64).collect());
+            refuse!(GatewayError::bad_request(m))
+        }
+    };
+    trail.classification = classification.map(|(name, _)| name.to_ascii_lowercase());
+    // Training is judged after routing, paid and free apart; the rest of the account policy
+    // in routing.
+    let policy = Policy {
+        deny_training: false,
+        zdr_only: settings.zdr_only,
+        allowed_providers: settings.allowed_providers.clone(),
+        ignored_providers: settings.ignored_providers.clone(),
+    };
+    match routing::plan(&request, &catalog, &health, &policy, &context) {
+        Ok(plan) => trail.plan = plan,
+        Err(RouteError::NoEndpoints {
+            code,
+            message,
+            plan,
+        }) => {
+            trail.plan = (*plan).clone();
+            refuse!(GatewayError::route(RouteError::NoEndpoints {
+                code,
+                message,
+                plan
+            }));
+        }
+        Err(e) => refuse!(GatewayError::route(e)),
+    }
+    // Every restriction the request did not choose narrows the plan in one place.
+    let training = TrainingSettings {
+        allow_paid: settings.allow_training_paid,
+        allow_free: settings.allow_training_free,
+    };
+    let effective = guard
+        .as_ref()
+        .map(|g| guard::Effective::layer(&g.guardrail));
+    let narrowed = {
+        let mut restrictions: Vec<&dyn Restriction> = vec![&training];
+        if let Some((_, c)) = classification {
+            restrictions.push(c);
+        }
+        if let Some(e) = &effective {
+            restrictions.push(e);
+        }
+        restrict::narrow(&mut trail.plan, &catalog, &restrictions)
+    };
+    if let Err(restrict::Emptied(i)) = narrowed {
+        let e = match (i, classification) {
+            (0, _) => emptied(
+                "privacy_restricted",
+                "No endpoint of the requested models satisfies this account's data policy (training is not allowed): see availability.excluded".to_owned(),
+                &trail.plan,
+            ),
+            (1, Some((name, _))) => emptied(
+                "privacy_restricted",
+                format!("No endpoint of the requested models is allowed for data classified {name:?}: see availability.excluded"),
+                &trail.plan,
+            ),
+            _ => {
+                let g = guard.as_ref().map(|g| &g.guardrail);
+                let mut e = emptied(
+                    "guardrail_restricted",
+                    format!(
+                        "Request blocked by guardrail {:?}: no endpoint of the requested models is allowed (see availability.excluded)",
+                        g.map_or("", |g| g.name.as_str())
+                    ),
+                    &trail.plan,
+                );
+                e.kind = crate::error::ErrorKind::GuardrailRefused;
+                e.with_metadata("guardrail_id", json!(g.map_or("", |g| g.id.as_str())))
+            }
+        };
+        refuse!(e);
+    }
+
+    // Hold the most any candidate could cost; at least one pico-dollar, so that an account
+    // without credits is refused even for free models.
+    let prompt_bound = request.estimated_prompt_tokens().saturating_mul(2);
+    let mut amount = Money::from_picos(1);
+    for c in &trail.plan.candidates {
+        let Some(r) = resolve(&catalog, c) else {
+            continue;
+        };
+        let room = r
+            .endpoint
+            .context_length
+            .saturating_sub(request.estimated_prompt_tokens());
+        let mut max_out = request
+            .max_output_tokens()
+            .unwrap_or_else(|| r.endpoint.max_completion_tokens.unwrap_or(room));
+        if let Some(cap) = r.endpoint.max_completion_tokens {
+            max_out = max_out.min(cap);
+        }
+        let Some(cost) = pricing::max_cost(prompt_bound, max_out, &r.endpoint.pricing) else {
+            refuse!(GatewayError::bad_request(
+                "This request's maximum cost is out of range"
+            ));
+        };
+        amount = amount.max(cost);
+    }
+    let hold = match state
+        .ledger
+        .hold(&trail.generation_id, &key.key, amount, now)
+        .await
+    {
+        Ok(Ok(hold)) => hold,
+        Ok(Err(refused)) => refuse!(GatewayError::hold_refused(refused)),
+        Err(e) => refuse!(e.into()),
+    };
+    Ok(Inference {
+        format,
+        settings,
+        hold: Some(hold),
+        state,
+        key,
+        request,
+        catalog,
+        trail,
+        started: std::time::Instant::now(),
+    })
+}

@@ -1,0 +1,127 @@
+//! The respond stage of a non-streamed request: read and decode the provider's answer into the
+//! canonical completion, render it in the client's format, and settle after the answer is on
+//! its way.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use switchyard_core::audit;
+use switchyard_core::pricing::{self, Usage};
+use switchyard_formats::openrouter::{Completion, UsageOut};
+use switchyard_providers::codec_for;
+
+use crate::engine::attempt::{read_limited, Answer};
+use crate::engine::prepare::resolve;
+use crate::engine::{estimate_tokens, Inference};
+use crate::error::GatewayError;
+
+/// Adds the generation id header to an answer.
+pub fn with_generation_header(mut response: Response, id: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(id) {
+        response.headers_mut().insert("x-generation-id", value);
+    }
+    response
+}
+
+/// Decodes, renders and settles a non-streamed answer.
+pub async fn complete(
+    mut p: Inference,
+    answer: Answer,
+) -> Result<Response, (Inference, GatewayError)> {
+    let catalog = Arc::clone(&p.catalog);
+    let Some(r) = resolve(&catalog, &answer.candidate) else {
+        let e = GatewayError::internal(&"the served endpoint left the catalogue snapshot");
+        return Err((p, e));
+    };
+    let Some(codec) = codec_for(r.provider.kind) else {
+        let e = GatewayError::internal(&"the served provider kind has no codec");
+        return Err((p, e));
+    };
+    let latency = p.started.elapsed();
+    let body = read_limited(answer.response, p.state.config.server.upstream_timeout())
+        .await
+        .and_then(|b| codec.decode(&b));
+    let completion = match body {
+        Ok(c) => c,
+        Err(err) => {
+            p.state.record_failure(&r.model.id, &r.endpoint.tag);
+            let e = p.with_previous_errors(GatewayError::upstream(&err, &r.provider.name));
+            return Err((p, e));
+        }
+    };
+    let usage = completion.usage.unwrap_or_else(|| {
+        let chars: usize = completion
+            .choices
+            .iter()
+            .filter_map(|c| c.get("message"))
+            .map(|m| serde_json::to_string(m).map_or(0, |s| s.len()))
+            .sum();
+        Usage {
+            prompt_tokens: p.request.estimated_prompt_tokens(),
+            completion_tokens: estimate_tokens(chars),
+            ..Usage::default()
+        }
+    });
+    let cost = pricing::cost(&usage, &r.endpoint.pricing).unwrap_or_default();
+    p.record_success(&r, Some(latency), usage.completion_tokens);
+    let metadata = p
+        .trail
+        .attribution
+        .metadata
+        .then(|| p.metadata_json(Some(&answer.candidate)));
+    let out = Completion {
+        id: &p.trail.generation_id,
+        object: "chat.completion",
+        created: p.created(),
+        model: &r.model.id,
+        provider: &r.provider.name,
+        system_fingerprint: completion.system_fingerprint.as_ref(),
+        service_tier: completion.service_tier.as_ref(),
+        choices: &completion.choices,
+        usage: UsageOut::new(&usage, &cost, r.provider.byok),
+        openrouter_metadata: metadata.as_ref(),
+    };
+    let body = match p.format.render(&out) {
+        Ok(body) => body,
+        Err(e) => return Err((p, e)),
+    };
+    let response = (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    let response = with_generation_header(response, &p.trail.generation_id);
+    // The settlement and the audit record are built after the answer is on its way: the hold
+    // is kept until then, and shutdown waits for the task.
+    let tasks = p.state.tasks.clone();
+    let candidate = answer.candidate;
+    tasks.spawn(async move {
+        let Some(r) = resolve(&catalog, &candidate) else {
+            return;
+        };
+        let first = completion.choices.first();
+        let text_of = |field: &str| {
+            first
+                .and_then(|c| c.get(field))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let mut record = p.record(&r, &usage, cost.total);
+        record.upstream_id = completion.upstream_id.clone();
+        record.latency_ms = i64::try_from(latency.as_millis()).ok();
+        record.finish_reason = text_of("finish_reason");
+        record.native_finish_reason = text_of("native_finish_reason");
+        let message = first.and_then(|c| c.get("message"));
+        p.log_content(message.cloned().unwrap_or(Value::Null));
+        let completion_text = message
+            .and_then(|m| m.get("content"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let completion_sha256 = audit::sha256_hex(completion_text.as_bytes());
+        p.settle(record, &r, Some(completion_sha256));
+    });
+    Ok(response)
+}

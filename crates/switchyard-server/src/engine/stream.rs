@@ -1,0 +1,277 @@
+//! The respond stage of a streamed request: commit to a stream once a provider answered 2xx,
+//! forward its chunks as they arrive (rendered by the client's format), end with the usage, or
+//! with the format's error event if the provider breaks; then settle what was produced.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use axum::response::Response;
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
+use switchyard_core::pricing::{self, Usage};
+use switchyard_formats::openrouter::{Chunk, UsageOut};
+use switchyard_providers::{codec_for, StreamEvent};
+use tokio::sync::mpsc;
+
+use crate::engine::attempt::{transport_error, Answer};
+use crate::engine::prepare::resolve;
+use crate::engine::respond::with_generation_header;
+use crate::engine::{estimate_tokens, Inference};
+use crate::error::GatewayError;
+
+/// The most of a stream gathered for one write to the client.
+const COALESCE_MAX: usize = 64 * 1024;
+
+/// Attempts, then answers with a stream.
+pub async fn stream(mut p: Inference) -> Result<Response, (Inference, GatewayError)> {
+    let answer = match p.attempt().await {
+        Ok(a) => a,
+        Err(e) => return Err((p, e)),
+    };
+    let (tx, mut rx) = mpsc::channel::<Bytes>(64);
+    let body = Body::from_stream(futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|o| o.map(Ok::<Bytes, std::convert::Infallible>))
+    }));
+    let response = match Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(body)
+    {
+        Ok(r) => with_generation_header(r, &p.trail.generation_id),
+        Err(e) => return Err((p, GatewayError::internal(&e))),
+    };
+    let tasks = p.state.tasks.clone();
+    tasks.spawn(pump(p, answer, tx));
+    Ok(response)
+}
+
+/// How a stream ended.
+enum End {
+    /// The provider finished.
+    Done,
+    /// The client went away.
+    Cancelled,
+    /// The provider failed.
+    Failed(UpstreamError),
+}
+
+/// Forwards one upstream stream to the client, then settles.
+async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
+    let catalog = Arc::clone(&p.catalog);
+    let Some(r) = resolve(&catalog, &answer.candidate) else {
+        return;
+    };
+    let Some(codec) = codec_for(r.provider.kind) else {
+        return;
+    };
+    let config = p.state.config.server.clone();
+    let mut decoder = codec.stream_decoder();
+    let mut upstream = answer.response.bytes_stream();
+    let mut usage: Option<Usage> = None;
+    let mut upstream_id: Option<String> = None;
+    let mut finish: Option<(Option<String>, Option<String>)> = None;
+    let mut produced_chars = 0usize;
+    let mut completion_hash = Sha256::new();
+    let mut logged: Option<String> =
+        (p.settings.prompt_logging && p.state.content_cipher.is_some()).then(String::new);
+    let mut first_byte: Option<Duration> = None;
+    let generation_id = p.trail.generation_id.clone();
+    let head = Chunk::head(&generation_id, p.created(), &r.model.id, &r.provider.name);
+    let mut renderer = p.format.streamer(&head);
+    let active = metrics::gauge!("switchyard_active_streams");
+    active.increment(1.0);
+
+    let mut keepalive = tokio::time::interval(config.keepalive());
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick fires at once: the client sees a comment before the first token.
+    // The frames made from one upstream read go to the client in one write, as soon as the read
+    // is decoded; the last of them leave with the stream's final frames.
+    let mut pending: Vec<u8> = Vec::new();
+    // A piece of the upstream body that was already there when the last was decoded.
+    let mut ready = None;
+    let end = 'outer: loop {
+        let next = if let Some(piece) = ready.take() {
+            Ok(piece)
+        } else {
+            tokio::select! {
+                biased;
+                () = tx.closed() => break End::Cancelled,
+                _ = keepalive.tick() => {
+                    if tx.send(Bytes::from(renderer.keepalive())).await.is_err() {
+                        break End::Cancelled;
+                    }
+                    continue;
+                }
+                next = tokio::time::timeout(config.stream_idle_timeout(), upstream.next()) => next,
+            }
+        };
+        let eof = matches!(next, Ok(None));
+        let events = match next {
+            Err(_) => {
+                break End::Failed(UpstreamError::new(
+                    UpstreamErrorKind::Timeout,
+                    Some(504),
+                    format!(
+                        "{} stopped sending for {}s",
+                        r.provider.name, config.stream_idle_timeout_secs
+                    ),
+                ))
+            }
+            Ok(None) => decoder.finish(),
+            Ok(Some(Err(e))) => break End::Failed(transport_error(&e, &r.provider.name)),
+            Ok(Some(Ok(bytes))) => decoder.feed(&bytes),
+        };
+        for event in events {
+            match event {
+                StreamEvent::Chunk {
+                    upstream_id: id,
+                    choices,
+                    usage: u,
+                } => {
+                    if upstream_id.is_none() {
+                        upstream_id = id;
+                    }
+                    if u.is_some() {
+                        usage = u;
+                    }
+                    if choices.is_empty() {
+                        continue;
+                    }
+                    for c in &choices {
+                        if let Some(delta) = c.get("delta") {
+                            for field in ["content", "reasoning", "refusal"] {
+                                produced_chars +=
+                                    delta.get(field).and_then(Value::as_str).map_or(0, str::len);
+                            }
+                            if let Some(text) = delta.get("content").and_then(Value::as_str) {
+                                completion_hash.update(text.as_bytes());
+                                if let Some(log) = logged.as_mut() {
+                                    log.push_str(text);
+                                }
+                            }
+                            if let Some(calls) = delta.get("tool_calls") {
+                                produced_chars += calls.to_string().len();
+                            }
+                        }
+                        if let Some(reason) = c.get("finish_reason").and_then(Value::as_str) {
+                            let native = c
+                                .get("native_finish_reason")
+                                .and_then(Value::as_str)
+                                .map(str::to_owned);
+                            finish = Some((Some(reason.to_owned()), native));
+                        }
+                    }
+                    first_byte.get_or_insert_with(|| p.started.elapsed());
+                    if let Some(bytes) = renderer.chunk(&Chunk {
+                        choices: &choices,
+                        ..head
+                    }) {
+                        pending.extend_from_slice(&bytes);
+                    }
+                    keepalive.reset();
+                }
+                StreamEvent::Error(e) => break 'outer End::Failed(e),
+                StreamEvent::Done => break 'outer End::Done,
+            }
+        }
+        // The HTTP client hands the body over one chunk at a time, even when one read brought
+        // several (a provider writing its events in a burst): once its task has run, whatever
+        // it already holds joins this write, so a burst leaves in one write, not one each.
+        // Nothing waits for bytes that have not arrived.
+        if !eof && !pending.is_empty() && pending.len() < COALESCE_MAX {
+            tokio::task::yield_now().await;
+            if let Some(piece) = upstream.next().now_or_never() {
+                ready = Some(piece);
+                continue;
+            }
+        }
+        if !pending.is_empty()
+            && tx
+                .send(Bytes::from(std::mem::take(&mut pending)))
+                .await
+                .is_err()
+        {
+            break End::Cancelled;
+        }
+        if eof {
+            // Some servers close without `[DONE]`: that is a normal end once a finish reason came.
+            break if finish.is_some() {
+                End::Done
+            } else {
+                End::Failed(UpstreamError::new(
+                    UpstreamErrorKind::Connection,
+                    Some(502),
+                    format!("{} closed the stream before finishing", r.provider.name),
+                ))
+            };
+        }
+    };
+    drop(upstream);
+    active.decrement(1.0);
+
+    // Billed for what was produced: the provider's count, else an estimate from the text
+    // forwarded; a stream that produced nothing and reported nothing costs nothing.
+    let usage = match usage {
+        Some(u) => u,
+        None if first_byte.is_some() => Usage {
+            prompt_tokens: p.request.estimated_prompt_tokens(),
+            completion_tokens: estimate_tokens(produced_chars),
+            ..Usage::default()
+        },
+        None => Usage::default(),
+    };
+    let cost = pricing::cost(&usage, &r.endpoint.pricing).unwrap_or_default();
+    let mut record = p.record(&r, &usage, cost.total);
+    record.streamed = true;
+    record.upstream_id = upstream_id;
+    record.latency_ms = first_byte.and_then(|d| i64::try_from(d.as_millis()).ok());
+    if let Some((reason, native)) = finish {
+        record.finish_reason = reason;
+        record.native_finish_reason = native;
+    }
+    match &end {
+        End::Done => p.record_success(&r, first_byte, usage.completion_tokens),
+        End::Failed(_) => p.state.record_failure(&r.model.id, &r.endpoint.tag),
+        End::Cancelled => {}
+    }
+    match end {
+        End::Done => {
+            let mut last = serde_json::to_value(head).unwrap_or(Value::Null);
+            last["usage"] = serde_json::to_value(UsageOut::new(&usage, &cost, r.provider.byok))
+                .unwrap_or(Value::Null);
+            if p.trail.attribution.metadata {
+                last["openrouter_metadata"] = p.metadata_json(Some(&answer.candidate));
+            }
+            pending.extend_from_slice(&renderer.done(&last));
+            let _ = tx.send(Bytes::from(pending)).await;
+        }
+        End::Cancelled => {
+            record.cancelled = true;
+            record.status = 499;
+        }
+        End::Failed(err) => {
+            tracing::warn!(generation_id = %generation_id, provider = %r.provider.slug, kind = ?err.kind, "stream failed after it started");
+            let e = GatewayError::upstream(&err, &r.provider.name);
+            pending.extend_from_slice(&renderer.failed(&head, &e));
+            let _ = tx.send(Bytes::from(pending)).await;
+            record.finish_reason = Some("error".to_owned());
+            record.status = err.client_status();
+            record.error_message = Some(err.message.clone());
+        }
+    }
+    // The client's stream ends with the last event; settling happens after.
+    drop(tx);
+    let completion_sha256 = hex::encode(completion_hash.finalize());
+    if let Some(text) = logged {
+        p.log_content(serde_json::json!({"role": "assistant", "content": text}));
+    }
+    p.settle(record, &r, Some(completion_sha256));
+}

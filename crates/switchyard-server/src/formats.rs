@@ -1,0 +1,137 @@
+//! The client formats at the pipeline's edge. Each parses its request into the canonical chat
+//! request and renders the canonical result (the OpenRouter completion, its stream chunks, and
+//! [`GatewayError`]s) in its own shapes; the pipeline ([`crate::engine`]) knows none of them.
+//!
+//! Adding a client format is one module implementing [`ClientFormat`] (its pure wire shapes in
+//! `switchyard-formats`), one route using [`serve`], and its fixtures and tests.
+//!
+//! Invariant: every inference answer, error or not, carries the `X-Generation-Id` made when the
+//! request arrived, and every refusal is audited under that id.
+
+pub mod chat;
+pub mod messages;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::Value;
+use switchyard_core::audit;
+use switchyard_core::chat::ChatRequest;
+use switchyard_formats::openrouter::{Chunk, Completion};
+
+use crate::engine::audit::Trail;
+use crate::engine::Attribution;
+use crate::error::{ErrorKind, GatewayError};
+use crate::state::{InferenceAuth, SharedState};
+
+/// A wire format a client speaks to the gateway.
+pub trait ClientFormat: Send + Sync + 'static {
+    /// The format's name in the audit record and in `/generation`'s `api_type`.
+    fn name(&self) -> &'static str;
+    /// Parses a request body into the canonical request. Errors name the field at fault and
+    /// never quote the value.
+    fn parse(&self, body: &[u8]) -> Result<ChatRequest, GatewayError>;
+    /// Renders a non-streamed answer as the JSON body the client expects.
+    fn render(&self, completion: &Completion<'_>) -> Result<Vec<u8>, GatewayError>;
+    /// A renderer for one stream, whose chunks share `head`.
+    fn streamer(&self, head: &Chunk<'_>) -> Box<dyn StreamRenderer>;
+    /// The error envelope of this format.
+    fn error_body(&self, e: &GatewayError) -> Value;
+    /// The error as a response in this format's envelope.
+    fn error_response(&self, e: GatewayError) -> Response {
+        let body = self.error_body(&e);
+        e.respond(body)
+    }
+}
+
+/// Renders one stream in a client's format.
+pub trait StreamRenderer: Send {
+    /// Sent while waiting for the provider.
+    fn keepalive(&mut self) -> Vec<u8>;
+    /// A canonical chunk; `None` when it gives the client nothing yet.
+    fn chunk(&mut self, chunk: &Chunk<'_>) -> Option<Vec<u8>>;
+    /// The end of a successful stream; `last` is the canonical chunk with `usage` (and
+    /// `openrouter_metadata` when asked for).
+    fn done(&mut self, last: &Value) -> Vec<u8>;
+    /// A failure after the stream started.
+    fn failed(&mut self, head: &Chunk<'_>, e: &GatewayError) -> Vec<u8>;
+}
+
+fn body_error(rejection: BytesRejection) -> GatewayError {
+    let status = rejection.status().as_u16();
+    if status == 413 {
+        GatewayError::of(
+            ErrorKind::PayloadTooLarge,
+            "Request body is larger than the configured limit (server.body_limit_bytes)",
+        )
+    } else {
+        GatewayError::of(
+            ErrorKind::for_status(status),
+            format!("Could not read the request body: {rejection}"),
+        )
+    }
+}
+
+/// Refuses a body that says it is something other than JSON.
+pub fn require_json(headers: &HeaderMap) -> Result<(), GatewayError> {
+    match headers
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or(""))
+    {
+        None => Ok(()),
+        Some(ct)
+            if ct
+                .trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json") =>
+        {
+            Ok(())
+        }
+        Some(ct) => Err(GatewayError::of(
+            ErrorKind::UnsupportedMediaType,
+            format!(
+                "Unsupported content type {:?}: send application/json",
+                ct.chars().take(100).collect::<String>()
+            ),
+        )),
+    }
+}
+
+/// Serves one inference request in `format`: the generation id is made first, then the key,
+/// the content type and the body are checked and the request parsed; a refusal on the way is
+/// audited and answered in the format's envelope; the rest is the pipeline's.
+pub async fn serve(
+    format: &'static dyn ClientFormat,
+    state: SharedState,
+    auth: Result<InferenceAuth, GatewayError>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let mut trail = Trail::arrive(
+        state.now_ms(),
+        format.name(),
+        Attribution::from_headers(&headers),
+    );
+    let key = match auth {
+        Ok(InferenceAuth(key)) => key,
+        Err(e) => return crate::engine::refuse(&state, format, &trail, e),
+    };
+    trail.account_id = Some(key.key.account_id.clone());
+    trail.key_hash = Some(key.key.hash.clone());
+    let parsed = key
+        .require_standard()
+        .and_then(|()| require_json(&headers))
+        .and_then(|()| body.map_err(body_error))
+        .and_then(|body| {
+            // Until the body parses, its hash stands for the prompt.
+            trail.prompt_sha256 = audit::sha256_hex(&body);
+            format.parse(&body)
+        });
+    match parsed {
+        Ok(request) => {
+            crate::engine::run(state, format, trail, key, headers, Box::new(request)).await
+        }
+        Err(e) => crate::engine::refuse(&state, format, &trail, e),
+    }
+}

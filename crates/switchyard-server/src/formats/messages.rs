@@ -1,0 +1,109 @@
+//! Anthropic's Messages API (`POST /api/v1/messages`): requests translated into the canonical
+//! chat request, answers and events rendered in Anthropic's shapes, errors in Anthropic's
+//! envelope. The translation itself is `switchyard_formats::messages`.
+
+use serde_json::{json, Value};
+use switchyard_core::chat::ChatRequest;
+use switchyard_formats::messages::{self as wire, StreamTranscoder};
+use switchyard_formats::openrouter::{Chunk, Completion};
+
+use crate::error::GatewayError;
+use crate::formats::{ClientFormat, StreamRenderer};
+
+/// The Messages format.
+pub struct Messages;
+
+/// The one instance routes use.
+pub static MESSAGES: Messages = Messages;
+
+impl ClientFormat for Messages {
+    fn name(&self) -> &'static str {
+        "messages"
+    }
+
+    fn parse(&self, body: &[u8]) -> Result<ChatRequest, GatewayError> {
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
+            GatewayError::bad_request(format!(
+                "Request body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let chat = wire::request_to_chat(&value).map_err(|e| GatewayError::bad_request(e.0))?;
+        ChatRequest::from_value(chat).map_err(|e| GatewayError::bad_request(e.0))
+    }
+
+    fn render(&self, completion: &Completion<'_>) -> Result<Vec<u8>, GatewayError> {
+        let value = serde_json::to_value(completion).map_err(|e| GatewayError::internal(&e))?;
+        serde_json::to_vec(&wire::response_from_chat(&value))
+            .map_err(|e| GatewayError::internal(&e))
+    }
+
+    fn streamer(&self, head: &Chunk<'_>) -> Box<dyn StreamRenderer> {
+        Box::new(MessagesStream {
+            transcoder: Box::new(StreamTranscoder::new(head.id, head.model)),
+            started: false,
+        })
+    }
+
+    fn error_body(&self, e: &GatewayError) -> Value {
+        wire::error_body(e.status(), &e.message)
+    }
+}
+
+/// Anthropic's typed events; `started` once `message_start` went out.
+struct MessagesStream {
+    transcoder: Box<StreamTranscoder>,
+    started: bool,
+}
+
+fn frame(events: &[wire::Event]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 * events.len());
+    for e in events {
+        out.extend_from_slice(&wire::frame(e));
+    }
+    out
+}
+
+impl MessagesStream {
+    /// `message_start`, once, before anything else.
+    fn start(&mut self, events: &mut Vec<wire::Event>) {
+        if !std::mem::replace(&mut self.started, true) {
+            events.push(self.transcoder.start());
+        }
+    }
+}
+
+impl StreamRenderer for MessagesStream {
+    /// Anthropic clients get `message_start` first, then pings.
+    fn keepalive(&mut self) -> Vec<u8> {
+        let mut events = Vec::new();
+        self.start(&mut events);
+        if events.is_empty() {
+            events.push(("ping", json!({"type": "ping"})));
+        }
+        frame(&events)
+    }
+
+    fn chunk(&mut self, chunk: &Chunk<'_>) -> Option<Vec<u8>> {
+        let mut events = Vec::new();
+        self.start(&mut events);
+        let chunk = serde_json::to_value(chunk).unwrap_or(Value::Null);
+        events.extend(self.transcoder.chunk(&chunk));
+        (!events.is_empty()).then(|| frame(&events))
+    }
+
+    fn done(&mut self, last: &Value) -> Vec<u8> {
+        let mut events = Vec::new();
+        self.start(&mut events);
+        events.extend(
+            self.transcoder
+                .finish(last.get("usage").unwrap_or(&Value::Null)),
+        );
+        frame(&events)
+    }
+
+    fn failed(&mut self, _head: &Chunk<'_>, e: &GatewayError) -> Vec<u8> {
+        frame(&self.transcoder.error(e.status(), &e.message))
+    }
+}
