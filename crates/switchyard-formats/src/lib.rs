@@ -11,3 +11,4 @@
 //!   never silently changed.
 
 pub mod messages;
+pub mod responses;
