@@ -25,7 +25,9 @@
 //!   `text.format` is `response_format` (`json_schema`, `json_object`; `text` is the default);
 //!   `text.verbosity` is `verbosity`; `reasoning` {effort, summary, enabled, max_tokens} is the
 //!   chat `reasoning`; function `tools` and `tool_choice` take the chat shapes;
-//!   `safety_identifier` is the end-user id (`user`) when `user` is absent.
+//!   `safety_identifier` is the end-user id (`user`) when `user` is absent. An empty `tools`
+//!   list is no tools, and without tools `tool_choice` auto or none and `parallel_tool_calls`
+//!   change nothing and are left out (OpenAI-compatible upstreams refuse them).
 //! - `prompt_cache_key` is forwarded, and is the sticky-routing `session_id` when the request
 //!   has none: both exist to send a conversation to the same backend for cache hits.
 //! - `metadata` (at most 16 string pairs) is recorded with the request, never forwarded.
@@ -262,6 +264,24 @@ pub fn request_to_chat(body: &Value, sealer: &dyn Sealer) -> Result<Value, Respo
             }
         },
         Some(_) => return err("safety_identifier: must be a string"),
+    }
+    if out
+        .get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+    {
+        // No tools is what an empty list says; OpenAI-compatible upstreams refuse `[]`, and
+        // tool settings without tools.
+        out.remove("tools");
+    }
+    if !out.contains_key("tools") {
+        out.remove("parallel_tool_calls");
+        if matches!(
+            out.get("tool_choice").and_then(Value::as_str),
+            Some("auto" | "none")
+        ) {
+            out.remove("tool_choice");
+        }
     }
     if !out.contains_key("session_id") {
         if let Some(key) = out.get("prompt_cache_key").cloned() {
@@ -1940,16 +1960,22 @@ mod tests {
                 json!({"temperature": 0.2, "top_p": 0.5}),
             ),
             (
-                json!({"tool_choice": "required"}),
-                json!({"tool_choice": "required"}),
+                json!({"tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}, "strict": null}], "tool_choice": "required", "parallel_tool_calls": false}),
+                json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}], "tool_choice": "required", "parallel_tool_calls": false}),
             ),
             (
-                json!({"tool_choice": {"type": "function", "name": "f"}}),
-                json!({"tool_choice": {"type": "function", "function": {"name": "f"}}}),
+                json!({"tools": [{"type": "function", "name": "f"}], "tool_choice": {"type": "function", "name": "f"}}),
+                json!({"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {"type": "function", "function": {"name": "f"}}}),
             ),
+            // Without tools, tool settings that change nothing are left out.
             (
-                json!({"parallel_tool_calls": false}),
-                json!({"parallel_tool_calls": false}),
+                json!({"tools": [], "tool_choice": "auto", "parallel_tool_calls": true}),
+                json!({}),
+            ),
+            (json!({"tool_choice": "none"}), json!({})),
+            (
+                json!({"tool_choice": "required"}),
+                json!({"tool_choice": "required"}),
             ),
             (
                 json!({"reasoning": {"effort": "low", "summary": "detailed", "max_tokens": null}}),
