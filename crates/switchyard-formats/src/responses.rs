@@ -1396,7 +1396,8 @@ impl std::fmt::Debug for StreamTranscoder {
         f.debug_struct("StreamTranscoder")
             .field("id", &self.ctx.id)
             .field("sequence", &self.sequence)
-            .field("open", &self.open)
+            // The open item holds generated text: only whether there is one is shown.
+            .field("item_open", &self.open.is_some())
             .field("ended", &self.ended)
             .finish_non_exhaustive()
     }
