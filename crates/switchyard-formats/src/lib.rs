@@ -12,3 +12,4 @@
 
 pub mod messages;
 pub mod openrouter;
+pub mod responses;

@@ -19,6 +19,10 @@
 //!   of `max_tokens` (at least 1024, Anthropic's minimum, with `max_tokens` raised above it).
 //!   With thinking on, `temperature` and `top_k` are not sent and `top_p` only from 0.95 up
 //!   (Anthropic refuses other values together with thinking).
+//! - Thinking comes back as `reasoning_details` (`thinking` as a signed `reasoning.text`,
+//!   `redacted_thinking` as `reasoning.encrypted`, format `anthropic-claude-v1`), streamed or
+//!   not, and goes back in a later turn as the same blocks. Unsigned text and details another
+//!   provider made (another `format`) are not sent: Anthropic only accepts its own signatures.
 //! - A trailing assistant message is a prefill; its trailing whitespace is trimmed, which
 //!   Anthropic requires of the final assistant turn.
 //! - Tool results lead their user turn (Anthropic wants `tool_result` blocks before any text).
@@ -209,6 +213,16 @@ fn assistant_blocks(
 ) -> Result<Vec<Value>, CodecError> {
     let mut blocks = Vec::new();
     for detail in reasoning_details.into_iter().flatten() {
+        // Reasoning another provider produced (a Gemini thought signature, OpenAI encrypted
+        // reasoning) means nothing to Anthropic, which refuses signatures it did not make.
+        // Details without a format are taken as Anthropic's.
+        if detail
+            .get("format")
+            .and_then(Value::as_str)
+            .is_some_and(|f| f != REASONING_FORMAT)
+        {
+            continue;
+        }
         match detail.get("type").and_then(Value::as_str) {
             Some("reasoning.text") => {
                 // Only signed thinking can be sent back.

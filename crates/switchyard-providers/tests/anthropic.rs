@@ -65,6 +65,104 @@ fn encodes_tool_results_documents_and_signed_thinking() {
     insta::assert_json_snapshot!("anthropic_request_agentic", out);
 }
 
+#[test]
+fn reasoning_made_by_other_providers_is_not_sent_back() {
+    let out = encode(
+        &AnthropicCodec,
+        &cat(),
+        &fixture("anthropic", "request_foreign_reasoning.json"),
+    );
+    assert_eq!(
+        out["body"]["messages"][1]["content"],
+        json!([
+            {"type": "thinking", "thinking": "Claude thought", "signature": "claude-sig"},
+            {"type": "redacted_thinking", "data": "claude-redacted"},
+            {"type": "text", "text": "Checking."},
+            {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
+        ])
+    );
+}
+
+/// Merges streamed reasoning details the way a client does: fragments with the same index and
+/// type are one detail.
+fn merge_details(chunks: &serde_json::Value) -> Vec<serde_json::Value> {
+    let mut merged: Vec<serde_json::Value> = Vec::new();
+    for event in chunks.as_array().unwrap() {
+        let details = event.pointer("/chunk/choices/0/delta/reasoning_details");
+        for d in details.and_then(|d| d.as_array()).into_iter().flatten() {
+            let same = merged
+                .iter_mut()
+                .find(|m| m["index"] == d["index"] && m["type"] == d["type"]);
+            match same {
+                None => merged.push(d.clone()),
+                Some(m) => {
+                    for (k, v) in d.as_object().unwrap() {
+                        match (k.as_str(), v.as_str()) {
+                            ("text", Some(t)) => {
+                                m["text"] =
+                                    json!(format!("{}{t}", m["text"].as_str().unwrap_or("")));
+                            }
+                            (_, Some("")) => {}
+                            _ if v.is_null() => {}
+                            _ => m[k.as_str()] = v.clone(),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    merged
+}
+
+/// Thinking comes back, streamed or not, as reasoning details; sent back in the next turn they
+/// are the same thinking blocks.
+#[test]
+fn thinking_round_trips_through_reasoning_details() {
+    let whole = AnthropicCodec
+        .decode(&fixture("anthropic", "response_thinking.json"))
+        .expect("decodes");
+    let streamed = merge_details(&stream_json(
+        &AnthropicCodec,
+        &fixture("anthropic", "stream_thinking.sse"),
+        16,
+    ));
+    let cases = [
+        (
+            whole.choices[0]["message"]["reasoning_details"].clone(),
+            json!([
+                {"type": "thinking", "thinking": "Suppose finitely many primes...", "signature": "EqQBCkYIARgCIkB"},
+                {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"},
+            ]),
+        ),
+        (
+            json!(streamed),
+            json!([
+                {"type": "thinking", "thinking": "Let me solve this step by step", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3h"},
+            ]),
+        ),
+    ];
+    for (details, blocks) in cases {
+        let request = json!({
+            "model": "anthropic/claude-sonnet-4",
+            "messages": [
+                {"role": "user", "content": "Prove it."},
+                {"role": "assistant", "content": "Done.", "reasoning_details": details},
+                {"role": "user", "content": "Again."},
+            ],
+            "reasoning": {"max_tokens": 2048},
+            "max_tokens": 4000,
+        });
+        let out = encode(
+            &AnthropicCodec,
+            &cat(),
+            serde_json::to_vec(&request).unwrap().as_slice(),
+        );
+        let mut want = blocks.as_array().unwrap().clone();
+        want.push(json!({"type": "text", "text": "Done."}));
+        assert_eq!(out["body"]["messages"][1]["content"], json!(want));
+    }
+}
+
 /// A catalogue whose endpoint lists structured outputs.
 fn structured_cat() -> switchyard_core::catalog::Catalog {
     switchyard_core::catalog::Catalog::from_toml(
