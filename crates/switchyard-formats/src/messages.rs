@@ -15,8 +15,8 @@
 //!   canonical equivalent exists the field is *also* translated, for the other provider kinds:
 //!   - `thinking` becomes `reasoning`: `enabled` with `budget_tokens` is `reasoning.max_tokens`,
 //!     `adaptive` is `reasoning.enabled` (the provider's default effort, or
-//!     `output_config.effort` when given), `disabled` is `reasoning.enabled: false`, and
-//!     `display: "omitted"` is `reasoning.exclude`.
+//!     `output_config.effort` when given), and `disabled` is `reasoning.enabled: false`.
+//!     `display` (how much thinking text comes back) is a presentation choice, not translated.
 //!   - `output_config.effort` becomes `reasoning.effort` (unless thinking is disabled), and
 //!     `output_config.format` (a JSON schema) becomes a strict `response_format`.
 //!   - `output_config.task_budget` and `context_management` have no canonical equivalent and
@@ -83,6 +83,9 @@ const REFUSED: &[(&str, &str)] = &[
 
 /// Anthropic's effort levels (`output_config.effort`).
 const EFFORTS: &[&str] = &["low", "medium", "high", "xhigh", "max"];
+
+/// Anthropic's thinking displays (`thinking.display`; `updates` is a beta).
+const THINKING_DISPLAYS: &[&str] = &["summarized", "omitted", "updates"];
 
 /// The most entries `fallbacks` takes.
 const MAX_FALLBACKS: usize = 3;
@@ -512,14 +515,18 @@ fn reasoning(
         }
         _ => return err("thinking.type: must be \"enabled\", \"adaptive\" or \"disabled\""),
     }
+    // `display` only chooses how much thinking text comes back. It is not `reasoning.exclude`,
+    // which drops the reasoning entirely, signatures included, and an Anthropic client must
+    // send signed thinking back with its tool results; other providers return their reasoning
+    // as they do with "summarized".
     match fields.get("display") {
         None | Some(Value::Null) => {}
-        Some(Value::String(d)) if d == "summarized" || d == "updates" => {}
-        Some(Value::String(d)) if d == "omitted" => {
-            reasoning.insert("exclude".into(), json!(true));
-        }
+        Some(Value::String(d)) if THINKING_DISPLAYS.contains(&d.as_str()) => {}
         Some(_) => {
-            return err("thinking.display: must be \"summarized\", \"omitted\" or \"updates\"")
+            return err(format!(
+                "thinking.display: must be one of {}",
+                THINKING_DISPLAYS.join(", ")
+            ))
         }
     }
     Ok(Some(Value::Object(reasoning)))
@@ -612,7 +619,7 @@ fn document_part(block: &Value, at: &str) -> Result<Value, MessagesError> {
     }
 }
 
-/// Content of a `tool_result` block: a string, or text (and image) blocks.
+/// Content of a `tool_result` block: a string, or text, image and document blocks.
 fn tool_result_content(block: &Value, at: &str) -> Result<Value, MessagesError> {
     let mut content = match block.get("content") {
         None | Some(Value::Null) => json!(""),
@@ -624,6 +631,8 @@ fn tool_result_content(block: &Value, at: &str) -> Result<Value, MessagesError> 
                 match b.get("type").and_then(Value::as_str) {
                     Some("text") => parts.push(text_part(b, &at)?),
                     Some("image") => parts.push(image_part(b, &at)?),
+                    // What a file-reading tool returns for a PDF.
+                    Some("document") => parts.push(document_part(b, &at)?),
                     other => {
                         return err(format!(
                             "{at}.type: {} is not allowed in a tool result",
@@ -1585,7 +1594,7 @@ mod tests {
             (
                 json!({"type": "enabled", "budget_tokens": 2048, "display": "omitted"}),
                 json!({"effort": "low"}),
-                json!({"max_tokens": 2048, "effort": "low", "exclude": true}),
+                json!({"max_tokens": 2048, "effort": "low"}),
                 Value::Null,
             ),
             (
@@ -1609,7 +1618,7 @@ mod tests {
             (
                 json!({"type": "adaptive", "display": "omitted"}),
                 json!({"effort": "high"}),
-                json!({"enabled": true, "effort": "high", "exclude": true}),
+                json!({"enabled": true, "effort": "high"}),
                 Value::Null,
             ),
             (
@@ -1716,6 +1725,11 @@ mod tests {
             ),
             // Nowhere to put it: the breakpoint only saves cost, so the result goes without it.
             (json!(""), false, json!("")),
+            (
+                json!([{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}}]),
+                false,
+                json!([{"type": "file", "file": {"filename": "document.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}}]),
+            ),
         ];
         for (content, is_error, want) in cases {
             let out = translate(with(json!({"messages": [

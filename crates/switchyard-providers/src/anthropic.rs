@@ -1331,7 +1331,7 @@ supported_parameters = [{supported}]
         let cases = [
             (json!({}), None),
             (
-                json!({"thinking": {"type": "adaptive", "display": "omitted"}, "reasoning": {"enabled": true, "effort": "high", "exclude": true},
+                json!({"thinking": {"type": "adaptive", "display": "omitted"}, "reasoning": {"enabled": true, "effort": "high"},
                        "output_config": {"effort": "high"}, "context_management": context, "cache_control": {"type": "ephemeral"}}),
                 Some(CONTEXT_MANAGEMENT_BETA.to_owned()),
             ),
