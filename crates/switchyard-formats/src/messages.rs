@@ -129,8 +129,8 @@ pub const MEDIA_PART_TOKENS: u64 = 1600;
 /// An *estimate* of a request's input tokens, for endpoints that cannot count them: a quarter
 /// of the characters of every text (system, messages, tool results, tool calls and their
 /// arguments, reasoning sent back, and each tool's definition serialized as JSON), rounded up,
-/// plus [`MEDIA_PART_TOKENS`] for each image, file, audio or video part. Tokenizers differ; real
-/// counts are usually within a factor of two of this.
+/// plus [`MEDIA_PART_TOKENS`] for each image, file, audio or video part. Tokenizers differ, and
+/// a provider's own count (Anthropic's `count_tokens`) is to be preferred where there is one.
 pub fn estimate_input_tokens(request: &ChatRequest) -> u64 {
     let mut chars: u64 = 0;
     let mut media: u64 = 0;
