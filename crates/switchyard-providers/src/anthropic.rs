@@ -1,7 +1,15 @@
 //! Anthropic's Messages API (`POST {base_url}/messages`), spoken to Anthropic upstreams.
 //!
 //! Decisions:
-//! - System and developer messages become the top-level `system` blocks, wherever they appear.
+//! - System and developer messages before the first turn become the top-level `system` blocks.
+//!   Later ones (mid-conversation system messages) are sent where they stand, as
+//!   `{"role": "system"}` turns, to endpoints whose catalogue entry lists
+//!   [`MID_CONVERSATION_SYSTEM`] (Anthropic's own API with Claude Opus 4.8 and later; older
+//!   models answer 400), wherever Anthropic's placement rules allow: right after a user turn,
+//!   and before an assistant turn or at the end; consecutive ones are merged. Elsewhere, and
+//!   where the rules do not allow them, they are appended in order to the top-level `system`,
+//!   which every model takes: the instruction keeps a system prompt's authority, at the cost of
+//!   a new prompt-cache prefix whenever one is added.
 //! - Consecutive turns of one role are merged (Anthropic requires alternating roles); tool
 //!   results become `tool_result` blocks of a user turn.
 //! - `max_tokens` is required: the request's, else the endpoint's `max_completion_tokens`, else
@@ -13,10 +21,17 @@
 //!   dropped elsewhere, like any unsupported parameter (routing already keeps requests with
 //!   `require_parameters` away from such endpoints, and prefers supporting ones otherwise).
 //!   `json_object` has no schema-less equivalent and is dropped; `text` is the default. A native
-//!   `output_config` (from the gateway's `/messages` endpoint) is sent as is.
+//!   `output_config` (from the gateway's `/messages` endpoint) is sent as is. A function's
+//!   `strict: true` goes to the same endpoints only.
+//! - Native fields kept by the gateway's `/messages` endpoint are sent as is: `thinking`,
+//!   `output_config`, `context_management` and the top-level `cache_control`. The
+//!   `anthropic-beta` flags the sent fields need are added ([`CONTEXT_MANAGEMENT_BETA`],
+//!   [`TASK_BUDGETS_BETA`], [`THINKING_DISPLAY_UPDATES_BETA`]); any other beta is the caller's.
 //! - Reasoning: a native `thinking` object (from the gateway's `/messages` endpoint) is sent as
 //!   is; otherwise `reasoning.max_tokens` is the thinking budget and `reasoning.effort` a share
-//!   of `max_tokens` (at least 1024, Anthropic's minimum, with `max_tokens` raised above it).
+//!   of `max_tokens` (at least 1024, Anthropic's minimum, with `max_tokens` raised above it),
+//!   except when a native `output_config.effort` is sent: that effort is Anthropic's own, and
+//!   does not turn thinking on.
 //!   With thinking on, `temperature` and `top_k` are not sent and `top_p` only from 0.95 up
 //!   (Anthropic refuses other values together with thinking).
 //! - Thinking comes back as `reasoning_details` (`thinking` as a signed `reasoning.text`,
@@ -28,6 +43,8 @@
 //! - Tool results lead their user turn (Anthropic wants `tool_result` blocks before any text).
 //! - Audio and video parts, and files other than base64 PDFs, cannot be expressed: a
 //!   [`CodecError`] names the part and the provider.
+//! - Token counts: [`AnthropicCodec::encode_count_tokens`] sends the same body, less what a
+//!   count does not take, to `{base_url}/messages/count_tokens`.
 
 use serde_json::{json, Map, Value};
 use switchyard_core::catalog::ProviderKind;
@@ -53,6 +70,19 @@ const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 /// Format tag of Anthropic reasoning details.
 pub const REASONING_FORMAT: &str = "anthropic-claude-v1";
+
+/// The catalogue's name (in an endpoint's `supported_parameters`) for endpoints whose model
+/// takes system messages inside `messages` (Claude Opus 4.8 and later on Anthropic's own API).
+pub const MID_CONVERSATION_SYSTEM: &str = "mid_conversation_system_messages";
+
+/// The `anthropic-beta` flag that `context_management` needs.
+pub const CONTEXT_MANAGEMENT_BETA: &str = "context-management-2025-06-27";
+
+/// The `anthropic-beta` flag that `output_config.task_budget` needs.
+pub const TASK_BUDGETS_BETA: &str = "task-budgets-2026-03-13";
+
+/// The `anthropic-beta` flag that `thinking.display: "updates"` needs.
+pub const THINKING_DISPLAY_UPDATES_BETA: &str = "thinking-display-updates-2026-08-18";
 
 /// Anthropic's stop reasons in the contract's vocabulary.
 pub fn normalize_stop_reason(native: &str) -> &'static str {
@@ -173,6 +203,35 @@ fn push_turn(turns: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
     turns.push(json!({"role": role, "content": blocks}));
 }
 
+/// Keeps the system turns that stand where Anthropic takes them (right after a user turn, and
+/// before an assistant turn or at the end) and moves the others, in order, to the end of the
+/// top-level system prompt; the turns around a moved one are merged.
+fn place_system_turns(turns: Vec<Value>, system: &mut Vec<Value>) -> Vec<Value> {
+    let roles: Vec<String> = turns
+        .iter()
+        .map(|t| t["role"].as_str().unwrap_or("").to_owned())
+        .collect();
+    let mut placed: Vec<Value> = Vec::with_capacity(turns.len());
+    for (i, mut turn) in turns.into_iter().enumerate() {
+        let blocks = match turn["content"].take() {
+            Value::Array(blocks) => blocks,
+            _ => Vec::new(),
+        };
+        if roles[i] == "system" {
+            // System turns are never next to each other (`push_turn` merged them), so moving
+            // one never changes what stands around another.
+            let after_user = i > 0 && roles[i - 1] == "user";
+            let before_assistant = !matches!(roles.get(i + 1), Some(r) if r != "assistant");
+            if !(after_user && before_assistant) {
+                system.extend(blocks);
+                continue;
+            }
+        }
+        push_turn(&mut placed, &roles[i], blocks);
+    }
+    placed
+}
+
 /// Trims the trailing whitespace of a final assistant turn (a prefill), dropping text blocks
 /// left empty; Anthropic refuses a final assistant turn that ends with whitespace.
 fn trim_prefill(turns: &mut Vec<Value>) {
@@ -272,9 +331,17 @@ fn thinking_budget(request: &ChatRequest, max_tokens: u64) -> Option<u64> {
     if let Some(budget) = reasoning.and_then(|r| r.max_tokens) {
         return Some(budget);
     }
+    // A native `output_config.effort` is Anthropic's own effort, sent as is; the canonical
+    // effort translated from it must not also turn thinking on.
+    let native_effort = request
+        .extra
+        .get("output_config")
+        .and_then(|c| c.get("effort"))
+        .is_some_and(|e| !e.is_null());
     let effort = reasoning
         .and_then(|r| r.effort.as_deref())
-        .or(request.reasoning_effort.as_deref());
+        .or(request.reasoning_effort.as_deref())
+        .filter(|_| !native_effort);
     let share = match effort {
         Some("max" | "xhigh") => 0.95,
         Some("high") => 0.8,
@@ -288,36 +355,46 @@ fn thinking_budget(request: &ChatRequest, max_tokens: u64) -> Option<u64> {
     Some(((max_tokens as f64) * share) as u64)
 }
 
+/// Whether the endpoint's catalogue entry lists structured outputs (JSON outputs and strict
+/// tools, which only Anthropic's newer models accept).
+fn structured(target: &Target<'_>) -> bool {
+    let endpoint = target.endpoint;
+    endpoint.supports("response_format") || endpoint.supports("structured_outputs")
+}
+
 /// `response_format` as Anthropic's `output_config.format`, for endpoints that list support.
 fn output_format(request: &ChatRequest, target: &Target<'_>) -> Option<Value> {
     let format = request.response_format.as_ref()?;
     if format.get("type").and_then(Value::as_str) != Some("json_schema") {
         return None;
     }
-    let endpoint = target.endpoint;
-    if !(endpoint.supports("response_format") || endpoint.supports("structured_outputs")) {
+    if !structured(target) {
         return None;
     }
     let schema = format.pointer("/json_schema/schema")?;
     Some(json!({"type": "json_schema", "schema": schema}))
 }
 
-impl Codec for AnthropicCodec {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Anthropic
-    }
-
-    fn encode(
+impl AnthropicCodec {
+    /// The Messages body for a request, without `stream`.
+    fn body(
         &self,
         request: &ChatRequest,
         target: &Target<'_>,
-    ) -> Result<UpstreamRequest, CodecError> {
+    ) -> Result<Map<String, Value>, CodecError> {
+        let in_place = target.endpoint.supports(MID_CONVERSATION_SYSTEM);
         let mut system: Vec<Value> = Vec::new();
         let mut turns: Vec<Value> = Vec::new();
         for message in &request.messages {
             match message {
                 Message::System { content, .. } | Message::Developer { content, .. } => {
-                    part_blocks(content, &mut system)?;
+                    let mut blocks = Vec::new();
+                    part_blocks(content, &mut blocks)?;
+                    if in_place && !turns.is_empty() {
+                        push_turn(&mut turns, "system", blocks);
+                    } else {
+                        system.extend(blocks);
+                    }
                 }
                 Message::User { content, .. } => {
                     let mut blocks = Vec::new();
@@ -349,6 +426,9 @@ impl Codec for AnthropicCodec {
                     push_turn(&mut turns, "user", vec![block]);
                 }
             }
+        }
+        if in_place {
+            turns = place_system_turns(turns, &mut system);
         }
         trim_prefill(&mut turns);
         if turns.is_empty() {
@@ -421,6 +501,9 @@ impl Codec for AnthropicCodec {
                 if let Some(d) = &f.description {
                     t["description"] = json!(d);
                 }
+                if f.strict == Some(true) && structured(target) {
+                    t["strict"] = json!(true);
+                }
                 if let Some(cc) = tool.extra.get("cache_control") {
                     t["cache_control"] = cc.clone();
                 }
@@ -463,27 +546,127 @@ impl Codec for AnthropicCodec {
         } else if let Some(format) = output_format(request, target) {
             body.insert("output_config".into(), json!({ "format": format }));
         }
+        for native in ["context_management", "cache_control"] {
+            if let Some(value) = request.extra.get(native).filter(|v| !v.is_null()) {
+                body.insert(native.into(), value.clone());
+            }
+        }
+        Ok(body)
+    }
+
+    /// A request for Anthropic's token counter, `POST {base_url}/messages/count_tokens` with
+    /// the usual headers: the body [`Codec::encode`] would send, less what a count does not take
+    /// (`max_tokens`, sampling, `stop_sequences`, `metadata`, `stream`).
+    pub fn encode_count_tokens(
+        &self,
+        request: &ChatRequest,
+        target: &Target<'_>,
+    ) -> Result<UpstreamRequest, CodecError> {
+        let mut body = self.body(request, target)?;
+        body.retain(|k, _| COUNT_TOKENS_FIELDS.contains(&k.as_str()));
+        upstream_request(target, "messages/count_tokens", body)
+    }
+
+    /// The count of a successful (2xx) `count_tokens` answer, `{"input_tokens": N}`.
+    pub fn decode_count_tokens(&self, body: &[u8]) -> Result<u64, UpstreamError> {
+        let value: Value = serde_json::from_slice(body).map_err(|e| UpstreamError {
+            raw: Some(raw_excerpt(body)),
+            ..UpstreamError::new(
+                UpstreamErrorKind::InvalidResponse,
+                None,
+                format!("Anthropic answered the token count with a body that is not JSON: {e}"),
+            )
+        })?;
+        if value.get("type").and_then(Value::as_str) == Some("error") {
+            return Err(self.decode_error(502, body));
+        }
+        value
+            .get("input_tokens")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| UpstreamError {
+                raw: Some(raw_excerpt(body)),
+                ..UpstreamError::new(
+                    UpstreamErrorKind::InvalidResponse,
+                    None,
+                    "Anthropic's token count has no `input_tokens`",
+                )
+            })
+    }
+}
+
+/// Members of a Messages body that `count_tokens` takes.
+const COUNT_TOKENS_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "output_config",
+    "context_management",
+    "cache_control",
+];
+
+/// The `anthropic-beta` flags a body needs: the fields of Anthropic's betas that are sent.
+fn betas(body: &Map<String, Value>) -> Vec<&'static str> {
+    let mut betas = Vec::new();
+    if body.contains_key("context_management") {
+        betas.push(CONTEXT_MANAGEMENT_BETA);
+    }
+    if body
+        .get("output_config")
+        .and_then(|c| c.get("task_budget"))
+        .is_some_and(|b| !b.is_null())
+    {
+        betas.push(TASK_BUDGETS_BETA);
+    }
+    if body.get("thinking").and_then(|t| t.get("display")) == Some(&json!("updates")) {
+        betas.push(THINKING_DISPLAY_UPDATES_BETA);
+    }
+    betas
+}
+
+/// `POST {base_url}/{path}` with the usual headers and the body's betas.
+fn upstream_request(
+    target: &Target<'_>,
+    path: &str,
+    body: Map<String, Value>,
+) -> Result<UpstreamRequest, CodecError> {
+    let mut headers = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        ("anthropic-version".to_owned(), API_VERSION.to_owned()),
+    ];
+    let betas = betas(&body);
+    if !betas.is_empty() {
+        headers.push(("anthropic-beta".to_owned(), betas.join(",")));
+    }
+    if let Some(key) = target.api_key {
+        headers.push(("x-api-key".to_owned(), key.to_owned()));
+    }
+    let body = serde_json::to_vec(&Value::Object(body))
+        .map_err(|e| codec_error(format!("could not encode the request: {e}")))?;
+    Ok(UpstreamRequest {
+        url: format!("{}/{path}", target.provider.base_url.trim_end_matches('/')),
+        headers,
+        body,
+    })
+}
+
+impl Codec for AnthropicCodec {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Anthropic
+    }
+
+    fn encode(
+        &self,
+        request: &ChatRequest,
+        target: &Target<'_>,
+    ) -> Result<UpstreamRequest, CodecError> {
+        let mut body = self.body(request, target)?;
         if request.is_stream() {
             body.insert("stream".into(), json!(true));
         }
-
-        let mut headers = vec![
-            ("content-type".to_owned(), "application/json".to_owned()),
-            ("anthropic-version".to_owned(), API_VERSION.to_owned()),
-        ];
-        if let Some(key) = target.api_key {
-            headers.push(("x-api-key".to_owned(), key.to_owned()));
-        }
-        let body = serde_json::to_vec(&Value::Object(body))
-            .map_err(|e| codec_error(format!("could not encode the request: {e}")))?;
-        Ok(UpstreamRequest {
-            url: format!(
-                "{}/messages",
-                target.provider.base_url.trim_end_matches('/')
-            ),
-            headers,
-            body,
-        })
+        upstream_request(target, "messages", body)
     }
 
     fn decode(&self, body: &[u8]) -> Result<Completion, UpstreamError> {
@@ -1004,6 +1187,18 @@ supported_parameters = [{supported}]
                 json!({"type": "adaptive"}),
                 900,
             ),
+            // A native effort is Anthropic's own: the effort translated from it does not turn
+            // thinking on.
+            (
+                json!({"output_config": {"effort": "high"}, "reasoning": {"effort": "high"}, "max_tokens": 9000}),
+                Value::Null,
+                9000,
+            ),
+            (
+                json!({"output_config": {"effort": null}, "reasoning": {"effort": "high"}, "max_tokens": 10000}),
+                json!({"type": "enabled", "budget_tokens": 8000}),
+                10000,
+            ),
         ];
         for (fields, thinking, max_tokens) in cases {
             let body = encode(user(fields.clone()));
@@ -1013,6 +1208,266 @@ supported_parameters = [{supported}]
                 "{fields}"
             );
             assert_eq!(body["max_tokens"], max_tokens, "{fields}");
+        }
+    }
+
+    fn upstream_with(supported: &str, request: Value) -> UpstreamRequest {
+        let catalog = catalog(supported);
+        let model = catalog.model("anthropic/claude").expect("model");
+        let target = Target {
+            provider: catalog.provider("anthropic").expect("provider"),
+            endpoint: &model.endpoints[0],
+            api_key: Some("sk-ant"),
+        };
+        let request = ChatRequest::from_value(request).expect("request");
+        AnthropicCodec.encode(&request, &target).expect("encodes")
+    }
+
+    fn header<'a>(upstream: &'a UpstreamRequest, name: &str) -> Option<&'a str> {
+        upstream
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn system_messages_in_place_or_in_the_system_prompt() {
+        let text = |t: &str| json!([{"type": "text", "text": t}]);
+        let turn = |role: &str, t: &str| json!({"role": role, "content": text(t)});
+        let sys = |t: &str| json!({"role": "system", "content": t});
+        let msg = |role: &str, t: &str| json!({"role": role, "content": t});
+        let supported = format!("\"{MID_CONVERSATION_SYSTEM}\"");
+        // (endpoint lists mid-conversation system messages, messages, system, turns)
+        let cases = [
+            // Leading system messages are the system prompt, everywhere.
+            (
+                true,
+                json!([sys("a"), msg("developer", "b"), msg("user", "u")]),
+                json!([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]),
+                json!([turn("user", "u")]),
+            ),
+            // After a user turn, before an assistant turn or at the end: in place.
+            (
+                true,
+                json!([
+                    sys("top"),
+                    msg("user", "u1"),
+                    sys("s1"),
+                    msg("assistant", "a1"),
+                    msg("user", "u2"),
+                    sys("s2")
+                ]),
+                text("top"),
+                json!([
+                    turn("user", "u1"),
+                    turn("system", "s1"),
+                    turn("assistant", "a1"),
+                    turn("user", "u2"),
+                    turn("system", "s2")
+                ]),
+            ),
+            // Consecutive system messages are merged into one turn.
+            (
+                true,
+                json!([msg("user", "u1"), sys("s1"), msg("developer", "s2")]),
+                Value::Null,
+                json!([turn("user", "u1"), {"role": "system", "content": [{"type": "text", "text": "s1"}, {"type": "text", "text": "s2"}]}]),
+            ),
+            // After an assistant turn, or before a user turn: to the system prompt, in order,
+            // and the turns around them merge.
+            (
+                true,
+                json!([
+                    sys("top"),
+                    msg("user", "u1"),
+                    msg("assistant", "a1"),
+                    sys("late1"),
+                    msg("user", "u2"),
+                    sys("late2"),
+                    msg("user", "u3")
+                ]),
+                json!([{"type": "text", "text": "top"}, {"type": "text", "text": "late1"}, {"type": "text", "text": "late2"}]),
+                json!([turn("user", "u1"), turn("assistant", "a1"),
+                       {"role": "user", "content": [{"type": "text", "text": "u2"}, {"type": "text", "text": "u3"}]}]),
+            ),
+            // A tool result is a user turn.
+            (
+                true,
+                json!([msg("user", "u1"),
+                       {"role": "assistant", "content": null, "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                       {"role": "tool", "tool_call_id": "t1", "content": "r"}, sys("env")]),
+                Value::Null,
+                json!([turn("user", "u1"),
+                       {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+                       {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "r"}]},
+                       turn("system", "env")]),
+            ),
+            // Endpoints that do not list them get every system message in the system prompt.
+            (
+                false,
+                json!([
+                    sys("top"),
+                    msg("user", "u1"),
+                    sys("s1"),
+                    msg("assistant", "a1"),
+                    msg("user", "u2"),
+                    sys("s2")
+                ]),
+                json!([{"type": "text", "text": "top"}, {"type": "text", "text": "s1"}, {"type": "text", "text": "s2"}]),
+                json!([
+                    turn("user", "u1"),
+                    turn("assistant", "a1"),
+                    turn("user", "u2")
+                ]),
+            ),
+        ];
+        for (in_place, messages, system, turns) in cases {
+            let listed = if in_place { supported.as_str() } else { "" };
+            let body = encode_with(
+                listed,
+                json!({"model": "anthropic/claude", "messages": messages}),
+            )
+            .expect("encodes");
+            assert_eq!(
+                body.get("system").cloned().unwrap_or(Value::Null),
+                system,
+                "{messages}"
+            );
+            assert_eq!(body["messages"], turns, "{messages}");
+        }
+    }
+
+    #[test]
+    fn native_fields_go_as_they_are_with_their_betas() {
+        let context = json!({"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]});
+        // (native fields, expected anthropic-beta)
+        let cases = [
+            (json!({}), None),
+            (
+                json!({"thinking": {"type": "adaptive", "display": "omitted"}, "reasoning": {"enabled": true, "effort": "high"},
+                       "output_config": {"effort": "high"}, "context_management": context, "cache_control": {"type": "ephemeral"}}),
+                Some(CONTEXT_MANAGEMENT_BETA.to_owned()),
+            ),
+            (
+                json!({"output_config": {"effort": "high", "task_budget": {"type": "tokens", "total": 64000}},
+                       "thinking": {"type": "adaptive", "display": "updates"}, "context_management": context}),
+                Some(format!(
+                    "{CONTEXT_MANAGEMENT_BETA},{TASK_BUDGETS_BETA},{THINKING_DISPLAY_UPDATES_BETA}"
+                )),
+            ),
+        ];
+        for (fields, beta) in cases {
+            let upstream = upstream_with("", user(fields.clone()));
+            assert_eq!(
+                header(&upstream, "anthropic-beta").map(str::to_owned),
+                beta,
+                "{fields}"
+            );
+            assert_eq!(header(&upstream, "x-api-key"), Some("sk-ant"));
+            let body: Value = serde_json::from_slice(&upstream.body).expect("json");
+            for native in [
+                "thinking",
+                "output_config",
+                "context_management",
+                "cache_control",
+            ] {
+                assert_eq!(body.get(native), fields.get(native), "{native} in {fields}");
+            }
+            assert!(body.get("reasoning").is_none());
+        }
+    }
+
+    #[test]
+    fn strict_tools_go_to_endpoints_with_structured_outputs() {
+        let tools = json!({"tools": [{"type": "function", "function": {"name": "f", "strict": true, "parameters": {"type": "object"}}}]});
+        for (supported, strict) in [("", Value::Null), ("\"structured_outputs\"", json!(true))] {
+            let body = encode_with(supported, user(tools.clone())).expect("encodes");
+            assert_eq!(
+                body["tools"][0]
+                    .get("strict")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+                strict,
+                "{supported}"
+            );
+        }
+    }
+
+    #[test]
+    fn token_counts() {
+        let catalog = catalog("");
+        let model = catalog.model("anthropic/claude").expect("model");
+        let target = Target {
+            provider: catalog.provider("anthropic").expect("provider"),
+            endpoint: &model.endpoints[0],
+            api_key: Some("sk-ant"),
+        };
+        let request = ChatRequest::from_value(json!({
+            "model": "anthropic/claude", "stream": true, "max_tokens": 100, "temperature": 0.5,
+            "user": "u1", "stop": ["x"],
+            "messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "auto",
+            "thinking": {"type": "adaptive"}, "output_config": {"effort": "low"},
+            "context_management": {"edits": [{"type": "clear_thinking_20251015"}]},
+        }))
+        .expect("request");
+        let upstream = AnthropicCodec
+            .encode_count_tokens(&request, &target)
+            .expect("encodes");
+        assert_eq!(
+            upstream.url,
+            "https://api.anthropic.com/v1/messages/count_tokens"
+        );
+        assert_eq!(header(&upstream, "anthropic-version"), Some(API_VERSION));
+        assert_eq!(header(&upstream, "x-api-key"), Some("sk-ant"));
+        assert_eq!(
+            header(&upstream, "anthropic-beta"),
+            Some(CONTEXT_MANAGEMENT_BETA)
+        );
+        let body: Value = serde_json::from_slice(&upstream.body).expect("json");
+        let mut keys: Vec<&str> = body
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "context_management",
+                "messages",
+                "model",
+                "output_config",
+                "system",
+                "thinking",
+                "tool_choice",
+                "tools"
+            ]
+        );
+        assert_eq!(body["model"], "claude-x");
+
+        assert_eq!(
+            AnthropicCodec.decode_count_tokens(br#"{"input_tokens": 2095}"#),
+            Ok(2095)
+        );
+        // (body, error kind)
+        let cases: [(&[u8], UpstreamErrorKind); 4] = [
+            (b"{}", UpstreamErrorKind::InvalidResponse),
+            (
+                b"{\"input_tokens\": -1}",
+                UpstreamErrorKind::InvalidResponse,
+            ),
+            (b"<html>", UpstreamErrorKind::InvalidResponse),
+            (
+                br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+                UpstreamErrorKind::Overloaded,
+            ),
+        ];
+        for (body, kind) in cases {
+            let e = AnthropicCodec
+                .decode_count_tokens(body)
+                .expect_err("not a count");
+            assert_eq!(e.kind, kind, "{}", String::from_utf8_lossy(body));
         }
     }
 
@@ -1357,6 +1812,33 @@ supported_parameters = [{supported}]
             Some((3, 7))
         );
         assert_eq!(events.last(), Some(&StreamEvent::Done));
+    }
+
+    #[test]
+    fn the_first_chunk_carries_the_prompt_usage() {
+        let stream = [
+            event("message_start", json!({"type": "message_start", "message": {"id": "m1", "usage": {
+                "input_tokens": 12, "output_tokens": 1, "cache_read_input_tokens": 2000,
+                "cache_creation_input_tokens": 300}}})),
+            event("ping", json!({"type": "ping"})),
+            event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+            event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}})),
+        ]
+        .concat();
+        let events = events(&stream);
+        let Some(StreamEvent::Chunk {
+            usage: Some(usage),
+            choices,
+            ..
+        }) = events.first()
+        else {
+            panic!("no usage on the first chunk: {events:?}");
+        };
+        assert_eq!(choices[0]["delta"]["role"], "assistant");
+        assert_eq!(usage.prompt_tokens, 2312);
+        assert_eq!(usage.cached_tokens, 2000);
+        assert_eq!(usage.cache_write_tokens, 300);
+        assert_eq!(usage.completion_tokens, 1);
     }
 
     #[test]

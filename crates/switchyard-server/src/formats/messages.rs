@@ -47,7 +47,7 @@ impl ClientFormat for Messages {
     }
 
     fn error_body(&self, e: &GatewayError) -> Value {
-        wire::error_body(e.status(), &e.message)
+        wire::error_body(e.status(), &e.message, e.generation_id.as_deref())
     }
 }
 
