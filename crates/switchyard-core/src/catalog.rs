@@ -1205,7 +1205,8 @@ pricing = { prompt = "0.00000002" }
         // expected words of the message)
         // (text before the tables, a model added after them as (model keys, endpoint keys),
         // expected location, expected words of the message)
-        let cases: Vec<(&str, Option<(&str, &str)>, &str, &str)> = vec![
+        type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a str, &'a str);
+        let cases: Vec<Case<'_>> = vec![
             (
                 "",
                 Some((

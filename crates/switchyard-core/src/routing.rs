@@ -97,9 +97,9 @@ pub struct RouteRequest<'a> {
     pub tools: bool,
     /// Embeddings: the vector length asked for (`dimensions`).
     pub dimensions: Option<u32>,
-    /// Legacy completions: the request uses a field only an endpoint serving the legacy API
-    /// natively can honour.
-    pub legacy_completions: bool,
+    /// Legacy completions: the field that only an endpoint serving the legacy API natively can
+    /// honour (`suffix`, `echo`, several prompts...), when the request uses one.
+    pub legacy_completions: Option<&'static str>,
 }
 
 impl<'a> RouteRequest<'a> {
@@ -118,7 +118,7 @@ impl<'a> RouteRequest<'a> {
             modalities: request.input_modalities(),
             tools: request.tools.as_ref().is_some_and(|t| !t.is_empty()),
             dimensions: None,
-            legacy_completions: false,
+            legacy_completions: None,
         }
     }
 }
@@ -702,7 +702,7 @@ struct Rules {
     soft_parameters: Vec<&'static str>,
     tools: bool,
     dimensions: Option<u32>,
-    legacy_completions: bool,
+    legacy_completions: Option<&'static str>,
 }
 
 /// Parameters that are only ever a soft preference (the contract's list, minus `tools`, which is
@@ -884,7 +884,7 @@ impl Rules {
                 return Some(reasons::DIMENSIONS);
             }
         }
-        if self.legacy_completions && !endpoint.legacy_completions {
+        if self.legacy_completions.is_some() && !endpoint.legacy_completions {
             return Some(reasons::LEGACY_COMPLETIONS);
         }
         None
@@ -1267,12 +1267,12 @@ pub fn plan_request(
     }
 
     if plan.candidates.is_empty() {
-        return Err(no_endpoints(plan));
+        return Err(no_endpoints(plan, request.legacy_completions));
     }
     Ok(plan)
 }
 
-fn no_endpoints(plan: RoutePlan) -> RouteError {
+fn no_endpoints(plan: RoutePlan, legacy_field: Option<&str>) -> RouteError {
     let mut reasons_seen: Vec<&str> = plan.excluded.iter().map(|e| e.reason.as_str()).collect();
     reasons_seen.sort_unstable();
     reasons_seen.dedup();
@@ -1299,6 +1299,12 @@ fn no_endpoints(plan: RoutePlan) -> RouteError {
             "no_endpoints",
             format!("No endpoints found for {models} allowed by the account's provider settings"),
         )
+    };
+    let message = match legacy_field {
+        Some(field) if reasons_seen.contains(&reasons::LEGACY_COMPLETIONS) => {
+            format!("{message}: `{field}` needs an endpoint serving the legacy completions API")
+        }
+        _ => message,
     };
     RouteError::NoEndpoints {
         code,

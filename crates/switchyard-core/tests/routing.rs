@@ -1152,7 +1152,7 @@ fn embedding_route<'a>(
         modalities: vec!["text"],
         tools: false,
         dimensions,
-        legacy_completions: false,
+        legacy_completions: None,
     }
 }
 
@@ -1354,18 +1354,23 @@ fn embedding_dimensions_and_the_legacy_api_filter_endpoints() {
     // A legacy completions request that needs the legacy API: only endpoints serving it.
     let chat = request(json!({"model": "x/chat", "models": ["x/other"]}));
     let mut legacy = RouteRequest::chat(&chat);
-    legacy.legacy_completions = true;
+    legacy.legacy_completions = Some("suffix");
     let plan = plan_for(&catalog, &legacy).expect("routes");
     assert_eq!(pairs(&plan), [p("x/chat", "p")]);
     assert_eq!(reason_of(&plan, "q").as_deref(), Some("legacy_completions"));
     assert_eq!(plan.excluded.len(), 2, "x/chat and x/other on q");
     let only_other = request(json!({"model": "x/other"}));
     let mut legacy = RouteRequest::chat(&only_other);
-    legacy.legacy_completions = true;
+    legacy.legacy_completions = Some("echo");
     match plan_for(&catalog, &legacy) {
         Err(RouteError::NoEndpoints { code, message, .. }) => {
             assert_eq!(code, "constraint_filtered");
-            assert!(message.contains("legacy_completions"), "{message}");
+            assert!(
+                message.contains("excluded by: legacy_completions")
+                    && message
+                        .contains("`echo` needs an endpoint serving the legacy completions API"),
+                "{message}"
+            );
         }
         other => panic!("{other:?}"),
     }
