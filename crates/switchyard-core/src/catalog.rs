@@ -797,11 +797,27 @@ impl Catalog {
                 if kind == ModelKind::Embedding {
                     embedding_endpoint(problems, &at, &e);
                 }
-                if !provider_index.contains_key(&e.provider) {
-                    problems.add(
+                match provider_index.get(&e.provider).map(|&p| providers[p].kind) {
+                    None => problems.add(
                         format!("{at}.provider"),
                         format!("no provider with slug {:?}", e.provider),
-                    );
+                    ),
+                    Some(ProviderKind::Anthropic) if kind == ModelKind::Embedding => problems.add(
+                        format!("{at}.provider"),
+                        "an anthropic provider serves no embeddings",
+                    ),
+                    Some(provider_kind)
+                        if e.legacy_completions && provider_kind != ProviderKind::Openai =>
+                    {
+                        problems.add(
+                            format!("{at}.legacy_completions"),
+                            format!(
+                                "only openai providers serve the legacy completions API, not {}",
+                                provider_kind.as_str()
+                            ),
+                        );
+                    }
+                    Some(_) => {}
                 }
                 let tag = e.tag.unwrap_or_else(|| e.provider.clone());
                 if tag != e.provider && !tag.starts_with(&format!("{}/", e.provider)) {
@@ -1335,6 +1351,24 @@ pricing = { prompt = "0.00000002" }
             )),
                 "models[2] (b/c).output_modalities",
                 "a chat model does not output",
+            ),
+            (
+                "",
+                Some((
+                    "id = \"b/e\"\nkind = \"embedding\"\ndimensions = 4",
+                    "pricing = { prompt = \"0\" }\n[[providers]]\nslug = \"an\"\nname = \"An\"\nkind = \"anthropic\"\nbase_url = \"http://an\"\n[[models.endpoints]]\nprovider = \"an\"\nupstream_model = \"e\"\npricing = { prompt = \"0\" }",
+                )),
+                "models[2] (b/e).endpoints[1].provider",
+                "an anthropic provider serves no embeddings",
+            ),
+            (
+                "",
+                Some((
+                    "id = \"b/c\"",
+                    "pricing = { prompt = \"0\", completion = \"0\" }\n[[providers]]\nslug = \"g\"\nname = \"G\"\nkind = \"gemini\"\nbase_url = \"http://g\"\n[[models.endpoints]]\nprovider = \"g\"\nupstream_model = \"c\"\npricing = { prompt = \"0\", completion = \"0\" }\nlegacy_completions = true",
+                )),
+                "models[2] (b/c).endpoints[1].legacy_completions",
+                "only openai providers serve the legacy completions API, not gemini",
             ),
             (
                 "",
