@@ -417,7 +417,8 @@ fn vision_models_take_images_and_quantizations_are_known() {
 #[test]
 fn embedding_models_at_list_prices() {
     let c = catalog();
-    // (id, provider, USD per million input tokens, native dimensions, takes `dimensions`)
+    // (id, provider, USD per million input tokens, native dimensions, takes `dimensions`,
+    // tokenizer as the models API names it)
     let expected = [
         (
             "openai/text-embedding-3-small",
@@ -425,6 +426,7 @@ fn embedding_models_at_list_prices() {
             "0.02",
             1536,
             true,
+            "GPT",
         ),
         (
             "openai/text-embedding-3-large",
@@ -432,6 +434,7 @@ fn embedding_models_at_list_prices() {
             "0.13",
             3072,
             true,
+            "GPT",
         ),
         (
             "openai/text-embedding-ada-002",
@@ -439,6 +442,7 @@ fn embedding_models_at_list_prices() {
             "0.10",
             1536,
             false,
+            "GPT",
         ),
         (
             "google/gemini-embedding-001",
@@ -446,11 +450,20 @@ fn embedding_models_at_list_prices() {
             "0.15",
             3072,
             true,
+            "Gemini",
         ),
-        ("mistralai/mistral-embed", "mistral", "0.10", 1024, false),
+        (
+            "mistralai/mistral-embed",
+            "mistral",
+            "0.10",
+            1024,
+            false,
+            "Mistral",
+        ),
     ];
-    for (id, provider, per_million, dimensions, supports_dimensions) in expected {
+    for (id, provider, per_million, dimensions, supports_dimensions, tokenizer) in expected {
         let m = c.model(id).unwrap_or_else(|| panic!("{id} missing"));
+        assert_eq!(m.tokenizer, tokenizer, "{id}");
         assert_eq!(m.kind(), ModelKind::Embedding, "{id}");
         assert_eq!(
             m.embedding,
