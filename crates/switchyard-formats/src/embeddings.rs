@@ -174,10 +174,12 @@ fn parse_input(input: &Value) -> Result<EmbeddingInput, EmbeddingsError> {
             return invalid("input must not be an empty array")
         }
         Value::Array(items) => items,
-        other => return invalid(format!(
+        other => {
+            return invalid(format!(
             "input must be a string, an array of strings or token ids, or multimodal items, not {}",
             json_type(other)
-        )),
+        ))
+        }
     };
     match &items[0] {
         Value::Number(_) => Ok(EmbeddingInput::Tokens(vec![tokens(items, "input")?])),
