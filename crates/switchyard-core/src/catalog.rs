@@ -41,6 +41,35 @@ pub const QUANTIZATIONS: &[&str] = &[
     "unknown",
 ];
 
+/// What a model produces: a chat completion or an embedding vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Chat completions (the default).
+    Chat,
+    /// Embedding vectors (`/embeddings`).
+    Embedding,
+}
+
+impl ModelKind {
+    /// The kind's name as written in the catalogue.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Chat => "chat",
+            ModelKind::Embedding => "embedding",
+        }
+    }
+}
+
+/// What an embedding model produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmbeddingSpec {
+    /// Length of the vectors the model produces natively.
+    pub dimensions: u32,
+    /// Whether the model takes the `dimensions` parameter (shorter vectors on request).
+    pub supports_dimensions: bool,
+}
+
 /// A provider's data policy, resolved: anything the catalogue leaves unknown is assumed to be the
 /// worst case (retains prompts and trains on them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +219,9 @@ pub struct Endpoint {
     pub service_tier: Option<String>,
     /// Whether the endpoint caches prompts without being asked.
     pub supports_implicit_caching: bool,
+    /// Whether the endpoint serves the legacy `/completions` API natively (a raw prompt, `suffix`,
+    /// `echo`, several prompts); endpoints without it get legacy requests as chat requests.
+    pub legacy_completions: bool,
 }
 
 impl Endpoint {
@@ -204,6 +236,11 @@ impl Endpoint {
 pub struct Model {
     /// `author/slug`.
     pub id: String,
+    /// Other names clients may use for the model (`claude-sonnet-4-20250514`, `gpt-4o`); unique
+    /// across the catalogue. Answers name the model by its id.
+    pub aliases: Vec<String>,
+    /// `Some` for embedding models, `None` for chat models.
+    pub embedding: Option<EmbeddingSpec>,
     /// Permanent slug; defaults to the id.
     pub canonical_slug: String,
     /// Display name.
@@ -229,6 +266,15 @@ pub struct Model {
 }
 
 impl Model {
+    /// Chat or embedding.
+    pub fn kind(&self) -> ModelKind {
+        if self.embedding.is_some() {
+            ModelKind::Embedding
+        } else {
+            ModelKind::Chat
+        }
+    }
+
     /// The author part of the id.
     pub fn author(&self) -> &str {
         self.id.split_once('/').map_or("", |(a, _)| a)
@@ -273,7 +319,10 @@ pub struct Catalog {
     providers: Vec<Provider>,
     models: Vec<Model>,
     provider_index: HashMap<String, usize>,
+    /// Model ids and aliases, each to its model.
     model_index: HashMap<String, usize>,
+    /// Index of the model used when a chat request names none.
+    default_model: Option<usize>,
 }
 
 /// One problem found in a catalogue, with where it is.
@@ -309,6 +358,8 @@ fn render_problems(problems: &[Problem]) -> String {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCatalog {
+    #[serde(default)]
+    default_model: Option<String>,
     #[serde(default)]
     providers: Vec<RawProvider>,
     #[serde(default)]
@@ -356,6 +407,14 @@ struct RawModel {
     id: String,
     name: String,
     #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
+    kind: Option<ModelKind>,
+    #[serde(default)]
+    dimensions: Option<u32>,
+    #[serde(default)]
+    supports_dimensions: Option<bool>,
+    #[serde(default)]
     canonical_slug: Option<String>,
     #[serde(default)]
     created: i64,
@@ -365,8 +424,8 @@ struct RawModel {
     context_length: Option<u64>,
     #[serde(default = "default_modalities")]
     input_modalities: Vec<String>,
-    #[serde(default = "default_modalities")]
-    output_modalities: Vec<String>,
+    #[serde(default)]
+    output_modalities: Option<Vec<String>>,
     #[serde(default)]
     tokenizer: Option<String>,
     #[serde(default)]
@@ -403,13 +462,16 @@ struct RawEndpoint {
     service_tier: Option<String>,
     #[serde(default)]
     supports_implicit_caching: bool,
+    #[serde(default)]
+    legacy_completions: bool,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPricing {
     prompt: String,
-    completion: String,
+    /// Required for chat models; embedding models have no completion tokens.
+    completion: Option<String>,
     request: Option<String>,
     image: Option<String>,
     image_output: Option<String>,
@@ -478,6 +540,123 @@ fn optional_price(
     text: Option<&String>,
 ) -> Option<Price> {
     text.map(|t| price(problems, location, t))
+}
+
+/// Whether a name can be an alias: letters, digits, `-`, `_`, `.` and `/`; no `:`, which
+/// introduces a variant.
+fn valid_alias(alias: &str) -> bool {
+    !alias.is_empty()
+        && alias.len() <= 128
+        && alias
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+}
+
+/// Checks the kind-specific fields of a model; the embedding shape of an embedding model.
+fn model_kind(
+    problems: &mut Problems,
+    at: &str,
+    kind: ModelKind,
+    m: &RawModel,
+) -> Option<EmbeddingSpec> {
+    match kind {
+        ModelKind::Chat => {
+            for (field, set) in [
+                ("dimensions", m.dimensions.is_some()),
+                ("supports_dimensions", m.supports_dimensions.is_some()),
+            ] {
+                if set {
+                    problems.add(
+                        format!("{at}.{field}"),
+                        "only embedding models (kind = \"embedding\") have dimensions",
+                    );
+                }
+            }
+            None
+        }
+        ModelKind::Embedding => {
+            let dimensions = match m.dimensions {
+                Some(0) | None => {
+                    problems.add(
+                        format!("{at}.dimensions"),
+                        "an embedding model needs its native vector length (a positive integer)",
+                    );
+                    0
+                }
+                Some(n) => n,
+            };
+            Some(EmbeddingSpec {
+                dimensions,
+                supports_dimensions: m.supports_dimensions.unwrap_or(false),
+            })
+        }
+    }
+}
+
+/// Checks the fields an embedding model's endpoint cannot have.
+fn embedding_endpoint(problems: &mut Problems, at: &str, e: &RawEndpoint) {
+    if !e.supported_parameters.is_empty() {
+        problems.add(
+            format!("{at}.supported_parameters"),
+            "an embedding endpoint takes no chat parameters (the model's supports_dimensions says whether `dimensions` is taken)",
+        );
+    }
+    if e.legacy_completions {
+        problems.add(
+            format!("{at}.legacy_completions"),
+            "an embedding model does not serve completions",
+        );
+    }
+    if e.max_completion_tokens.is_some() {
+        problems.add(
+            format!("{at}.max_completion_tokens"),
+            "an embedding model produces no completion tokens",
+        );
+    }
+}
+
+/// Adds every model's aliases to the index of ids, reporting those that are malformed, name a
+/// model id, or are declared twice.
+fn index_aliases(
+    source: &str,
+    models: &[Model],
+    index: &mut HashMap<String, usize>,
+    problems: &mut Problems,
+) {
+    let ids: HashMap<&str, usize> = models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.id.as_str(), i))
+        .collect();
+    let mut owner: HashMap<&str, usize> = HashMap::new();
+    for (i, m) in models.iter().enumerate() {
+        for (j, alias) in m.aliases.iter().enumerate() {
+            let at = format!("{source}: models[{i}] ({}).aliases[{j}]", m.id);
+            if !valid_alias(alias) {
+                problems.add(
+                    at,
+                    format!("{alias:?} is not an alias: letters, digits, '-', '_', '.' or '/' (no ':', which introduces a variant)"),
+                );
+                continue;
+            }
+            if let Some(&other) = ids.get(alias.as_str()) {
+                problems.add(
+                    at,
+                    format!("{alias:?} is the id of model {}", models[other].id),
+                );
+                continue;
+            }
+            if let Some(&other) = owner.get(alias.as_str()) {
+                problems.add(
+                    at,
+                    format!("{alias:?} is already an alias of {}", models[other].id),
+                );
+                continue;
+            }
+            owner.insert(alias, i);
+            index.insert(alias.clone(), i);
+        }
+    }
 }
 
 impl Catalog {
@@ -591,15 +770,54 @@ impl Catalog {
             if m.context_length == Some(0) {
                 problems.add(format!("{at}.context_length"), "must be positive");
             }
+            let kind = m.kind.unwrap_or(ModelKind::Chat);
+            let embedding = model_kind(problems, &at, kind, &m);
+            let output_modalities = m.output_modalities.clone().unwrap_or_else(|| {
+                vec![match kind {
+                    ModelKind::Chat => "text".to_owned(),
+                    ModelKind::Embedding => "embeddings".to_owned(),
+                }]
+            });
+            let embeds = output_modalities.iter().any(|o| o == "embeddings");
+            if embeds != (kind == ModelKind::Embedding) || (embeds && output_modalities.len() > 1) {
+                problems.add(
+                    format!("{at}.output_modalities"),
+                    match kind {
+                        ModelKind::Chat => {
+                            "a chat model does not output \"embeddings\" (set kind = \"embedding\")"
+                        }
+                        ModelKind::Embedding => "an embedding model outputs [\"embeddings\"] only",
+                    },
+                );
+            }
             let mut endpoints = Vec::with_capacity(m.endpoints.len());
             let mut tags = BTreeSet::new();
             for (j, e) in m.endpoints.into_iter().enumerate() {
                 let at = format!("{at}.endpoints[{j}]");
-                if !provider_index.contains_key(&e.provider) {
-                    problems.add(
+                if kind == ModelKind::Embedding {
+                    embedding_endpoint(problems, &at, &e);
+                }
+                match provider_index.get(&e.provider).map(|&p| providers[p].kind) {
+                    None => problems.add(
                         format!("{at}.provider"),
                         format!("no provider with slug {:?}", e.provider),
-                    );
+                    ),
+                    Some(ProviderKind::Anthropic) if kind == ModelKind::Embedding => problems.add(
+                        format!("{at}.provider"),
+                        "an anthropic provider serves no embeddings",
+                    ),
+                    Some(provider_kind)
+                        if e.legacy_completions && provider_kind != ProviderKind::Openai =>
+                    {
+                        problems.add(
+                            format!("{at}.legacy_completions"),
+                            format!(
+                                "only openai providers serve the legacy completions API, not {}",
+                                provider_kind.as_str()
+                            ),
+                        );
+                    }
+                    Some(_) => {}
                 }
                 let tag = e.tag.unwrap_or_else(|| e.provider.clone());
                 if tag != e.provider && !tag.starts_with(&format!("{}/", e.provider)) {
@@ -645,9 +863,32 @@ impl Catalog {
                 }
                 let pr = &e.pricing;
                 let pat = format!("{at}.pricing");
+                let completion = match (kind, &pr.completion) {
+                    (ModelKind::Chat, Some(text)) => {
+                        price(problems, format!("{pat}.completion"), text)
+                    }
+                    (ModelKind::Chat, None) => {
+                        problems.add(
+                            format!("{pat}.completion"),
+                            "a chat model's endpoint needs a completion price",
+                        );
+                        Price::zero()
+                    }
+                    (ModelKind::Embedding, Some(text)) => {
+                        let p = price(problems, format!("{pat}.completion"), text);
+                        if !p.amount.is_zero() {
+                            problems.add(
+                                format!("{pat}.completion"),
+                                "an embedding model produces no completion tokens: leave the completion price out",
+                            );
+                        }
+                        p
+                    }
+                    (ModelKind::Embedding, None) => Price::zero(),
+                };
                 let pricing = Pricing {
                     prompt: price(problems, format!("{pat}.prompt"), &pr.prompt),
-                    completion: price(problems, format!("{pat}.completion"), &pr.completion),
+                    completion,
                     request: optional_price(
                         problems,
                         format!("{pat}.request"),
@@ -698,6 +939,7 @@ impl Catalog {
                     supported_parameters: e.supported_parameters,
                     service_tier: e.service_tier,
                     supports_implicit_caching: e.supports_implicit_caching,
+                    legacy_completions: e.legacy_completions,
                 });
             }
             let context_length = m
@@ -708,23 +950,44 @@ impl Catalog {
             models.push(Model {
                 canonical_slug: m.canonical_slug.unwrap_or_else(|| m.id.clone()),
                 id: m.id,
+                aliases: m.aliases,
+                embedding,
                 name: m.name,
                 created: m.created,
                 description: m.description,
                 context_length,
                 input_modalities: m.input_modalities,
-                output_modalities: m.output_modalities,
+                output_modalities,
                 tokenizer: m.tokenizer.unwrap_or(author),
                 instruct_type: m.instruct_type,
                 hugging_face_id: m.hugging_face_id,
                 endpoints,
             });
         }
+        index_aliases(source, &models, &mut model_index, problems);
+        let default_model = raw.default_model.and_then(|name| {
+            let at = format!("{source}: default_model");
+            match model_index.get(name.trim()) {
+                None => {
+                    problems.add(at, format!("no model has the id or alias {name:?}"));
+                    None
+                }
+                Some(&i) if models[i].kind() != ModelKind::Chat => {
+                    problems.add(
+                        at,
+                        format!("{name:?} is an embedding model; the default model answers chat requests"),
+                    );
+                    None
+                }
+                Some(&i) => Some(i),
+            }
+        });
         Catalog {
             providers,
             models,
             provider_index,
             model_index,
+            default_model,
         }
     }
 
@@ -743,9 +1006,14 @@ impl Catalog {
         self.provider_index.get(slug).map(|&i| &self.providers[i])
     }
 
-    /// A model by id (without variant suffix).
-    pub fn model(&self, id: &str) -> Option<&Model> {
-        self.model_index.get(id).map(|&i| &self.models[i])
+    /// A model by id or alias (without variant suffix).
+    pub fn model(&self, name: &str) -> Option<&Model> {
+        self.model_index.get(name).map(|&i| &self.models[i])
+    }
+
+    /// The model that serves chat requests naming no model, when the catalogue sets one.
+    pub fn default_model(&self) -> Option<&Model> {
+        self.default_model.map(|i| &self.models[i])
     }
 }
 
@@ -859,6 +1127,271 @@ pricing = { prompt = "cheap", completion = "0.0000000000000001" }
         let err = Catalog::from_toml("c.toml", "[[providers]]\nslug = ").expect_err("invalid");
         assert!(err.to_string().starts_with("c.toml: "), "{err}");
         assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    /// A provider, a chat model and an embedding model, with aliases.
+    const KINDS: &str = r#"
+[[providers]]
+slug = "p"
+name = "P"
+kind = "openai"
+base_url = "http://p/v1"
+
+[[models]]
+id = "a/chat"
+name = "Chat"
+aliases = ["chat", "chat-2025"]
+context_length = 1000
+
+[[models.endpoints]]
+provider = "p"
+upstream_model = "chat"
+pricing = { prompt = "0.000001", completion = "0.000002" }
+legacy_completions = true
+
+[[models]]
+id = "a/embed"
+name = "Embed"
+kind = "embedding"
+dimensions = 1536
+supports_dimensions = true
+aliases = ["embed"]
+context_length = 8192
+
+[[models.endpoints]]
+provider = "p"
+upstream_model = "embed"
+pricing = { prompt = "0.00000002" }
+"#;
+
+    #[test]
+    fn aliases_kinds_and_the_default_model() {
+        let catalog = Catalog::from_toml("c.toml", KINDS).expect("valid");
+        for (name, id) in [
+            ("a/chat", "a/chat"),
+            ("chat", "a/chat"),
+            ("chat-2025", "a/chat"),
+            ("embed", "a/embed"),
+        ] {
+            assert_eq!(
+                catalog.model(name).map(|m| m.id.as_str()),
+                Some(id),
+                "{name}"
+            );
+        }
+        assert!(catalog.model("Chat").is_none(), "names are exact");
+        assert!(catalog.default_model().is_none());
+        let chat = catalog.model("a/chat").expect("chat");
+        assert_eq!(chat.kind(), ModelKind::Chat);
+        assert_eq!(chat.output_modalities, ["text"]);
+        assert!(chat.endpoints[0].legacy_completions);
+        let embed = catalog.model("a/embed").expect("embed");
+        assert_eq!(embed.kind(), ModelKind::Embedding);
+        assert_eq!(
+            embed.embedding,
+            Some(EmbeddingSpec {
+                dimensions: 1536,
+                supports_dimensions: true
+            })
+        );
+        assert_eq!(embed.modality(), "text->embeddings");
+        assert!(embed.endpoints[0].pricing.completion.amount.is_zero());
+        assert!(!embed.endpoints[0].legacy_completions);
+
+        // `default_model` is a top-level key: it comes before the first table.
+        for name in ["a/chat", "chat-2025"] {
+            let text = format!("default_model = {name:?}\n{KINDS}");
+            let catalog = Catalog::from_toml("c.toml", &text).expect("valid");
+            assert_eq!(
+                catalog.default_model().map(|m| m.id.as_str()),
+                Some("a/chat")
+            );
+        }
+    }
+
+    /// A model table with one endpoint on `p`: `model` holds the model's keys, `endpoint` the
+    /// endpoint's.
+    fn model_table(model: &str, endpoint: &str) -> String {
+        format!("\n[[models]]\nname = \"X\"\ncontext_length = 10\n{model}\n[[models.endpoints]]\nprovider = \"p\"\nupstream_model = \"x\"\n{endpoint}\n")
+    }
+
+    #[test]
+    fn alias_kind_and_default_model_problems_are_listed() {
+        // (text prepended before the tables, text appended after them, expected location,
+        // expected words of the message)
+        // (text before the tables, a model added after them as (model keys, endpoint keys),
+        // expected location, expected words of the message)
+        type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a str, &'a str);
+        let cases: Vec<Case<'_>> = vec![
+            (
+                "",
+                Some((
+                "id = \"b/x\"\naliases = [\"chat\"]",
+                "pricing = { prompt = \"0\", completion = \"0\" }",
+            )),
+                "models[2] (b/x).aliases[0]",
+                "already an alias of a/chat",
+            ),
+            (
+                "",
+                Some((
+                "id = \"b/x\"\naliases = [\"a/embed\"]",
+                "pricing = { prompt = \"0\", completion = \"0\" }",
+            )),
+                "models[2] (b/x).aliases[0]",
+                "is the id of model a/embed",
+            ),
+            (
+                "",
+                Some((
+                "id = \"b/x\"\naliases = [\"llama3:8b\"]",
+                "pricing = { prompt = \"0\", completion = \"0\" }",
+            )),
+                "models[2] (b/x).aliases[0]",
+                "no ':'",
+            ),
+            (
+                "",
+                Some((
+                "id = \"b/x\"\naliases = [\"\"]",
+                "pricing = { prompt = \"0\", completion = \"0\" }",
+            )),
+                "models[2] (b/x).aliases[0]",
+                "is not an alias",
+            ),
+            (
+                "default_model = \"nobody\"\n",
+                None,
+                "c.toml: default_model",
+                "no model has the id or alias \"nobody\"",
+            ),
+            (
+                "default_model = \"embed\"\n",
+                None,
+                "c.toml: default_model",
+                "is an embedding model",
+            ),
+            (
+                "",
+                Some((
+                "id = \"b/e\"\nkind = \"embedding\"",
+                "pricing = { prompt = \"0\" }",
+            )),
+                "models[2] (b/e).dimensions",
+                "native vector length",
+            ),
+            (
+                "",
+                Some((
+                "id = \"b/c\"\ndimensions = 5",
+                "pricing = { prompt = \"0\", completion = \"0\" }",
+            )),
+                "models[2] (b/c).dimensions",
+                "only embedding models",
+            ),
+            (
+                "",
+                Some((
+                "id = \"b/c\"",
+                "pricing = { prompt = \"0\" }",
+            )),
+                "models[2] (b/c).endpoints[0].pricing.completion",
+                "needs a completion price",
+            ),
+            (
+                "",
+                Some((
+                "id = \"b/e\"\nkind = \"embedding\"\ndimensions = 4",
+                "pricing = { prompt = \"0\", completion = \"0.1\" }",
+            )),
+                "models[2] (b/e).endpoints[0].pricing.completion",
+                "no completion tokens",
+            ),
+            (
+                "",
+                Some((
+                "id = \"b/e\"\nkind = \"embedding\"\ndimensions = 4",
+                "pricing = { prompt = \"0\" }\nlegacy_completions = true",
+            )),
+                "models[2] (b/e).endpoints[0].legacy_completions",
+                "does not serve completions",
+            ),
+            (
+                "",
+                Some((
+                "id = \"b/e\"\nkind = \"embedding\"\ndimensions = 4",
+                "pricing = { prompt = \"0\" }\nsupported_parameters = [\"temperature\"]",
+            )),
+                "models[2] (b/e).endpoints[0].supported_parameters",
+                "no chat parameters",
+            ),
+            (
+                "",
+                Some((
+                "id = \"b/e\"\nkind = \"embedding\"\ndimensions = 4",
+                "pricing = { prompt = \"0\" }\nmax_completion_tokens = 5",
+            )),
+                "models[2] (b/e).endpoints[0].max_completion_tokens",
+                "no completion tokens",
+            ),
+            (
+                "",
+                Some((
+                "id = \"b/e\"\nkind = \"embedding\"\ndimensions = 4\noutput_modalities = [\"text\"]",
+                "pricing = { prompt = \"0\" }",
+            )),
+                "models[2] (b/e).output_modalities",
+                "outputs [\"embeddings\"] only",
+            ),
+            (
+                "",
+                Some((
+                "id = \"b/c\"\noutput_modalities = [\"embeddings\"]",
+                "pricing = { prompt = \"0\", completion = \"0\" }",
+            )),
+                "models[2] (b/c).output_modalities",
+                "a chat model does not output",
+            ),
+            (
+                "",
+                Some((
+                    "id = \"b/e\"\nkind = \"embedding\"\ndimensions = 4",
+                    "pricing = { prompt = \"0\" }\n[[providers]]\nslug = \"an\"\nname = \"An\"\nkind = \"anthropic\"\nbase_url = \"http://an\"\n[[models.endpoints]]\nprovider = \"an\"\nupstream_model = \"e\"\npricing = { prompt = \"0\" }",
+                )),
+                "models[2] (b/e).endpoints[1].provider",
+                "an anthropic provider serves no embeddings",
+            ),
+            (
+                "",
+                Some((
+                    "id = \"b/c\"",
+                    "pricing = { prompt = \"0\", completion = \"0\" }\n[[providers]]\nslug = \"g\"\nname = \"G\"\nkind = \"gemini\"\nbase_url = \"http://g\"\n[[models.endpoints]]\nprovider = \"g\"\nupstream_model = \"c\"\npricing = { prompt = \"0\", completion = \"0\" }\nlegacy_completions = true",
+                )),
+                "models[2] (b/c).endpoints[1].legacy_completions",
+                "only openai providers serve the legacy completions API, not gemini",
+            ),
+            (
+                "",
+                Some((
+                "id = \"b/c\"\nkind = \"vision\"",
+                "pricing = { prompt = \"0\", completion = \"0\" }",
+            )),
+                "c.toml",
+                "unknown variant `vision`",
+            ),
+        ];
+        for (before, added, location, words) in cases {
+            let after = added.map_or_else(String::new, |(m, e)| model_table(m, e));
+            let text = format!("{before}{KINDS}{after}");
+            let err = Catalog::from_toml("c.toml", &text).expect_err(location);
+            assert!(
+                err.0
+                    .iter()
+                    .any(|p| p.location.ends_with(location) && p.message.contains(words)),
+                "{location}: {words:?} not in:\n{err}"
+            );
+            assert_eq!(err.0.len(), 1, "{err}");
+        }
     }
 
     #[test]

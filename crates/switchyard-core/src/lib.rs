@@ -4,6 +4,8 @@
 //! - [`money`]: exact amounts (integer pico-dollars).
 //! - [`catalog`]: providers, models, endpoints, prices and data policies; TOML validation.
 //! - [`chat`]: the canonical chat request, parsed and validated.
+//! - [`embeddings`]: the canonical embeddings request and the vectors a provider returns.
+//! - [`completions`]: the canonical legacy completions request, carried as a chat request.
 //! - [`pricing`]: cost of a generation and the hold a request needs.
 //! - [`routing`]: which endpoints may serve a request, in which order.
 //! - [`health`]: endpoint outcomes, circuit breakers, performance statistics, sticky sessions.
@@ -23,6 +25,8 @@ pub mod audit;
 pub mod catalog;
 pub mod chat;
 pub mod classification;
+pub mod completions;
+pub mod embeddings;
 pub mod error;
 pub mod guard;
 pub mod health;

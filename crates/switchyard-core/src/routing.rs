@@ -10,14 +10,21 @@
 //!    `:free` keeps only endpoints whose prompt and completion prices are zero, `:nitro` sorts by
 //!    throughput (and admits `priority` tier endpoints), `:floor` sorts by price (and admits
 //!    `flex` tier endpoints), `:exacto` sorts by the exacto key (throughput here). Any other
-//!    variant is an error naming it. An unknown model id is [`RouteError::ModelNotFound`].
+//!    variant is an error naming it. A name is a catalogue id or one of a model's aliases; the
+//!    plan names models by id. An unknown name is [`RouteError::ModelNotFound`]. A chat request
+//!    naming no model gets the catalogue's `default_model` ([`RouteError::NoModel`] without
+//!    one). A model of the other kind (an embedding model for a chat request, or the reverse)
+//!    is [`RouteError::WrongModelKind`], a client error: chat never reaches an embedding model.
 //! 2. **Hard filters**, per endpoint; the first that fails is the exclusion reason:
 //!    `account_policy` (account allow/ignore lists), `only`, `ignore`, `order` (with
 //!    `allow_fallbacks: false`), `service_tier` (tier endpoints need an opt-in),
 //!    `data_policy:zdr`, `data_policy:training` (request `data_collection: deny` drops endpoints
 //!    that train **or** retain prompts; the account's `deny_training` drops those that train),
 //!    `distillable_text`, `quantization`, `not_free`, `max_price`, `context_length`, `modality`,
-//!    `tools`, `require_parameters`. The request can only tighten the account [`Policy`].
+//!    `tools`, `require_parameters`, `dimensions` (an embeddings request asks for a vector
+//!    length the model cannot give), `legacy_completions` (a legacy completions request uses a
+//!    field only an endpoint serving that API natively honours). The request can only tighten
+//!    the account [`Policy`].
 //! 3. **Circuit breaker.** Endpoints whose circuit is open are excluded (`circuit_open`), unless
 //!    every endpoint that passed the hard filters (over all requested models) is open: then they
 //!    are all kept, in the usual order, as probes. A request is never refused only because the
@@ -57,9 +64,64 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::catalog::{Catalog, DataPolicy, Endpoint, Model, QUANTIZATIONS};
+use crate::catalog::{Catalog, DataPolicy, Endpoint, Model, ModelKind, QUANTIZATIONS};
 use crate::chat::ChatRequest;
 use crate::money::Money;
+
+/// What routing needs to know of a request, whatever its API: chat, embeddings or legacy
+/// completions each build one ([`RouteRequest::chat`],
+/// `EmbeddingsRequest::route_request`, `CompletionsRequest::route_request`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteRequest<'a> {
+    /// The kind of model that can serve the request.
+    pub kind: ModelKind,
+    /// `model`; when absent and `models` is empty, the catalogue's default model (chat only).
+    pub model: Option<&'a str>,
+    /// Fallback models.
+    pub models: &'a [String],
+    /// The `provider` preferences.
+    pub provider: Option<&'a ProviderPreferences>,
+    /// Legacy `route` (`fallback` or `sort`).
+    pub route: Option<&'a str>,
+    /// Requested service tier.
+    pub service_tier: Option<&'a str>,
+    /// Standard parameters the request sets, for `require_parameters`.
+    pub parameters: Vec<&'static str>,
+    /// Prompt size estimate that must fit one endpoint's context, in tokens.
+    pub prompt_tokens: u64,
+    /// Largest completion asked for.
+    pub max_output_tokens: Option<u64>,
+    /// Input modalities used.
+    pub modalities: Vec<&'static str>,
+    /// The request declares tools.
+    pub tools: bool,
+    /// Embeddings: the vector length asked for (`dimensions`).
+    pub dimensions: Option<u32>,
+    /// Legacy completions: the field that only an endpoint serving the legacy API natively can
+    /// honour (`suffix`, `echo`, several prompts...), when the request uses one.
+    pub legacy_completions: Option<&'static str>,
+}
+
+impl<'a> RouteRequest<'a> {
+    /// The routing view of a chat request.
+    pub fn chat(request: &'a ChatRequest) -> Self {
+        RouteRequest {
+            kind: ModelKind::Chat,
+            model: request.model.as_deref(),
+            models: request.models.as_deref().unwrap_or(&[]),
+            provider: request.provider.as_ref(),
+            route: request.route.as_deref(),
+            service_tier: request.service_tier.as_deref(),
+            parameters: request.parameters_used(),
+            prompt_tokens: request.estimated_prompt_tokens(),
+            max_output_tokens: request.max_output_tokens(),
+            modalities: request.input_modalities(),
+            tools: request.tools.as_ref().is_some_and(|t| !t.is_empty()),
+            dimensions: None,
+            legacy_completions: None,
+        }
+    }
+}
 
 /// `data_collection`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -407,6 +469,10 @@ pub mod reasons {
     pub const CIRCUIT_OPEN: &str = "circuit_open";
     /// The catalogue no longer has the endpoint (reloaded while the request was planned).
     pub const UNKNOWN_ENDPOINT: &str = "unknown_endpoint";
+    /// Embeddings: the model does not take `dimensions`, or not that many.
+    pub const DIMENSIONS: &str = "dimensions";
+    /// Legacy completions: the request needs the legacy API and the endpoint serves chat only.
+    pub const LEGACY_COMPLETIONS: &str = "legacy_completions";
 }
 
 /// The routing decision.
@@ -464,6 +530,24 @@ pub enum RouteError {
     /// A preference value is invalid.
     #[error("{0}")]
     InvalidPreference(String),
+    /// A requested model is of the other kind (an embedding model asked for a chat completion,
+    /// or a chat model asked for embeddings).
+    #[error("{}", wrong_kind_message(.model, *.kind))]
+    WrongModelKind {
+        /// The model id.
+        model: String,
+        /// What the model is.
+        kind: ModelKind,
+    },
+}
+
+fn wrong_kind_message(model: &str, kind: ModelKind) -> String {
+    match kind {
+        ModelKind::Embedding => {
+            format!("{model} is an embedding model: send it to /embeddings")
+        }
+        ModelKind::Chat => format!("{model} is a chat model, not an embedding model"),
+    }
 }
 
 /// Splits `author/slug:variant` into the model id and the variant.
@@ -619,6 +703,8 @@ struct Rules {
     parameters: Vec<&'static str>,
     soft_parameters: Vec<&'static str>,
     tools: bool,
+    dimensions: Option<u32>,
+    legacy_completions: Option<&'static str>,
 }
 
 /// Parameters that are only ever a soft preference (the contract's list, minus `tools`, which is
@@ -626,8 +712,8 @@ struct Rules {
 const SOFT_PARAMETERS: &[&str] = &["response_format", "verbosity"];
 
 impl Rules {
-    fn new(request: &ChatRequest, policy: &Policy) -> Result<Rules, RouteError> {
-        let prefs = request.provider.clone().unwrap_or_default();
+    fn new(request: &RouteRequest<'_>, policy: &Policy) -> Result<Rules, RouteError> {
+        let prefs = request.provider.cloned().unwrap_or_default();
         let quantizations = match prefs.quantizations {
             Some(list) if !list.is_empty() => {
                 let list: Vec<String> = list.iter().map(|q| q.trim().to_lowercase()).collect();
@@ -641,7 +727,7 @@ impl Rules {
             }
             _ => None,
         };
-        let route_partition = match request.route.as_deref() {
+        let route_partition = match request.route {
             None | Some("fallback") => None,
             Some("sort") => Some(Partition::None),
             Some(other) => {
@@ -656,18 +742,18 @@ impl Rules {
             }) => *p,
             _ => route_partition.unwrap_or(Partition::Model),
         };
-        let service_tier = match request.service_tier.as_deref() {
+        let service_tier = match request.service_tier {
             Some("priority" | "fast") => Some("priority"),
             Some("flex") => Some("flex"),
             _ => None,
         };
-        let parameters = request.parameters_used();
+        let parameters = request.parameters.clone();
         let soft_parameters = parameters
             .iter()
             .copied()
             .filter(|p| SOFT_PARAMETERS.contains(p))
             .collect();
-        let prompt_estimate = request.estimated_prompt_tokens();
+        let prompt_estimate = request.prompt_tokens;
         Ok(Rules {
             order: prefs.order.filter(|o| !o.is_empty()),
             allow_fallbacks: prefs.allow_fallbacks.unwrap_or(true),
@@ -694,12 +780,14 @@ impl Rules {
             )?
             .map(|t| t.map(|s| s * 1000.0)),
             service_tier,
-            estimate: prompt_estimate.saturating_add(request.max_output_tokens().unwrap_or(0)),
+            estimate: prompt_estimate.saturating_add(request.max_output_tokens.unwrap_or(0)),
             prompt_estimate,
-            modalities: request.input_modalities(),
+            modalities: request.modalities.clone(),
             parameters,
             soft_parameters,
-            tools: request.tools.as_ref().is_some_and(|t| !t.is_empty()),
+            tools: request.tools,
+            dimensions: request.dimensions,
+            legacy_completions: request.legacy_completions,
         })
     }
 
@@ -789,6 +877,14 @@ impl Rules {
         }
         if self.require_parameters && !self.parameters.iter().all(|p| supports(p)) {
             return Some(reasons::REQUIRE_PARAMETERS);
+        }
+        if let (Some(asked), Some(spec)) = (self.dimensions, model.embedding) {
+            if !spec.supports_dimensions || asked > spec.dimensions {
+                return Some(reasons::DIMENSIONS);
+            }
+        }
+        if self.legacy_completions.is_some() && !endpoint.legacy_completions {
+            return Some(reasons::LEGACY_COMPLETIONS);
         }
         None
     }
@@ -983,7 +1079,7 @@ fn apply_sticky(entries: &mut Vec<Entry<'_>>, sticky: &str) {
     }
 }
 
-/// Computes the route for a request.
+/// Computes the route for a chat request.
 pub fn plan(
     request: &ChatRequest,
     catalog: &Catalog,
@@ -991,15 +1087,40 @@ pub fn plan(
     policy: &Policy,
     context: &RouteContext,
 ) -> Result<RoutePlan, RouteError> {
+    plan_request(
+        &RouteRequest::chat(request),
+        catalog,
+        health,
+        policy,
+        context,
+    )
+}
+
+/// Computes the route for a request of any API. Model names are catalogue ids or aliases; the
+/// plan names models by id. A chat request naming no model gets the catalogue's default model.
+pub fn plan_request(
+    request: &RouteRequest<'_>,
+    catalog: &Catalog,
+    health: &HealthSnapshot,
+    policy: &Policy,
+    context: &RouteContext,
+) -> Result<RoutePlan, RouteError> {
     let mut requested: Vec<String> = Vec::new();
-    for m in request.model.iter().chain(request.models.iter().flatten()) {
+    for m in request
+        .model
+        .into_iter()
+        .chain(request.models.iter().map(String::as_str))
+    {
         let m = m.trim();
         if !m.is_empty() && !requested.iter().any(|r| r == m) {
             requested.push(m.to_owned());
         }
     }
     if requested.is_empty() {
-        return Err(RouteError::NoModel);
+        match catalog.default_model() {
+            Some(model) if request.kind == ModelKind::Chat => requested.push(model.id.clone()),
+            _ => return Err(RouteError::NoModel),
+        }
     }
     let rules = Rules::new(request, policy)?;
     let mut models: Vec<(&Model, Option<Variant>)> = Vec::new();
@@ -1021,6 +1142,12 @@ pub fn plan(
         let model = catalog
             .model(base)
             .ok_or_else(|| RouteError::ModelNotFound { model: id.clone() })?;
+        if model.kind() != request.kind {
+            return Err(RouteError::WrongModelKind {
+                model: model.id.clone(),
+                kind: model.kind(),
+            });
+        }
         models.push((model, variant));
     }
 
@@ -1139,12 +1266,12 @@ pub fn plan(
     }
 
     if plan.candidates.is_empty() {
-        return Err(no_endpoints(plan));
+        return Err(no_endpoints(plan, request.legacy_completions));
     }
     Ok(plan)
 }
 
-fn no_endpoints(plan: RoutePlan) -> RouteError {
+fn no_endpoints(plan: RoutePlan, legacy_field: Option<&str>) -> RouteError {
     let mut reasons_seen: Vec<&str> = plan.excluded.iter().map(|e| e.reason.as_str()).collect();
     reasons_seen.sort_unstable();
     reasons_seen.dedup();
@@ -1171,6 +1298,12 @@ fn no_endpoints(plan: RoutePlan) -> RouteError {
             "no_endpoints",
             format!("No endpoints found for {models} allowed by the account's provider settings"),
         )
+    };
+    let message = match legacy_field {
+        Some(field) if reasons_seen.contains(&reasons::LEGACY_COMPLETIONS) => {
+            format!("{message}: `{field}` needs an endpoint serving the legacy completions API")
+        }
+        _ => message,
     };
     RouteError::NoEndpoints {
         code,

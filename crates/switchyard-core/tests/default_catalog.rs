@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use switchyard_core::catalog::{Catalog, DataPolicy, Endpoint, ProviderKind};
+use switchyard_core::catalog::{
+    Catalog, DataPolicy, EmbeddingSpec, Endpoint, ModelKind, ProviderKind,
+};
 use switchyard_core::money::Money;
 
 const TEXT: &str = include_str!("../../../catalog/default.toml");
@@ -203,6 +205,13 @@ fn every_model_is_served_and_priced() {
             for (key, amount) in prices(e) {
                 assert!(amount >= Money::ZERO, "{} on {}: {key}", m.id, e.provider);
             }
+            if m.kind() == ModelKind::Embedding {
+                // Priced per input token; no chat parameters (the models API lists none).
+                assert!(!e.pricing.prompt.amount.is_zero(), "{} is priced", m.id);
+                assert!(e.pricing.completion.amount.is_zero(), "{}", m.id);
+                assert!(e.supported_parameters.is_empty(), "{}", m.id);
+                continue;
+            }
             if provider.slug == "ollama" {
                 assert!(e.pricing.is_free(), "{} on ollama is free", m.id);
                 for (key, amount) in prices(e) {
@@ -342,7 +351,8 @@ fn list_prices_are_exact() {
 #[test]
 fn cache_prices_are_listed_where_published() {
     let c = catalog();
-    for m in c.models() {
+    // Embedding models have no prompt cache.
+    for m in c.models().iter().filter(|m| m.kind() == ModelKind::Chat) {
         for e in &m.endpoints {
             let p = &e.pricing;
             if matches!(
@@ -372,7 +382,7 @@ fn openai_endpoints_take_max_completion_tokens() {
     // OpenAI's reasoning models refuse `max_tokens`; the codec sends the limit as
     // `max_completion_tokens` only for endpoints that list it.
     let c = catalog();
-    for m in c.models() {
+    for m in c.models().iter().filter(|m| m.kind() == ModelKind::Chat) {
         for e in m.endpoints.iter().filter(|e| e.provider == "openai") {
             assert!(e.supports("max_completion_tokens"), "{}", m.id);
         }
@@ -402,4 +412,161 @@ fn vision_models_take_images_and_quantizations_are_known() {
         .map(|e| e.quantization.as_str())
         .collect();
     assert!(quantizations.contains("fp8") && quantizations.contains("int4"));
+}
+
+#[test]
+fn embedding_models_at_list_prices() {
+    let c = catalog();
+    // (id, provider, USD per million input tokens, native dimensions, takes `dimensions`,
+    // tokenizer as the models API names it)
+    let expected = [
+        (
+            "openai/text-embedding-3-small",
+            "openai",
+            "0.02",
+            1536,
+            true,
+            "GPT",
+        ),
+        (
+            "openai/text-embedding-3-large",
+            "openai",
+            "0.13",
+            3072,
+            true,
+            "GPT",
+        ),
+        (
+            "openai/text-embedding-ada-002",
+            "openai",
+            "0.10",
+            1536,
+            false,
+            "GPT",
+        ),
+        (
+            "google/gemini-embedding-001",
+            "google-ai-studio",
+            "0.15",
+            3072,
+            true,
+            "Gemini",
+        ),
+        (
+            "mistralai/mistral-embed",
+            "mistral",
+            "0.10",
+            1024,
+            false,
+            "Mistral",
+        ),
+    ];
+    for (id, provider, per_million, dimensions, supports_dimensions, tokenizer) in expected {
+        let m = c.model(id).unwrap_or_else(|| panic!("{id} missing"));
+        assert_eq!(m.tokenizer, tokenizer, "{id}");
+        assert_eq!(m.kind(), ModelKind::Embedding, "{id}");
+        assert_eq!(
+            m.embedding,
+            Some(EmbeddingSpec {
+                dimensions,
+                supports_dimensions
+            }),
+            "{id}"
+        );
+        assert_eq!(m.output_modalities, ["embeddings"], "{id}");
+        assert_eq!(m.endpoints.len(), 1, "{id}");
+        let e = &m.endpoints[0];
+        assert_eq!(e.provider, provider, "{id}");
+        let million = Money::parse_usd(per_million).expect("usd");
+        assert_eq!(
+            e.pricing.prompt.amount.checked_mul(1_000_000),
+            Some(million),
+            "{id}"
+        );
+    }
+    let embedding: Vec<&str> = c
+        .models()
+        .iter()
+        .filter(|m| m.kind() == ModelKind::Embedding)
+        .map(|m| m.id.as_str())
+        .collect();
+    assert_eq!(embedding.len(), expected.len(), "{embedding:?}");
+    assert!(c.default_model().is_none(), "requests name their model");
+}
+
+#[test]
+fn aliases_name_the_models_clients_ask_for() {
+    let c = catalog();
+    let cases = [
+        ("claude-sonnet-4-20250514", "anthropic/claude-sonnet-4"),
+        ("claude-sonnet-4-0", "anthropic/claude-sonnet-4"),
+        ("claude-opus-4-20250514", "anthropic/claude-opus-4"),
+        ("claude-opus-4-0", "anthropic/claude-opus-4"),
+        ("claude-3-5-haiku-20241022", "anthropic/claude-3.5-haiku"),
+        ("claude-3-5-haiku-latest", "anthropic/claude-3.5-haiku"),
+        ("gpt-4o", "openai/gpt-4o"),
+        ("gpt-4o-mini", "openai/gpt-4o-mini"),
+        ("gpt-4.1", "openai/gpt-4.1"),
+        ("gpt-4.1-mini", "openai/gpt-4.1-mini"),
+        ("o3-mini", "openai/o3-mini"),
+        ("gemini-2.5-flash", "google/gemini-2.5-flash"),
+        ("gemini-2.5-pro", "google/gemini-2.5-pro"),
+        ("mistral-large-latest", "mistralai/mistral-large"),
+        ("mistral-small-latest", "mistralai/mistral-small"),
+        ("deepseek-chat", "deepseek/deepseek-chat"),
+        ("deepseek-reasoner", "deepseek/deepseek-r1"),
+        ("text-embedding-3-small", "openai/text-embedding-3-small"),
+        ("text-embedding-3-large", "openai/text-embedding-3-large"),
+        ("text-embedding-ada-002", "openai/text-embedding-ada-002"),
+        ("gemini-embedding-001", "google/gemini-embedding-001"),
+        ("mistral-embed", "mistralai/mistral-embed"),
+    ];
+    for (alias, id) in cases {
+        assert_eq!(c.model(alias).map(|m| m.id.as_str()), Some(id), "{alias}");
+    }
+    // Names of models the catalogue does not list are not pointed at another model.
+    for absent in [
+        "claude-sonnet-4-5",
+        "claude-sonnet-4-5-20250929",
+        "claude-opus-4-1",
+        "gpt-5",
+        "gpt-5-codex",
+        "gpt-5.1-codex",
+    ] {
+        assert!(c.model(absent).is_none(), "{absent}");
+    }
+    // An alias is the name one of the model's endpoints sends upstream, give or take a date
+    // (`-20250514`), `-0` or `-latest`.
+    fn stem(name: &str) -> &str {
+        let name = name.trim_end_matches("-latest").trim_end_matches("-0");
+        match name.rsplit_once('-') {
+            Some((stem, date)) if date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()) => {
+                stem
+            }
+            _ => name,
+        }
+    }
+    for m in c.models() {
+        for alias in &m.aliases {
+            assert!(
+                m.endpoints
+                    .iter()
+                    .any(|e| stem(&e.upstream_model) == stem(alias)),
+                "{alias} is not a name of {}",
+                m.id
+            );
+        }
+    }
+}
+
+#[test]
+fn no_default_endpoint_claims_the_legacy_completions_api() {
+    // Providers' legacy `/completions` support is not part of the published catalogue data;
+    // operators declare it per endpoint.
+    let c = catalog();
+    for m in c.models() {
+        for e in &m.endpoints {
+            assert!(!e.legacy_completions, "{} on {}", m.id, e.provider);
+        }
+    }
 }

@@ -7,11 +7,12 @@ use std::fmt::Write as _;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use switchyard_core::catalog::Catalog;
+use switchyard_core::catalog::ModelKind;
 use switchyard_core::chat::ChatRequest;
 use switchyard_core::money::Money;
 use switchyard_core::routing::{
-    plan, weighted_choice, EndpointHealth, HealthSnapshot, Policy, Quantiles, RouteContext,
-    RouteError, RoutePlan,
+    plan, plan_request, weighted_choice, EndpointHealth, HealthSnapshot, Policy, Quantiles,
+    RouteContext, RouteError, RoutePlan, RouteRequest,
 };
 
 // === catalogue builder ===
@@ -1044,6 +1045,338 @@ fn empty_results_carry_the_right_code() {
             other => panic!("{prefs}: {other:?}"),
         }
     }
+}
+
+// === aliases, the default model, model kinds ===
+
+/// Two chat models (one with aliases, its `p` endpoint serving the legacy completions API) and
+/// two embedding models; `top` is written before the tables.
+fn kinds(top: &str) -> Catalog {
+    let text = format!(
+        r#"{top}
+[[providers]]
+slug = "p"
+name = "P"
+kind = "openai"
+base_url = "http://p/v1"
+data_policy = {{ training = false, retains_prompts = false, zdr = true }}
+
+[[providers]]
+slug = "q"
+name = "Q"
+kind = "openai"
+base_url = "http://q/v1"
+data_policy = {{ training = false, retains_prompts = false, zdr = true }}
+
+[[models]]
+id = "x/chat"
+name = "Chat"
+aliases = ["chat", "chat-2025-01-01"]
+context_length = 1000
+
+[[models.endpoints]]
+provider = "p"
+upstream_model = "chat"
+pricing = {{ prompt = "0.000001", completion = "0.000001" }}
+legacy_completions = true
+
+[[models.endpoints]]
+provider = "q"
+upstream_model = "chat"
+pricing = {{ prompt = "0.000002", completion = "0.000002" }}
+
+[[models]]
+id = "x/other"
+name = "Other"
+context_length = 1000
+
+[[models.endpoints]]
+provider = "q"
+upstream_model = "other"
+pricing = {{ prompt = "0.000001", completion = "0.000001" }}
+
+[[models]]
+id = "x/embed"
+name = "Embed"
+kind = "embedding"
+dimensions = 1536
+supports_dimensions = true
+aliases = ["embed"]
+context_length = 8192
+
+[[models.endpoints]]
+provider = "p"
+upstream_model = "embed"
+pricing = {{ prompt = "0.00000001" }}
+
+[[models.endpoints]]
+provider = "q"
+upstream_model = "embed"
+pricing = {{ prompt = "0.00000002" }}
+
+[[models]]
+id = "x/fixed"
+name = "Fixed"
+kind = "embedding"
+dimensions = 1024
+context_length = 8192
+
+[[models.endpoints]]
+provider = "p"
+upstream_model = "fixed"
+pricing = {{ prompt = "0.00000001" }}
+"#
+    );
+    match Catalog::from_toml("kinds.toml", &text) {
+        Ok(c) => c,
+        Err(e) => panic!("invalid test catalogue: {e}"),
+    }
+}
+
+/// The routing view of an embeddings request for `model` (empty: none).
+fn embedding_route<'a>(
+    model: &'a str,
+    models: &'a [String],
+    dimensions: Option<u32>,
+) -> RouteRequest<'a> {
+    RouteRequest {
+        kind: ModelKind::Embedding,
+        model: Some(model).filter(|m| !m.is_empty()),
+        models,
+        provider: None,
+        route: None,
+        service_tier: None,
+        parameters: Vec::new(),
+        prompt_tokens: 10,
+        max_output_tokens: None,
+        modalities: vec!["text"],
+        tools: false,
+        dimensions,
+        legacy_completions: None,
+    }
+}
+
+fn plan_for(catalog: &Catalog, request: &RouteRequest<'_>) -> Result<RoutePlan, RouteError> {
+    plan_request(
+        request,
+        catalog,
+        &HealthSnapshot::default(),
+        &Policy::default(),
+        &RouteContext::default(),
+    )
+}
+
+#[test]
+fn aliases_reach_their_model_and_plans_name_it_by_id() {
+    let catalog = kinds("");
+    let cases: Vec<(Value, Vec<(&str, &str)>)> = vec![
+        (
+            json!({"model": "chat"}),
+            vec![("x/chat", "p"), ("x/chat", "q")],
+        ),
+        (
+            json!({"model": "chat-2025-01-01"}),
+            vec![("x/chat", "p"), ("x/chat", "q")],
+        ),
+        (
+            json!({"model": "chat:floor"}),
+            vec![("x/chat", "p"), ("x/chat", "q")],
+        ),
+        (
+            json!({"model": "x/other", "models": ["chat"]}),
+            vec![("x/other", "q"), ("x/chat", "p"), ("x/chat", "q")],
+        ),
+        // An alias and the id of one model: its endpoints once.
+        (
+            json!({"model": "chat", "models": ["x/chat", "x/other"]}),
+            vec![("x/chat", "p"), ("x/chat", "q"), ("x/other", "q")],
+        ),
+    ];
+    for (body, expected) in cases {
+        let mut body = body;
+        body["provider"] = json!({"sort": "price"});
+        let plan = route(&catalog, body.clone()).unwrap_or_else(|e| panic!("{body}: {e}"));
+        let expected: Vec<(String, String)> = expected.into_iter().map(|(m, t)| p(m, t)).collect();
+        assert_eq!(pairs(&plan), expected, "{body}");
+        assert_eq!(
+            plan.requested_models.first().map(String::as_str),
+            body["model"].as_str(),
+            "the plan keeps the names as asked"
+        );
+    }
+    match route(&catalog, json!({"model": "Chat"})) {
+        Err(RouteError::ModelNotFound { model }) => assert_eq!(model, "Chat"),
+        other => panic!("aliases are exact: {other:?}"),
+    }
+    let models = vec!["embed".to_owned()];
+    let plan = plan_for(&catalog, &embedding_route("", &models, None)).expect("routes");
+    assert_eq!(pairs(&plan), [p("x/embed", "p"), p("x/embed", "q")]);
+}
+
+#[test]
+fn a_request_naming_no_model_gets_the_default_model() {
+    let cases: Vec<(&str, Result<&str, ()>)> = vec![
+        ("", Err(())),
+        ("default_model = \"x/other\"", Ok("x/other")),
+        ("default_model = \"chat-2025-01-01\"", Ok("x/chat")),
+    ];
+    for (top, expected) in cases {
+        let catalog = kinds(top);
+        match (route(&catalog, json!({})), expected) {
+            (Ok(plan), Ok(id)) => {
+                assert!(!plan.candidates.is_empty(), "{top}");
+                assert!(plan.candidates.iter().all(|c| c.model == id), "{top}");
+                assert_eq!(plan.requested_models, [id], "{top}");
+            }
+            (Err(RouteError::NoModel), Err(())) => {}
+            (other, _) => panic!("{top}: {other:?}"),
+        }
+        // A request that names a model ignores the default.
+        let plan = route(&catalog, json!({"model": "x/chat"})).expect("routes");
+        assert!(plan.candidates.iter().all(|c| c.model == "x/chat"), "{top}");
+        // The default is a chat model: an embeddings request must name its model.
+        assert!(
+            matches!(
+                plan_for(&catalog, &embedding_route("", &[], None)),
+                Err(RouteError::NoModel)
+            ),
+            "{top}"
+        );
+    }
+}
+
+#[test]
+fn chat_and_embedding_models_never_mix() {
+    let catalog = kinds("");
+    // (model, fallback models, kind of the request, the model named by the error, its kind)
+    let cases: Vec<(&str, Vec<&str>, ModelKind, &str, ModelKind)> = vec![
+        (
+            "x/embed",
+            vec![],
+            ModelKind::Chat,
+            "x/embed",
+            ModelKind::Embedding,
+        ),
+        (
+            "embed",
+            vec![],
+            ModelKind::Chat,
+            "x/embed",
+            ModelKind::Embedding,
+        ),
+        (
+            "x/chat",
+            vec!["x/fixed"],
+            ModelKind::Chat,
+            "x/fixed",
+            ModelKind::Embedding,
+        ),
+        (
+            "x/chat",
+            vec![],
+            ModelKind::Embedding,
+            "x/chat",
+            ModelKind::Chat,
+        ),
+        (
+            "x/embed",
+            vec!["chat"],
+            ModelKind::Embedding,
+            "x/chat",
+            ModelKind::Chat,
+        ),
+    ];
+    for (model, fallbacks, kind, named, named_kind) in cases {
+        let fallbacks: Vec<String> = fallbacks.into_iter().map(str::to_owned).collect();
+        let result = match kind {
+            ModelKind::Chat => route(&catalog, json!({"model": model, "models": fallbacks})),
+            ModelKind::Embedding => plan_for(&catalog, &embedding_route(model, &fallbacks, None)),
+        };
+        let text = result.as_ref().err().map(ToString::to_string);
+        match result {
+            Err(RouteError::WrongModelKind { model, kind }) => {
+                let text = text.unwrap_or_default();
+                assert_eq!((model.as_str(), kind), (named, named_kind));
+                let words = match named_kind {
+                    ModelKind::Embedding => "is an embedding model",
+                    ModelKind::Chat => "is a chat model, not an embedding model",
+                };
+                assert!(text.starts_with(named) && text.contains(words), "{text}");
+            }
+            other => panic!("{model} {fallbacks:?} as {kind:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn embedding_dimensions_and_the_legacy_api_filter_endpoints() {
+    let catalog = kinds("");
+    // (model, dimensions asked for, expected candidates, expected exclusions)
+    let cases: Vec<(&str, Option<u32>, Vec<&str>, Reasons)> = vec![
+        ("x/embed", None, vec!["p", "q"], vec![]),
+        ("x/embed", Some(256), vec!["p", "q"], vec![]),
+        ("x/embed", Some(1536), vec!["p", "q"], vec![]),
+        (
+            "x/embed",
+            Some(1537),
+            vec![],
+            vec![("p", "dimensions"), ("q", "dimensions")],
+        ),
+        ("x/fixed", None, vec!["p"], vec![]),
+        // A model that does not take `dimensions` refuses it, even at its native length.
+        ("x/fixed", Some(1024), vec![], vec![("p", "dimensions")]),
+    ];
+    for (model, dimensions, expected, reasons) in cases {
+        let mut request = embedding_route(model, &[], dimensions);
+        let prefs = switchyard_core::routing::ProviderPreferences {
+            sort: serde_json::from_value(json!("price")).ok(),
+            ..Default::default()
+        };
+        request.provider = Some(&prefs);
+        let plan = match plan_for(&catalog, &request) {
+            Ok(plan) => plan,
+            Err(RouteError::NoEndpoints { code, plan, .. }) => {
+                assert_eq!(code, "constraint_filtered", "{model} {dimensions:?}");
+                *plan
+            }
+            Err(e) => panic!("{model} {dimensions:?}: {e}"),
+        };
+        assert_eq!(tags(&plan), expected, "{model} {dimensions:?}");
+        for (tag, reason) in reasons {
+            assert_eq!(
+                reason_of(&plan, tag).as_deref(),
+                Some(reason),
+                "{model} {tag}"
+            );
+        }
+    }
+
+    // A legacy completions request that needs the legacy API: only endpoints serving it.
+    let chat = request(json!({"model": "x/chat", "models": ["x/other"]}));
+    let mut legacy = RouteRequest::chat(&chat);
+    legacy.legacy_completions = Some("suffix");
+    let plan = plan_for(&catalog, &legacy).expect("routes");
+    assert_eq!(pairs(&plan), [p("x/chat", "p")]);
+    assert_eq!(reason_of(&plan, "q").as_deref(), Some("legacy_completions"));
+    assert_eq!(plan.excluded.len(), 2, "x/chat and x/other on q");
+    let only_other = request(json!({"model": "x/other"}));
+    let mut legacy = RouteRequest::chat(&only_other);
+    legacy.legacy_completions = Some("echo");
+    match plan_for(&catalog, &legacy) {
+        Err(RouteError::NoEndpoints { code, message, .. }) => {
+            assert_eq!(code, "constraint_filtered");
+            assert!(
+                message.contains("excluded by: legacy_completions")
+                    && message
+                        .contains("`echo` needs an endpoint serving the legacy completions API"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without that need, every endpoint serves.
+    let plan = route(&catalog, json!({"model": "x/chat"})).expect("routes");
+    assert_eq!(plan.candidates.len(), 2);
 }
 
 // === property tests ===

@@ -1,5 +1,6 @@
 //! Google AI Studio's Gemini API: `POST {base_url}/models/{model}:generateContent`, and
-//! `:streamGenerateContent?alt=sse` when streamed; the key goes in `x-goog-api-key`.
+//! `:streamGenerateContent?alt=sse` when streamed; the key goes in `x-goog-api-key`. Embeddings
+//! are in `gemini/embeddings.rs`; Gemini has no legacy completions API.
 //!
 //! Decisions:
 //! - System and developer messages become `systemInstruction`; assistant turns are role `model`;
@@ -29,10 +30,13 @@
 use serde_json::{json, Map, Value};
 use switchyard_core::catalog::ProviderKind;
 use switchyard_core::chat::{ChatRequest, Content, ContentPart, Message};
+use switchyard_core::embeddings::{Embeddings, EmbeddingsRequest};
 use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
 use switchyard_core::pricing::Usage;
 
 use crate::sse::SseParser;
+
+pub mod embeddings;
 use crate::{
     parse_data_url, raw_excerpt, Codec, CodecError, Completion, StreamDecoder, StreamEvent, Target,
     UpstreamRequest,
@@ -572,6 +576,22 @@ impl Codec for GeminiCodec {
 
     fn stream_decoder(&self) -> Box<dyn StreamDecoder> {
         Box::new(GeminiStream::default())
+    }
+
+    fn encode_embeddings(
+        &self,
+        request: &EmbeddingsRequest,
+        target: &Target<'_>,
+    ) -> Result<UpstreamRequest, CodecError> {
+        embeddings::encode(request, target)
+    }
+
+    fn decode_embeddings(
+        &self,
+        request: &EmbeddingsRequest,
+        body: &[u8],
+    ) -> Result<Embeddings, UpstreamError> {
+        embeddings::decode(request, body, |b| self.decode_error(502, b))
     }
 }
 

@@ -5,6 +5,12 @@
 //! [`UpstreamError`]). The canonical response shapes are OpenAI's chat-completion message and
 //! chunk delta, which is also OpenRouter's.
 //!
+//! Besides chat, a codec may serve embeddings ([`Codec::encode_embeddings`],
+//! [`Codec::decode_embeddings`]) and the legacy completions API ([`Codec::encode_completions`],
+//! [`Codec::decode_completions`], [`Codec::completions_stream_decoder`]), whose answers decode
+//! into the same canonical chat shapes. The trait's defaults refuse both, naming the provider
+//! kind: OpenAI-compatible servers serve both, Gemini serves embeddings, Anthropic neither.
+//!
 //! Invariants:
 //! - Codecs never open sockets and never read a clock: the engine does the transport.
 //! - Adding a provider kind is one module implementing [`Codec`], plus its fixtures.
@@ -18,7 +24,9 @@ pub mod sse;
 use serde_json::Value;
 use switchyard_core::catalog::{Endpoint, Provider, ProviderKind};
 use switchyard_core::chat::ChatRequest;
-use switchyard_core::error::UpstreamError;
+use switchyard_core::completions::CompletionsRequest;
+use switchyard_core::embeddings::{Embeddings, EmbeddingsRequest};
+use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
 use switchyard_core::pricing::Usage;
 
 /// Where a request goes: the provider, the endpoint and the provider key.
@@ -107,6 +115,69 @@ pub trait Codec: Send + Sync {
     fn decode_error(&self, status: u16, body: &[u8]) -> UpstreamError;
     /// A fresh decoder for a streamed answer.
     fn stream_decoder(&self) -> Box<dyn StreamDecoder>;
+
+    /// Builds the upstream embeddings request. By default the kind serves no embeddings.
+    fn encode_embeddings(
+        &self,
+        request: &EmbeddingsRequest,
+        target: &Target<'_>,
+    ) -> Result<UpstreamRequest, CodecError> {
+        let _ = (request, target);
+        Err(CodecError(format!(
+            "provider kind {} does not serve embeddings",
+            self.kind().as_str()
+        )))
+    }
+
+    /// Decodes a successful (2xx) embeddings answer to `request`: one vector for each input, in
+    /// input order. Errors are classified by [`Codec::decode_error`].
+    fn decode_embeddings(
+        &self,
+        request: &EmbeddingsRequest,
+        body: &[u8],
+    ) -> Result<Embeddings, UpstreamError> {
+        let _ = (request, body);
+        Err(unserved(self.kind(), "embeddings"))
+    }
+
+    /// Builds the upstream request of a legacy completions request for an endpoint that serves
+    /// that API natively (`legacy_completions = true`). By default the kind does not.
+    fn encode_completions(
+        &self,
+        request: &CompletionsRequest,
+        target: &Target<'_>,
+    ) -> Result<UpstreamRequest, CodecError> {
+        let _ = (request, target);
+        Err(CodecError(format!(
+            "provider kind {} does not serve the legacy completions API",
+            self.kind().as_str()
+        )))
+    }
+
+    /// Decodes a successful (2xx) legacy completions answer into the canonical chat shape (the
+    /// text as the assistant message's content).
+    fn decode_completions(&self, body: &[u8]) -> Result<Completion, UpstreamError> {
+        let _ = body;
+        Err(unserved(self.kind(), "the legacy completions API"))
+    }
+
+    /// A fresh decoder for a streamed legacy completions answer, yielding canonical chat chunks.
+    fn completions_stream_decoder(&self) -> Result<Box<dyn StreamDecoder>, CodecError> {
+        Err(CodecError(format!(
+            "provider kind {} does not serve the legacy completions API",
+            self.kind().as_str()
+        )))
+    }
+}
+
+/// The error of a decoder asked for an API its kind does not serve (the encoder refuses first,
+/// so only a caller's mistake reaches it).
+fn unserved(kind: ProviderKind, api: &str) -> UpstreamError {
+    UpstreamError::new(
+        UpstreamErrorKind::InvalidRequest,
+        None,
+        format!("provider kind {} does not serve {api}", kind.as_str()),
+    )
 }
 
 /// The codec for a provider kind.
@@ -141,4 +212,35 @@ pub fn raw_excerpt(body: &[u8]) -> String {
         end -= 1;
     }
     text[..end].to_owned()
+}
+
+/// An answer the gateway cannot read, with an excerpt of it.
+pub(crate) fn invalid_response(body: &[u8], message: impl Into<String>) -> UpstreamError {
+    UpstreamError {
+        raw: Some(raw_excerpt(body)),
+        ..UpstreamError::new(UpstreamErrorKind::InvalidResponse, None, message)
+    }
+}
+
+/// A vector written as a JSON array of numbers or as base64 of little-endian `f32`s; `None`
+/// unless every component is a finite `f32`.
+pub(crate) fn vector(value: &Value) -> Option<Vec<f32>> {
+    let floats = match value {
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_f64().map(|f| f as f32))
+            .collect::<Option<Vec<f32>>>()?,
+        Value::String(text) => switchyard_core::embeddings::from_base64(text)?,
+        _ => return None,
+    };
+    floats.iter().all(|f| f.is_finite()).then_some(floats)
+}
+
+/// The usage of an embeddings request estimated from its input, for providers that report
+/// none: the exact count of token arrays, a token for every four characters of text.
+pub(crate) fn estimated_usage(request: &EmbeddingsRequest) -> Usage {
+    Usage {
+        prompt_tokens: request.estimated_prompt_tokens(),
+        ..Usage::default()
+    }
 }

@@ -1,11 +1,14 @@
 //! OpenAI Chat Completions, spoken by OpenAI and every OpenAI-compatible server (Groq, Together,
-//! DeepInfra, Fireworks, Mistral, DeepSeek, vLLM, Ollama, llama.cpp...).
+//! DeepInfra, Fireworks, Mistral, DeepSeek, vLLM, Ollama, llama.cpp...), and beside it OpenAI's
+//! embeddings (`openai/embeddings.rs`) and legacy completions (`openai/legacy.rs`) APIs.
 
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use switchyard_core::catalog::ProviderKind;
 use switchyard_core::chat::{ChatRequest, Message};
+use switchyard_core::completions::CompletionsRequest;
+use switchyard_core::embeddings::{Embeddings, EmbeddingsRequest};
 use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
 use switchyard_core::pricing::Usage;
 
@@ -13,6 +16,9 @@ use crate::sse::SseParser;
 use crate::{
     raw_excerpt, Codec, CodecError, Completion, StreamDecoder, StreamEvent, Target, UpstreamRequest,
 };
+
+mod embeddings;
+mod legacy;
 
 /// The OpenAI-compatible codec.
 #[derive(Debug, Clone, Copy, Default)]
@@ -196,37 +202,9 @@ struct StreamOptions {
     include_usage: bool,
 }
 
-impl Codec for OpenAiCodec {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Openai
-    }
-
-    fn encode(
-        &self,
-        request: &ChatRequest,
-        target: &Target<'_>,
-    ) -> Result<UpstreamRequest, CodecError> {
-        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-        if let Some(key) = target.api_key {
-            headers.push(("authorization".to_owned(), format!("Bearer {key}")));
-        }
-        Ok(UpstreamRequest {
-            url: format!("{}/chat/completions", target.provider.base_url),
-            headers,
-            body: serde_json::to_vec(&Body { request, target })
-                .map_err(|e| CodecError(e.to_string()))?,
-        })
-    }
-
-    fn decode(&self, body: &[u8]) -> Result<Completion, UpstreamError> {
-        let mut value: Value = serde_json::from_slice(body).map_err(|e| UpstreamError {
-            raw: Some(raw_excerpt(body)),
-            ..UpstreamError::new(
-                UpstreamErrorKind::InvalidResponse,
-                None,
-                format!("Provider returned invalid JSON: {e}"),
-            )
-        })?;
+impl OpenAiCodec {
+    /// Decodes a parsed chat-completion body (`body` is the raw bytes, for error excerpts).
+    fn decode_value(&self, mut value: Value, body: &[u8]) -> Result<Completion, UpstreamError> {
         if value.get("error").is_some_and(|e| !e.is_null()) {
             return Err(self.decode_error(502, body));
         }
@@ -252,6 +230,41 @@ impl Codec for OpenAiCodec {
             system_fingerprint: value.get("system_fingerprint").cloned(),
             service_tier: value.get("service_tier").cloned(),
         })
+    }
+}
+
+impl Codec for OpenAiCodec {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Openai
+    }
+
+    fn encode(
+        &self,
+        request: &ChatRequest,
+        target: &Target<'_>,
+    ) -> Result<UpstreamRequest, CodecError> {
+        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        if let Some(key) = target.api_key {
+            headers.push(("authorization".to_owned(), format!("Bearer {key}")));
+        }
+        Ok(UpstreamRequest {
+            url: format!("{}/chat/completions", target.provider.base_url),
+            headers,
+            body: serde_json::to_vec(&Body { request, target })
+                .map_err(|e| CodecError(e.to_string()))?,
+        })
+    }
+
+    fn decode(&self, body: &[u8]) -> Result<Completion, UpstreamError> {
+        let value: Value = serde_json::from_slice(body).map_err(|e| UpstreamError {
+            raw: Some(raw_excerpt(body)),
+            ..UpstreamError::new(
+                UpstreamErrorKind::InvalidResponse,
+                None,
+                format!("Provider returned invalid JSON: {e}"),
+            )
+        })?;
+        self.decode_value(value, body)
     }
 
     fn decode_error(&self, status: u16, body: &[u8]) -> UpstreamError {
@@ -290,6 +303,49 @@ impl Codec for OpenAiCodec {
     fn stream_decoder(&self) -> Box<dyn StreamDecoder> {
         Box::new(OpenAiStream::default())
     }
+
+    fn encode_embeddings(
+        &self,
+        request: &EmbeddingsRequest,
+        target: &Target<'_>,
+    ) -> Result<UpstreamRequest, CodecError> {
+        embeddings::encode(request, target)
+    }
+
+    fn decode_embeddings(
+        &self,
+        request: &EmbeddingsRequest,
+        body: &[u8],
+    ) -> Result<Embeddings, UpstreamError> {
+        embeddings::decode(request, body, |b| self.decode_error(502, b))
+    }
+
+    fn encode_completions(
+        &self,
+        request: &CompletionsRequest,
+        target: &Target<'_>,
+    ) -> Result<UpstreamRequest, CodecError> {
+        legacy::encode(request, target)
+    }
+
+    fn decode_completions(&self, body: &[u8]) -> Result<Completion, UpstreamError> {
+        let mut value: Value = serde_json::from_slice(body).map_err(|e| {
+            crate::invalid_response(body, format!("Provider returned invalid JSON: {e}"))
+        })?;
+        if let Some(choices) = value.get_mut("choices").and_then(Value::as_array_mut) {
+            for choice in choices.iter_mut().filter_map(Value::as_object_mut) {
+                legacy::text_to_chat(choice, "message");
+            }
+        }
+        self.decode_value(value, body)
+    }
+
+    fn completions_stream_decoder(&self) -> Result<Box<dyn StreamDecoder>, CodecError> {
+        Ok(Box::new(OpenAiStream {
+            legacy: true,
+            ..OpenAiStream::default()
+        }))
+    }
 }
 
 /// Normalizes one choice in place: contract finish reason, native reason kept, DeepSeek-style
@@ -323,10 +379,12 @@ fn normalize_choice(choice: &mut Map<String, Value>, field: &str) {
 #[derive(Default)]
 struct OpenAiStream {
     parser: SseParser,
+    /// The stream is a legacy completions stream (`choices[].text`).
+    legacy: bool,
 }
 
 impl OpenAiStream {
-    fn events(events: Vec<crate::sse::SseEvent>) -> Vec<StreamEvent> {
+    fn events(&self, events: Vec<crate::sse::SseEvent>) -> Vec<StreamEvent> {
         let mut out = Vec::with_capacity(events.len());
         for event in events {
             let data = event.data.trim();
@@ -369,6 +427,9 @@ impl OpenAiStream {
             };
             for c in &mut choices {
                 if let Some(object) = c.as_object_mut() {
+                    if self.legacy {
+                        legacy::text_to_chat(object, "delta");
+                    }
                     normalize_choice(object, "delta");
                 }
             }
@@ -387,11 +448,13 @@ impl OpenAiStream {
 
 impl StreamDecoder for OpenAiStream {
     fn feed(&mut self, bytes: &[u8]) -> Vec<StreamEvent> {
-        Self::events(self.parser.feed(bytes))
+        let events = self.parser.feed(bytes);
+        self.events(events)
     }
 
     fn finish(&mut self) -> Vec<StreamEvent> {
-        Self::events(self.parser.finish())
+        let events = self.parser.finish();
+        self.events(events)
     }
 }
 

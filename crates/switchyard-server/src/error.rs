@@ -229,7 +229,9 @@ impl GatewayError {
     /// exclusion and its reason in `error.availability`).
     pub fn route(err: RouteError) -> Self {
         match err {
-            RouteError::NoModel | RouteError::InvalidPreference(_) => {
+            RouteError::NoModel
+            | RouteError::InvalidPreference(_)
+            | RouteError::WrongModelKind { .. } => {
                 Self::bad_request(err.to_string())
             }
             RouteError::ModelNotFound { model } => {
