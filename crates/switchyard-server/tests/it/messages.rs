@@ -181,7 +181,7 @@ async fn messages_errors_use_the_anthropic_envelope() {
         ),
         (
             None,
-            json!({"model": "test/model", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}),
+            json!({"model": "test/model", "max_tokens": 5, "messages": [{"role": "robot", "content": "x"}]}),
             400,
             "invalid_request_error",
             "messages[0].role",
