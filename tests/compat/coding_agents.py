@@ -121,19 +121,21 @@ def _run(argv, env, cwd, timeout, trace):
     return proc, destinations
 
 
-def codex_config(base_url, model=None):
+def codex_config(base_url, model=None, quiet=True):
     """Codex's config.toml: one model provider speaking the Responses API at `base_url` (which
     ends in `/v1` or `/api/v1`; Codex appends `/responses`), its key from SWITCHYARD_API_KEY, and
-    everything that would reach another host off: update checks, analytics, feedback, telemetry
-    export, web search, and the plugin and app (connector) features, which sync from GitHub and
-    ChatGPT at startup."""
+    with `quiet`, everything that would reach another host off: update checks, analytics,
+    feedback, telemetry export, web search, and the plugin and app (connector) features, which
+    sync from GitHub and ChatGPT at startup."""
     lines = []
     if model:
         lines.append(f'model = "{model}"')
     lines += [
         'model_provider = "switchyard"',
-        "check_for_update_on_startup = false",
-        'web_search = "disabled"',
+    ]
+    if quiet:
+        lines += ["check_for_update_on_startup = false", 'web_search = "disabled"']
+    lines += [
         "",
         "[model_providers.switchyard]",
         'name = "Switchyard"',
@@ -142,6 +144,10 @@ def codex_config(base_url, model=None):
         'wire_api = "responses"',
         "request_max_retries = 0",
         "stream_max_retries = 0",
+    ]
+    if not quiet:
+        return "\n".join(lines) + "\n"
+    lines += [
         "",
         "[features]",
         "plugins = false",
@@ -161,18 +167,19 @@ def codex_config(base_url, model=None):
 
 
 def codex(workdir, base_url, prompt, key=DUMMY_KEY, model=None, config_model=None, sandbox="read-only",
-          trap_url=None, timeout=240, trace=True):
+          trap_url=None, timeout=240, trace=True, quiet=True):
     """`codex exec` in `workdir` (made if missing) against the Responses API at `base_url`.
 
     `model` is passed as `-m`; `config_model` is written to config.toml; with neither, Codex asks
-    for its own default model (CODEX_DEFAULT_MODEL)."""
+    for its own default model (CODEX_DEFAULT_MODEL). `quiet=False` leaves Codex's own defaults
+    for everything but the provider (captures of what it does out of the box)."""
     home = os.path.join(workdir, "home")
     codex_home = os.path.join(home, ".codex")
     cwd = os.path.join(workdir, "work")
     for d in (codex_home, cwd):
         os.makedirs(d, exist_ok=True)
     with open(os.path.join(codex_home, "config.toml"), "w") as f:
-        f.write(codex_config(base_url, config_model))
+        f.write(codex_config(base_url, config_model, quiet))
     last = os.path.join(workdir, "last-message.txt")
     if os.path.exists(last):
         os.remove(last)
@@ -188,12 +195,13 @@ def codex(workdir, base_url, prompt, key=DUMMY_KEY, model=None, config_model=Non
 
 
 def claude_code(workdir, base_url, prompt, key=DUMMY_KEY, model=None, extra_args=(), auth="api-key",
-                trap_url=None, timeout=240, trace=True):
+                trap_url=None, timeout=240, trace=True, quiet=True):
     """`claude -p` in `workdir` (made if missing) against the Anthropic Messages API at `base_url`
     (Claude Code appends `/v1/messages`: the gateway's base is `http://host/api`).
 
     `auth` is "api-key" (ANTHROPIC_API_KEY, sent as x-api-key) or "token" (ANTHROPIC_AUTH_TOKEN,
-    sent as Authorization: Bearer)."""
+    sent as Authorization: Bearer). `quiet=False` leaves out the variables that turn nonessential
+    traffic off (captures of what it does out of the box)."""
     home = os.path.join(workdir, "home")
     cwd = os.path.join(workdir, "work")
     for d in (home, cwd):
@@ -202,15 +210,15 @@ def claude_code(workdir, base_url, prompt, key=DUMMY_KEY, model=None, extra_args
     if model:
         argv += ["--model", model]
     argv += list(extra_args)
-    extra = {
-        "CLAUDE_CONFIG_DIR": os.path.join(home, ".claude"),
-        "ANTHROPIC_BASE_URL": base_url,
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "DISABLE_ERROR_REPORTING": "1",
-        "DISABLE_BUG_COMMAND": "1",
-    }
+    extra = {"CLAUDE_CONFIG_DIR": os.path.join(home, ".claude"), "ANTHROPIC_BASE_URL": base_url}
+    if quiet:
+        extra.update({
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_TELEMETRY": "1",
+            "DISABLE_AUTOUPDATER": "1",
+            "DISABLE_ERROR_REPORTING": "1",
+            "DISABLE_BUG_COMMAND": "1",
+        })
     extra["ANTHROPIC_API_KEY" if auth == "api-key" else "ANTHROPIC_AUTH_TOKEN"] = key
     env = _env(home, trap_url, extra)
     proc, destinations = _run(argv, env, cwd, timeout, trace)
