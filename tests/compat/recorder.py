@@ -7,8 +7,8 @@ and what they send can be kept as fixtures. Standard library only.
 Scenarios:
 - ``text``: every model call is answered with ``ANSWER``.
 - ``tool``: the first model call of a conversation is answered with a call to the client's shell
-  tool (``echo tool-ran``); once the client sends the tool's result back, it is answered with
-  ``ANSWER``.
+  tool (``echo tool-ran``), to Codex's ``exec`` tool, or to a ``get_weather`` function; once the
+  client sends the tool's result back, it is answered with ``ANSWER``.
 
 Run as a program: ``python recorder.py --port 0 --scenario tool --out DIR``; it prints
 ``listening on 127.0.0.1:PORT`` and writes one JSON file per request to DIR.
@@ -59,6 +59,8 @@ def _responses_tool(body):
             command = ["bash", "-lc", SHELL_COMMAND] if params.get("command", {}).get("type") == "array" else SHELL_COMMAND
             key = "cmd" if "cmd" in params else "command"
             return "function_call", name, json.dumps({key: command})
+        if tool.get("type") == "function" and name == "get_weather":
+            return "function_call", name, json.dumps({"city": "Paris"})
         if tool.get("type") == "custom" and name == "exec":
             return "custom_tool_call", name, 'text("tool-ran")'
     return None
