@@ -26,6 +26,8 @@ BINARY = os.environ.get("SWITCHYARD_BIN", os.path.join(os.path.dirname(__file__)
 # its result comes back.
 TEST_TOOL = "get_weather"
 EMBEDDING_DIMENSIONS = 4
+# What the mock's Anthropic `count_tokens` answers.
+COUNTED_TOKENS = 14
 # The model the OpenAI Agents SDK asks for when an agent names none (openai-agents 0.24.0).
 AGENTS_SDK_DEFAULT_MODEL = "gpt-5.6-luna"
 
@@ -49,6 +51,8 @@ class MockUpstream(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length", "0"))
         body = json.loads(self.rfile.read(length) or b"{}")
         MockUpstream.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        if self.path.endswith("/messages/count_tokens"):
+            return self._send_json({"input_tokens": COUNTED_TOKENS})
         if self.path.endswith("/messages"):
             return self._anthropic(body)
         if ":generateContent" in self.path or ":streamGenerateContent" in self.path:
