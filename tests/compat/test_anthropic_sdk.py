@@ -4,6 +4,8 @@
 import anthropic
 import pytest
 
+from conftest import COUNTED_TOKENS
+
 MODELS = ["mock/chat", "mock/claude"]
 TOOLS = [{"name": "get_weather", "description": "Weather in a city",
           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
@@ -87,3 +89,17 @@ def test_invalid_request_is_an_anthropic_bad_request(client):
     with pytest.raises(anthropic.BadRequestError) as err:
         client.messages.create(model="mock/chat", max_tokens=10, messages=[{"role": "system", "content": "hi"}])
     assert "messages[0].role" in err.value.body["error"]["message"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_count_tokens(client, upstream, model):
+    before = len(upstream.RequestHandlerClass.requests)
+    counted = client.messages.count_tokens(
+        model=model, system="Be brief.", tools=TOOLS, messages=[{"role": "user", "content": "Weather in Paris?"}])
+    assert isinstance(counted.input_tokens, int) and counted.input_tokens > 0
+    # An Anthropic-kind endpoint counts upstream; counting is no generation, so nothing else is sent.
+    sent = upstream.RequestHandlerClass.requests[before:]
+    assert all(r["path"].endswith("/messages/count_tokens") for r in sent)
+    if sent:
+        assert counted.input_tokens == COUNTED_TOKENS
+        assert sent[0]["body"]["model"] == "claude-mock"
