@@ -128,3 +128,103 @@ mod tests {
         assert_eq!(c.decrypt("gen-1", "zz", &sealed), None);
     }
 }
+
+/// Seals the reasoning a Responses answer hands back as `encrypted_content`, so that the next
+/// turn can return it to the provider (thinking signatures included) while no client can read
+/// it: AES-256-GCM, bound to its purpose, as `base64(nonce || ciphertext)`.
+pub struct ReasoningSealer {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for ReasoningSealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReasoningSealer(..)")
+    }
+}
+
+/// What sealed reasoning is bound to: a blob sealed for something else does not open.
+const REASONING_AAD: &[u8] = b"switchyard reasoning v1";
+
+impl ReasoningSealer {
+    /// A sealer keyed by SHA-256 of `secret`; with none, by a random key of this process (sealed
+    /// reasoning then does not survive a restart or reach another replica).
+    pub fn new(secret: Option<&str>) -> ReasoningSealer {
+        let key = match secret {
+            Some(s) => Sha256::new_with_prefix(b"reasoning:")
+                .chain_update(s.as_bytes())
+                .finalize(),
+            None => {
+                let mut random = [0u8; 32];
+                rand::thread_rng().fill_bytes(&mut random);
+                Sha256::digest(random)
+            }
+        };
+        ReasoningSealer {
+            cipher: Aes256Gcm::new(&key),
+        }
+    }
+}
+
+impl switchyard_formats::responses::Sealer for ReasoningSealer {
+    fn seal(&self, plain: &[u8]) -> String {
+        use base64::Engine as _;
+        let mut nonce = [0u8; 12];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: REASONING_AAD,
+                },
+            )
+            .unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        base64::engine::general_purpose::STANDARD.encode(out)
+    }
+
+    fn open(&self, sealed: &str) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(sealed.trim())
+            .ok()?;
+        if bytes.len() < 12 {
+            return None;
+        }
+        let (nonce, ciphertext) = bytes.split_at(12);
+        self.cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: REASONING_AAD,
+                },
+            )
+            .ok()
+    }
+}
+
+#[cfg(test)]
+mod sealer_tests {
+    use super::*;
+    use switchyard_formats::responses::Sealer;
+
+    #[test]
+    fn sealed_reasoning_opens_only_with_its_key_and_hides_the_text() {
+        let a = ReasoningSealer::new(Some("k1"));
+        let b = ReasoningSealer::new(Some("k2"));
+        let plain = br#"[{"type":"reasoning.text","text":"secret thought","signature":"sig"}]"#;
+        let sealed = a.seal(plain);
+        assert!(!sealed.contains("secret"));
+        assert_eq!(a.open(&sealed).as_deref(), Some(&plain[..]));
+        assert_eq!(b.open(&sealed), None);
+        assert_eq!(a.open("not base64!"), None);
+        assert_eq!(a.open(""), None);
+        let mut tampered = sealed.into_bytes();
+        let last = tampered.len() - 3;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(a.open(&String::from_utf8(tampered).expect("ascii")), None);
+    }
+}

@@ -66,6 +66,12 @@ pub struct Inference {
     pub key: Authenticated,
     /// The canonical request (after guardrail redaction).
     pub request: Box<ChatRequest>,
+    /// The client's request as sent, for formats that echo it.
+    pub original: Option<Value>,
+    /// The legacy completions request's own parts, when it is one.
+    pub legacy: Option<Box<switchyard_core::completions::CompletionsRequest>>,
+    /// The embeddings request, when it is one (its texts screened as the request's messages).
+    pub embeddings: Option<Box<switchyard_core::embeddings::EmbeddingsRequest>>,
     /// The catalogue snapshot the plan was made on.
     pub catalog: Arc<Catalog>,
     /// What the audit record needs.
@@ -82,8 +88,9 @@ pub async fn run(
     mut trail: Trail,
     key: Authenticated,
     headers: HeaderMap,
-    request: Box<ChatRequest>,
+    parsed: crate::formats::Parsed,
 ) -> Response {
+    let request = Box::new(parsed.request);
     trail.account_id = Some(key.key.account_id.clone());
     trail.key_hash = Some(key.key.hash.clone());
     trail.requested_model.clone_from(&request.model);
@@ -93,14 +100,29 @@ pub async fn run(
     // The stages are boxed: each is a large state machine, and nested inline they would make
     // this future (moved by every layer of the server) several times larger.
     let prepared = Box::pin(prepare::prepare(
-        state, format, trail, key, &headers, request,
+        state,
+        format,
+        trail,
+        key,
+        &headers,
+        request,
+        parsed.legacy,
+        parsed.embeddings,
     ))
     .await;
     let mut inference = match prepared {
-        Ok(p) => p,
+        Ok(mut p) => {
+            p.original = parsed.original;
+            p
+        }
         Err((trail, e)) => return refuse(&recorder_state, format, &trail, e),
     };
-    let result = if inference.request.is_stream() {
+    let result = if inference.embeddings.is_some() {
+        match Box::pin(inference.attempt()).await {
+            Ok(answer) => Box::pin(respond::embeddings(inference, answer)).await,
+            Err(e) => Err((inference, e)),
+        }
+    } else if inference.request.is_stream() {
         Box::pin(stream::stream(inference)).await
     } else {
         match Box::pin(inference.attempt()).await {
@@ -143,6 +165,14 @@ pub fn estimate_tokens(chars: usize) -> u64 {
 }
 
 impl Inference {
+    /// What the client's format may use to render the answer.
+    pub fn render_context(&self) -> crate::formats::RenderContext<'_> {
+        crate::formats::RenderContext {
+            state: &self.state,
+            original: self.original.as_ref(),
+        }
+    }
+
     /// Unix seconds when the request arrived.
     pub fn created(&self) -> i64 {
         self.trail.created_ms / 1000

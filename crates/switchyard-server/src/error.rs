@@ -231,9 +231,7 @@ impl GatewayError {
         match err {
             RouteError::NoModel
             | RouteError::InvalidPreference(_)
-            | RouteError::WrongModelKind { .. } => {
-                Self::bad_request(err.to_string())
-            }
+            | RouteError::WrongModelKind { .. } => Self::bad_request(err.to_string()),
             RouteError::ModelNotFound { model } => {
                 let mut e = Self::of(
                     ErrorKind::ModelNotFound,

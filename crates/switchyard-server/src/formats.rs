@@ -9,7 +9,10 @@
 //! request arrived, and every refusal is audited under that id.
 
 pub mod chat;
+pub mod completions;
+pub mod embeddings;
 pub mod messages;
+pub mod responses;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -25,17 +28,57 @@ use crate::engine::Attribution;
 use crate::error::{ErrorKind, GatewayError};
 use crate::state::{InferenceAuth, SharedState};
 
+/// A request parsed by its format: the canonical request, and what the format keeps of the
+/// client's own request to render the answer.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The canonical request.
+    pub request: ChatRequest,
+    /// The client's request as sent, for formats whose answers echo it (Responses).
+    pub original: Option<serde_json::Value>,
+    /// The legacy completions request's own parts, for endpoints that serve it natively.
+    pub legacy: Option<Box<switchyard_core::completions::CompletionsRequest>>,
+    /// The embeddings request, when it is one: the canonical request then carries its texts as
+    /// user messages, so that guardrails, hashes and holds see them as any prompt.
+    pub embeddings: Option<Box<switchyard_core::embeddings::EmbeddingsRequest>>,
+}
+
+impl Parsed {
+    /// A canonical request with nothing kept beside it.
+    pub fn plain(request: ChatRequest) -> Parsed {
+        Parsed {
+            request,
+            original: None,
+            legacy: None,
+            embeddings: None,
+        }
+    }
+}
+
+/// What a format may use to render a request's answer.
+#[derive(Clone, Copy)]
+pub struct RenderContext<'a> {
+    /// Shared state (the reasoning sealer, the clock).
+    pub state: &'a crate::state::AppState,
+    /// The client's request as sent, when the format kept it.
+    pub original: Option<&'a serde_json::Value>,
+}
+
 /// A wire format a client speaks to the gateway.
 pub trait ClientFormat: Send + Sync + 'static {
     /// The format's name in the audit record and in `/generation`'s `api_type`.
     fn name(&self) -> &'static str;
     /// Parses a request body into the canonical request. Errors name the field at fault and
     /// never quote the value.
-    fn parse(&self, body: &[u8]) -> Result<ChatRequest, GatewayError>;
+    fn parse(&self, state: &crate::state::AppState, body: &[u8]) -> Result<Parsed, GatewayError>;
     /// Renders a non-streamed answer as the JSON body the client expects.
-    fn render(&self, completion: &Completion<'_>) -> Result<Vec<u8>, GatewayError>;
+    fn render(
+        &self,
+        cx: RenderContext<'_>,
+        completion: &Completion<'_>,
+    ) -> Result<Vec<u8>, GatewayError>;
     /// A renderer for one stream, whose chunks share `head`.
-    fn streamer(&self, head: &Chunk<'_>) -> Box<dyn StreamRenderer>;
+    fn streamer(&self, cx: RenderContext<'_>, head: &Chunk<'_>) -> Box<dyn StreamRenderer>;
     /// The error envelope of this format.
     fn error_body(&self, e: &GatewayError) -> Value;
     /// The error as a response in this format's envelope.
@@ -126,12 +169,10 @@ pub async fn serve(
         .and_then(|body| {
             // Until the body parses, its hash stands for the prompt.
             trail.prompt_sha256 = audit::sha256_hex(&body);
-            format.parse(&body)
+            format.parse(&state, &body)
         });
     match parsed {
-        Ok(request) => {
-            crate::engine::run(state, format, trail, key, headers, Box::new(request)).await
-        }
+        Ok(parsed) => crate::engine::run(state, format, trail, key, headers, parsed).await,
         Err(e) => crate::engine::refuse(&state, format, &trail, e),
     }
 }

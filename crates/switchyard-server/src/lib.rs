@@ -91,6 +91,43 @@ async fn messages(
     formats::serve(&formats::messages::MESSAGES, state, auth, headers, body).await
 }
 
+/// `POST /api/v1/responses`: OpenAI's Responses API, stateless.
+async fn responses(
+    State(state): State<SharedState>,
+    auth: Result<InferenceAuth, GatewayError>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    formats::serve(&formats::responses::RESPONSES, state, auth, headers, body).await
+}
+
+/// `POST /api/v1/completions`: legacy text completions.
+async fn completions(
+    State(state): State<SharedState>,
+    auth: Result<InferenceAuth, GatewayError>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    formats::serve(
+        &formats::completions::COMPLETIONS,
+        state,
+        auth,
+        headers,
+        body,
+    )
+    .await
+}
+
+/// `POST /api/v1/embeddings`.
+async fn embeddings(
+    State(state): State<SharedState>,
+    auth: Result<InferenceAuth, GatewayError>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    formats::serve(&formats::embeddings::EMBEDDINGS, state, auth, headers, body).await
+}
+
 async fn not_found(request: Request) -> ApiError {
     ApiError::not_found(format!(
         "No route for {} {}",
@@ -133,6 +170,9 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/api/v1/chat/completions", post(chat_completions))
         .route("/api/v1/messages", post(messages))
+        .route("/api/v1/responses", post(responses))
+        .route("/api/v1/completions", post(completions))
+        .route("/api/v1/embeddings", post(embeddings))
         .route("/api/v1/models", get(api::models))
         .route(
             "/api/v1/models/{author}/{slug}/endpoints",

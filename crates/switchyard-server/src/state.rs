@@ -52,6 +52,9 @@ pub struct AppState {
     pub audit_key: Option<Vec<u8>>,
     /// Cipher for logged prompts, when a content key is configured.
     pub content_cipher: Option<ContentCipher>,
+    /// Seals the reasoning Responses clients hand back (keyed like logged content, else by the
+    /// audit key, else by a key of this process).
+    pub sealer: Arc<crate::content::ReasoningSealer>,
     /// Account settings, cached briefly.
     pub settings: SettingsCache,
     /// Guardrails by key, compiled and cached briefly.
@@ -100,6 +103,13 @@ impl AppState {
             .map(|k| k.as_bytes().to_vec());
         let store_for_recorder = store.clone();
         let classifications = Classifications::with(config.data_classifications.clone());
+        let sealer = Arc::new(crate::content::ReasoningSealer::new(
+            secrets
+                .get(&config.prompt_logging.key_env)
+                .or_else(|| secrets.get(&config.audit.key_env))
+                .map(String::as_str)
+                .filter(|k| !k.is_empty()),
+        ));
         let content_cipher = secrets
             .get(&config.prompt_logging.key_env)
             .filter(|k| !k.is_empty())
@@ -127,6 +137,7 @@ impl AppState {
             recorder: Recorder::spawn(store_for_recorder, audit_key.clone(), clock.clone()),
             audit_key,
             content_cipher,
+            sealer,
             settings: SettingsCache::default(),
             guardrails: GuardrailCache::default(),
             keys: KeyCache::default(),

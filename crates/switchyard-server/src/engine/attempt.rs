@@ -23,6 +23,8 @@ pub struct Answer {
     pub candidate: Candidate,
     /// Its response, body unread.
     pub response: reqwest::Response,
+    /// The endpoint was sent a legacy completions request in its own API.
+    pub native_legacy: bool,
 }
 
 impl Inference {
@@ -70,9 +72,11 @@ impl Inference {
                         status: response.status().as_u16(),
                         error: None,
                     });
+                    let native_legacy = self.native_legacy(&r);
                     return Ok(Answer {
                         candidate,
                         response,
+                        native_legacy,
                     });
                 }
                 Err(err) => {
@@ -133,6 +137,30 @@ impl Inference {
         }
     }
 
+    /// The chat request for `r`, or the legacy completions request for an endpoint that serves
+    /// that API.
+    fn encode_chat(
+        &self,
+        codec: &dyn switchyard_providers::Codec,
+        r: &Resolved<'_>,
+        target: &Target<'_>,
+    ) -> Result<switchyard_providers::UpstreamRequest, switchyard_providers::CodecError> {
+        match self.legacy.as_deref().filter(|_| self.native_legacy(r)) {
+            // The endpoint serves the legacy API: the prompt goes as is (after redaction).
+            Some(legacy) => {
+                let mut legacy = legacy.clone();
+                legacy.chat = (*self.request).clone();
+                codec.encode_completions(&legacy, target)
+            }
+            None => codec.encode(&self.request, target),
+        }
+    }
+
+    /// Whether `r` is sent this request in the legacy completions API.
+    pub fn native_legacy(&self, r: &Resolved<'_>) -> bool {
+        self.legacy.is_some() && r.endpoint.legacy_completions
+    }
+
     /// One upstream request; any non-2xx answer becomes an [`UpstreamError`].
     async fn send(&self, r: &Resolved<'_>) -> Result<reqwest::Response, UpstreamError> {
         let codec = codec_for(r.provider.kind).ok_or_else(|| {
@@ -165,8 +193,13 @@ impl Inference {
             endpoint: r.endpoint,
             api_key,
         };
-        let upstream = codec
-            .encode(&self.request, &target)
+        let encoded = if let Some(embeddings) = self.embeddings.as_deref() {
+            codec.encode_embeddings(embeddings, &target)
+        } else {
+            self.encode_chat(codec, r, &target)
+        };
+
+        let upstream = encoded
             .map_err(|e| UpstreamError::new(UpstreamErrorKind::InvalidRequest, Some(400), e.0))?;
         let sent = Instant::now();
         let mut builder = match self.state.upstream_url(&upstream.url) {

@@ -8,12 +8,16 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use switchyard_core::audit;
 use switchyard_core::catalog::{Catalog, Endpoint, Model, Provider};
-use switchyard_core::chat::ChatRequest;
+use switchyard_core::chat::{ChatRequest, Content, Message};
+use switchyard_core::completions::CompletionsRequest;
+use switchyard_core::embeddings::{EmbeddingInput, EmbeddingsRequest};
 use switchyard_core::guard::{self, Screening};
 use switchyard_core::money::Money;
 use switchyard_core::pricing;
 use switchyard_core::restrict::{self, Restriction, TrainingSettings};
-use switchyard_core::routing::{self, Candidate, Policy, RouteContext, RouteError, RoutePlan};
+use switchyard_core::routing::{
+    self, Candidate, Policy, RouteContext, RouteError, RoutePlan, RouteRequest,
+};
 
 use crate::engine::Inference;
 use crate::error::GatewayError;
@@ -146,6 +150,8 @@ pub async fn prepare(
     key: Authenticated,
     headers: &HeaderMap,
     mut request: Box<ChatRequest>,
+    mut legacy: Option<Box<CompletionsRequest>>,
+    mut embeddings: Option<Box<EmbeddingsRequest>>,
 ) -> Result<Inference, (super::audit::Trail, GatewayError)> {
     macro_rules! refuse {
         ($e:expr) => {
@@ -169,7 +175,46 @@ pub async fn prepare(
         if let Err(e) = check_guardrail_budget(&state, g, &key).await {
             refuse!(e);
         }
-        match guard::screen(&mut request, &g.rules) {
+        // A legacy request's suffix is screened with the prompt, as one more user message.
+        let suffix = legacy.as_mut().and_then(|l| l.suffix.take());
+        let suffix_at = suffix.map(|text| {
+            request.messages.push(Message::User {
+                content: Content::Text(text),
+                name: None,
+            });
+            request.messages.len() - 1
+        });
+        let screening = guard::screen(&mut request, &g.rules);
+        if let (Some(at), Some(l)) = (suffix_at, legacy.as_mut()) {
+            if let Message::User {
+                content: Content::Text(text),
+                ..
+            } = request.messages.remove(at)
+            {
+                l.suffix = Some(text);
+            }
+        }
+        if let Some(e) = embeddings.as_mut() {
+            if matches!(e.input, EmbeddingInput::Tokens(_)) && !g.rules.is_empty() {
+                refuse!(GatewayError::bad_request(
+                    "input: token arrays cannot be screened by this key's guardrail content rules; send text"
+                ));
+            }
+            // The texts as screened (and possibly redacted) are the ones embedded.
+            let mut texts = request.messages.iter().map(|m| match m {
+                Message::User {
+                    content: Content::Text(text),
+                    ..
+                } => text.clone(),
+                _ => String::new(),
+            });
+            e.for_each_text(|t| {
+                if let Some(screened) = texts.next() {
+                    *t = screened;
+                }
+            });
+        }
+        match screening {
             Screening::Blocked { rule, .. } => {
                 refuse!(GatewayError::guardrail(
                     format!(
@@ -223,7 +268,15 @@ pub async fn prepare(
         allowed_providers: settings.allowed_providers.clone(),
         ignored_providers: settings.ignored_providers.clone(),
     };
-    match routing::plan(&request, &catalog, &health, &policy, &context) {
+    let route_request = match (&legacy, &embeddings) {
+        (_, Some(e)) => e.route_request(),
+        (Some(l), None) => RouteRequest {
+            legacy_completions: l.needs_legacy_api(),
+            ..RouteRequest::chat(&request)
+        },
+        (None, None) => RouteRequest::chat(&request),
+    };
+    match routing::plan_request(&route_request, &catalog, &health, &policy, &context) {
         Ok(plan) => trail.plan = plan,
         Err(RouteError::NoEndpoints {
             code,
@@ -289,6 +342,8 @@ pub async fn prepare(
     // Hold the most any candidate could cost; at least one pico-dollar, so that an account
     // without credits is refused even for free models.
     let prompt_bound = request.estimated_prompt_tokens().saturating_mul(2);
+    // A legacy request may ask for several completions of each prompt.
+    let generations = legacy.as_ref().map_or(1, |l| l.generations());
     let mut amount = Money::from_picos(1);
     for c in &trail.plan.candidates {
         let Some(r) = resolve(&catalog, c) else {
@@ -304,6 +359,11 @@ pub async fn prepare(
         if let Some(cap) = r.endpoint.max_completion_tokens {
             max_out = max_out.min(cap);
         }
+        let max_out = if embeddings.is_some() {
+            0
+        } else {
+            max_out.saturating_mul(generations)
+        };
         let Some(cost) = pricing::max_cost(prompt_bound, max_out, &r.endpoint.pricing) else {
             refuse!(GatewayError::bad_request(
                 "This request's maximum cost is out of range"
@@ -327,6 +387,9 @@ pub async fn prepare(
         state,
         key,
         request,
+        original: None,
+        legacy,
+        embeddings,
         catalog,
         trail,
         started: std::time::Instant::now(),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use sha2::Digest as _;
 use switchyard_core::audit;
 use switchyard_core::pricing::{self, Usage};
 use switchyard_formats::openrouter::{Completion, UsageOut};
@@ -42,7 +43,13 @@ pub async fn complete(
     let latency = p.started.elapsed();
     let body = read_limited(answer.response, p.state.config.server.upstream_timeout())
         .await
-        .and_then(|b| codec.decode(&b));
+        .and_then(|b| {
+            if answer.native_legacy {
+                codec.decode_completions(&b)
+            } else {
+                codec.decode(&b)
+            }
+        });
     let completion = match body {
         Ok(c) => c,
         Err(err) => {
@@ -83,7 +90,7 @@ pub async fn complete(
         usage: UsageOut::new(&usage, &cost, r.provider.byok),
         openrouter_metadata: metadata.as_ref(),
     };
-    let body = match p.format.render(&out) {
+    let body = match p.format.render(p.render_context(), &out) {
         Ok(body) => body,
         Err(e) => return Err((p, e)),
     };
@@ -123,5 +130,68 @@ pub async fn complete(
         let completion_sha256 = audit::sha256_hex(completion_text.as_bytes());
         p.settle(record, &r, Some(completion_sha256));
     });
+    Ok(response)
+}
+
+/// Decodes, renders and settles an embeddings answer.
+pub async fn embeddings(
+    mut p: Inference,
+    answer: Answer,
+) -> Result<Response, (Inference, GatewayError)> {
+    let catalog = Arc::clone(&p.catalog);
+    let (Some(r), Some(request)) = (resolve(&catalog, &answer.candidate), p.embeddings.take())
+    else {
+        let e = GatewayError::internal(&"an embeddings answer without its request or endpoint");
+        return Err((p, e));
+    };
+    let Some(codec) = codec_for(r.provider.kind) else {
+        let e = GatewayError::internal(&"the served provider kind has no codec");
+        return Err((p, e));
+    };
+    let latency = p.started.elapsed();
+    let decoded = read_limited(answer.response, p.state.config.server.upstream_timeout())
+        .await
+        .and_then(|b| codec.decode_embeddings(&request, &b));
+    let vectors = match decoded {
+        Ok(v) => v,
+        Err(err) => {
+            p.state.record_failure(&r.model.id, &r.endpoint.tag);
+            let e = p.with_previous_errors(GatewayError::upstream(&err, &r.provider.name));
+            p.embeddings = Some(request);
+            return Err((p, e));
+        }
+    };
+    let cost = pricing::cost(&vectors.usage, &r.endpoint.pricing).unwrap_or_default();
+    p.record_success(&r, Some(latency), 0);
+    let out = switchyard_formats::embeddings::EmbeddingsAnswer {
+        id: &p.trail.generation_id,
+        model: &r.model.id,
+        embeddings: &vectors,
+        encoding_format: request.encoding_format,
+        cost: &cost,
+        is_byok: r.provider.byok,
+    };
+    let body = match serde_json::to_vec(&out) {
+        Ok(body) => body,
+        Err(e) => return Err((p, GatewayError::internal(&e))),
+    };
+    let response = (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    let response = with_generation_header(response, &p.trail.generation_id);
+    let mut record = p.record(&r, &vectors.usage, cost.total);
+    record.latency_ms = i64::try_from(latency.as_millis()).ok();
+    // The vectors are the answer: their hash stands for the completion's.
+    let mut hash = sha2::Sha256::new();
+    for v in &vectors.vectors {
+        for x in v {
+            sha2::Digest::update(&mut hash, x.to_le_bytes());
+        }
+    }
+    let completion_sha256 = hex::encode(sha2::Digest::finalize(hash));
+    p.settle(record, &r, Some(completion_sha256));
     Ok(response)
 }

@@ -73,7 +73,16 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
         return;
     };
     let config = p.state.config.server.clone();
-    let mut decoder = codec.stream_decoder();
+    let mut decoder = if answer.native_legacy {
+        match codec.completions_stream_decoder() {
+            Ok(d) => d,
+            // Encoding succeeded for this codec, so it has a decoder; a codec that had none
+            // would have refused the request before it was sent.
+            Err(_) => codec.stream_decoder(),
+        }
+    } else {
+        codec.stream_decoder()
+    };
     let mut upstream = answer.response.bytes_stream();
     let mut usage: Option<Usage> = None;
     let mut upstream_id: Option<String> = None;
@@ -85,7 +94,7 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
     let mut first_byte: Option<Duration> = None;
     let generation_id = p.trail.generation_id.clone();
     let head = Chunk::head(&generation_id, p.created(), &r.model.id, &r.provider.name);
-    let mut renderer = p.format.streamer(&head);
+    let mut renderer = p.format.streamer(p.render_context(), &head);
     let active = metrics::gauge!("switchyard_active_streams");
     active.increment(1.0);
 

@@ -6,7 +6,8 @@ use switchyard_core::chat::ChatRequest;
 use switchyard_formats::openrouter::{sse, Chunk, Completion, DONE, KEEPALIVE};
 
 use crate::error::GatewayError;
-use crate::formats::{ClientFormat, StreamRenderer};
+use crate::formats::{ClientFormat, Parsed, RenderContext, StreamRenderer};
+use crate::state::AppState;
 
 /// The chat completions format.
 pub struct Chat;
@@ -19,15 +20,21 @@ impl ClientFormat for Chat {
         "chat"
     }
 
-    fn parse(&self, body: &[u8]) -> Result<ChatRequest, GatewayError> {
-        ChatRequest::from_json(body).map_err(|e| GatewayError::bad_request(e.0))
+    fn parse(&self, _state: &AppState, body: &[u8]) -> Result<Parsed, GatewayError> {
+        ChatRequest::from_json(body)
+            .map(Parsed::plain)
+            .map_err(|e| GatewayError::bad_request(e.0))
     }
 
-    fn render(&self, completion: &Completion<'_>) -> Result<Vec<u8>, GatewayError> {
+    fn render(
+        &self,
+        _cx: RenderContext<'_>,
+        completion: &Completion<'_>,
+    ) -> Result<Vec<u8>, GatewayError> {
         serde_json::to_vec(completion).map_err(|e| GatewayError::internal(&e))
     }
 
-    fn streamer(&self, _head: &Chunk<'_>) -> Box<dyn StreamRenderer> {
+    fn streamer(&self, _cx: RenderContext<'_>, _head: &Chunk<'_>) -> Box<dyn StreamRenderer> {
         Box::new(ChatStream)
     }
 

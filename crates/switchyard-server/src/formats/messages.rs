@@ -8,7 +8,8 @@ use switchyard_formats::messages::{self as wire, StreamTranscoder};
 use switchyard_formats::openrouter::{Chunk, Completion};
 
 use crate::error::GatewayError;
-use crate::formats::{ClientFormat, StreamRenderer};
+use crate::formats::{ClientFormat, Parsed, RenderContext, StreamRenderer};
+use crate::state::AppState;
 
 /// The Messages format.
 pub struct Messages;
@@ -21,7 +22,7 @@ impl ClientFormat for Messages {
         "messages"
     }
 
-    fn parse(&self, body: &[u8]) -> Result<ChatRequest, GatewayError> {
+    fn parse(&self, _state: &AppState, body: &[u8]) -> Result<Parsed, GatewayError> {
         let value: Value = serde_json::from_slice(body).map_err(|e| {
             GatewayError::bad_request(format!(
                 "Request body is not valid JSON (line {}, column {})",
@@ -30,16 +31,22 @@ impl ClientFormat for Messages {
             ))
         })?;
         let chat = wire::request_to_chat(&value).map_err(|e| GatewayError::bad_request(e.0))?;
-        ChatRequest::from_value(chat).map_err(|e| GatewayError::bad_request(e.0))
+        ChatRequest::from_value(chat)
+            .map(Parsed::plain)
+            .map_err(|e| GatewayError::bad_request(e.0))
     }
 
-    fn render(&self, completion: &Completion<'_>) -> Result<Vec<u8>, GatewayError> {
+    fn render(
+        &self,
+        _cx: RenderContext<'_>,
+        completion: &Completion<'_>,
+    ) -> Result<Vec<u8>, GatewayError> {
         let value = serde_json::to_value(completion).map_err(|e| GatewayError::internal(&e))?;
         serde_json::to_vec(&wire::response_from_chat(&value))
             .map_err(|e| GatewayError::internal(&e))
     }
 
-    fn streamer(&self, head: &Chunk<'_>) -> Box<dyn StreamRenderer> {
+    fn streamer(&self, _cx: RenderContext<'_>, head: &Chunk<'_>) -> Box<dyn StreamRenderer> {
         Box::new(MessagesStream {
             transcoder: Box::new(StreamTranscoder::new(head.id, head.model)),
             started: false,
