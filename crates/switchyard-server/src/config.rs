@@ -52,6 +52,10 @@ pub struct ServerConfig {
     /// Serving threads, each a single-threaded runtime with its own connections (0: one per
     /// CPU).
     pub workers: usize,
+    /// Address serving `/metrics` without authentication (for a scraper on a private network);
+    /// when set, the main address no longer serves `/metrics`. Unset: `/metrics` is on the main
+    /// address and needs a management key.
+    pub metrics_address: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +69,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 30.0,
             default_account: "default".to_owned(),
             workers: 0,
+            metrics_address: None,
         }
     }
 }
@@ -246,6 +251,17 @@ impl Config {
                 self.server.listen
             ));
         }
+        if let Some(address) = &self.server.metrics_address {
+            if address.parse::<SocketAddr>().is_err() {
+                problems.push(format!(
+                    "{source}: server.metrics_address: {address:?} is not an address like 127.0.0.1:9090"
+                ));
+            } else if *address == self.server.listen {
+                problems.push(format!(
+                    "{source}: server.metrics_address must differ from server.listen"
+                ));
+            }
+        }
         if self.server.body_limit_bytes == 0 {
             problems.push(format!(
                 "{source}: server.body_limit_bytes must be positive"
@@ -331,7 +347,7 @@ mod tests {
     fn lists_every_problem() {
         let err = Config::load(
             "c.toml",
-            Some("[server]\nlisten = \"nowhere\"\nkeepalive_secs = -1\n[store]\nurl = \"mysql://x\"\n"),
+            Some("[server]\nlisten = \"nowhere\"\nkeepalive_secs = -1\nmetrics_address = \"metrics\"\n[store]\nurl = \"mysql://x\"\n"),
             env(&[("SWITCHYARD__BAD", "1"), ("SWITCHYARD__SERVER__WORKERS", "5000")]),
         )
         .expect_err("invalid");
@@ -341,6 +357,7 @@ mod tests {
             "server.keepalive_secs",
             "server.workers must be between 0 (one per CPU) and 1024, got 5000",
             "store.url",
+            "server.metrics_address",
             "SWITCHYARD__BAD",
         ] {
             assert!(text.contains(needle), "{needle} missing from {text}");

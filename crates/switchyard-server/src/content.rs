@@ -63,46 +63,6 @@ impl ContentCipher {
     }
 }
 
-/// `GET /api/v1/generation/content?id=`: the logged prompt and completion of a generation,
-/// for the account that owns it only.
-pub async fn generation_content(
-    axum::extract::State(state): axum::extract::State<crate::state::SharedState>,
-    auth: crate::state::Authenticated,
-    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
-) -> Result<axum::Json<serde_json::Value>, crate::error::ApiError> {
-    use crate::error::ApiError;
-    let Some(id) = query.get("id").filter(|id| !id.is_empty()) else {
-        return Err(ApiError::bad_request("Missing query parameter: id"));
-    };
-    let not_found = || {
-        ApiError::not_found(format!(
-            "No logged content for generation {id}: prompt logging was off, the content was pruned, or the generation belongs to another account"
-        ))
-    };
-    let row = state.store.content(id).await?.ok_or_else(not_found)?;
-    if row.account_id != auth.key.account_id {
-        return Err(not_found());
-    }
-    let cipher = state.content_cipher.as_ref().ok_or_else(|| {
-        ApiError::of(
-            crate::error::ErrorKind::Unavailable,
-            "Logged content cannot be read: the content key is not configured",
-        )
-    })?;
-    let plain = cipher
-        .decrypt(&row.id, &row.nonce, &row.ciphertext)
-        .ok_or_else(|| {
-            ApiError::of(
-                crate::error::ErrorKind::Internal,
-                "Logged content could not be decrypted with the configured key",
-            )
-        })?;
-    let mut document: serde_json::Value =
-        serde_json::from_slice(&plain).map_err(|e| ApiError::internal(&e))?;
-    document["id"] = serde_json::json!(row.id);
-    Ok(axum::Json(serde_json::json!({ "data": document })))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

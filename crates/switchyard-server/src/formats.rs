@@ -101,7 +101,8 @@ pub trait StreamRenderer: Send {
     fn failed(&mut self, head: &Chunk<'_>, e: &GatewayError) -> Vec<u8>;
 }
 
-fn body_error(rejection: BytesRejection) -> GatewayError {
+/// The error for a body that could not be read (413 past the configured limit).
+pub fn body_error(rejection: BytesRejection) -> GatewayError {
     let status = rejection.status().as_u16();
     if status == 413 {
         GatewayError::of(

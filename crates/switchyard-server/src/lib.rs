@@ -3,10 +3,14 @@
 //! Layout:
 //! - [`config`]: TOML configuration with environment overrides.
 //! - [`state`]: shared state (catalogue snapshot, store, HTTP client) and authentication.
-//! - [`formats`]: the client formats at the pipeline's edge (chat, Anthropic Messages).
+//! - [`formats`]: the client formats at the pipeline's edge (chat, Anthropic Messages,
+//!   Responses, embeddings, legacy completions).
 //! - [`engine`]: the request pipeline, which knows no wire format (prepare, hold, attempt,
 //!   respond or stream, settle and audit).
-//! - [`api`]: models, endpoints, providers, keys, credits and generation APIs.
+//! - [`routes`]: the read and management APIs, one module per resource (models, keys, credits,
+//!   generations, activity, guardrails); [`extract`] parses their bodies, [`keys`] is the key
+//!   service they share with the CLI.
+//! - [`cache`]: the bounded TTL cache behind keys, settings and guardrails.
 //! - [`error`]: the one error type, and the one table from its kind to an HTTP status.
 //! - [`workers`]: the serving threads, one single-threaded runtime per core.
 //!
@@ -19,18 +23,21 @@
 // boxing it everywhere would cost more readability than it saves.
 #![allow(clippy::result_large_err)]
 
-pub mod api;
 pub mod audit;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod content;
 pub mod engine;
 pub mod error;
+pub mod extract;
 pub mod formats;
 pub mod guardrails;
+pub mod keys;
 pub mod ledger;
 pub mod metrics;
 pub mod recorder;
+pub mod routes;
 pub mod settings;
 pub mod state;
 pub mod workers;
@@ -165,35 +172,32 @@ async fn envelope_errors(request: Request, next: Next) -> Response {
 
 /// The gateway's router.
 pub fn router(state: SharedState) -> Router {
+    use routes::{activity, credits, generations, guardrails, keys, models};
     let limit = state.config.server.body_limit_bytes;
     // Full paths rather than a nested router: nesting rewrites every request's URI.
-    Router::new()
+    let router = Router::new()
         .route("/api/v1/chat/completions", post(chat_completions))
         .route("/api/v1/messages", post(messages))
         .route("/api/v1/responses", post(responses))
         .route("/api/v1/completions", post(completions))
         .route("/api/v1/embeddings", post(embeddings))
-        .route("/api/v1/models", get(api::models))
+        .route("/api/v1/models", get(models::list))
         .route(
             "/api/v1/models/{author}/{slug}/endpoints",
-            get(api::model_endpoints),
+            get(models::endpoints),
         )
-        .route("/api/v1/providers", get(api::providers))
-        .route("/api/v1/key", get(api::current_key))
-        .route("/api/v1/auth/key", get(api::current_key))
-        .route(
-            "/api/v1/keys",
-            get(api::list_keys).post(api::create_key_api),
-        )
+        .route("/api/v1/providers", get(models::providers))
+        .route("/api/v1/key", get(keys::current))
+        .route("/api/v1/auth/key", get(keys::current))
+        .route("/api/v1/keys", get(keys::list).post(keys::create))
         .route(
             "/api/v1/keys/{hash}",
-            get(api::get_key)
-                .patch(api::update_key)
-                .delete(api::delete_key),
+            get(keys::get).patch(keys::update).delete(keys::delete),
         )
-        .route("/api/v1/credits", get(api::credits))
-        .route("/api/v1/generation", get(api::generation))
-        .route("/api/v1/activity", get(api::activity))
+        .route("/api/v1/credits", get(credits::get))
+        .route("/api/v1/generation", get(generations::get))
+        .route("/api/v1/generation/content", get(generations::content))
+        .route("/api/v1/activity", get(activity::get))
         .route(
             "/api/v1/guardrails",
             get(guardrails::list).post(guardrails::create),
@@ -216,16 +220,28 @@ pub fn router(state: SharedState) -> Router {
             "/api/v1/guardrails/{id}/assignments/keys/remove",
             post(guardrails::unassign_keys),
         )
-        .route(
-            "/api/v1/generation/content",
-            get(content::generation_content),
-        )
         .route_layer(axum::middleware::from_fn(metrics::track))
-        .route("/health", get(|| async { "ok" }))
-        .route("/metrics", get(metrics::render))
+        .route("/health", get(|| async { "ok" }));
+    // Metrics are served on their own address when one is configured, and then not here.
+    let router = if state.config.server.metrics_address.is_some() {
+        router
+    } else {
+        router.route("/metrics", get(metrics::render_authenticated))
+    };
+    router
         .fallback(not_found)
         .layer(axum::middleware::from_fn(envelope_errors))
         .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// The router of `[server] metrics_address`: `/metrics` without authentication, for a
+/// scraper on a private network.
+pub fn metrics_router(state: SharedState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::render))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(envelope_errors))
         .with_state(state)
 }
 
@@ -284,6 +300,21 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let grace = state.config.server.shutdown_grace();
     metrics::install();
+    let metrics_server = match &state.config.server.metrics_address {
+        None => None,
+        Some(address) => {
+            let listener = TcpListener::bind(address).await?;
+            let bound = listener.local_addr()?;
+            tracing::info!(address = %bound, "metrics listening");
+            state.set_metrics_address(bound);
+            let app = metrics_router(state.clone());
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            }))
+        }
+    };
     let mut workers = workers::Workers::start(state.workers(), router(state.clone()))?;
     let pruner = tokio::spawn(prune_periodically(state.clone()));
     let housekeeping = {
@@ -327,6 +358,9 @@ pub async fn serve(
     }
     pruner.abort();
     housekeeping.abort();
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
     state.recorder.flush().await;
     state.store.close().await;
     workers.exit().await;

@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::extract::Management;
 use crate::state::SharedState;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -41,7 +42,16 @@ pub fn install() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// `GET /metrics`.
+/// `GET /metrics` on the main address: management keys only (the series name providers and
+/// routes, and their counts reveal traffic).
+pub async fn render_authenticated(
+    state: State<SharedState>,
+    Management(_): Management,
+) -> Response {
+    render(state).await
+}
+
+/// `GET /metrics` on `[server] metrics_address`, without authentication.
 pub async fn render(State(state): State<SharedState>) -> Response {
     let (settlements, audit, content) = state.recorder.depths();
     for (queue, depth) in [

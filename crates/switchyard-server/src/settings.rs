@@ -1,15 +1,19 @@
 //! Account settings: privacy defaults for routing and the prompt-logging opt-in, stored per
 //! account and cached briefly in memory so that the request path rarely reads them.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use switchyard_store::{Store, StoreResult};
 
+use crate::cache::TtlCache;
+
 /// How long a cached settings document is used before it is read again.
 const TTL: Duration = Duration::from_secs(2);
+
+/// Most accounts whose settings are kept at once.
+const CAPACITY: u64 = 10_000;
 
 /// One account's settings. Requests can only tighten them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,36 +46,35 @@ impl AccountSettings {
 }
 
 /// A short-lived cache of account settings.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SettingsCache {
-    entries: RwLock<HashMap<String, (Instant, Arc<AccountSettings>)>>,
+    entries: TtlCache<Arc<AccountSettings>>,
+}
+
+impl Default for SettingsCache {
+    fn default() -> Self {
+        SettingsCache {
+            entries: TtlCache::new(CAPACITY, TTL),
+        }
+    }
 }
 
 impl SettingsCache {
     /// The account's settings, from the cache when fresh.
     pub async fn get(&self, store: &Store, account: &str) -> StoreResult<Arc<AccountSettings>> {
-        if let Ok(map) = self.entries.read() {
-            if let Some((at, s)) = map.get(account) {
-                if at.elapsed() < TTL {
-                    return Ok(Arc::clone(s));
-                }
-            }
-        }
-        let doc = store.account_settings(account).await?;
-        let settings = Arc::new(AccountSettings::from_json(&doc).unwrap_or_else(|e| {
-            tracing::error!(account, error = %e, "account settings are invalid; using the defaults");
-            AccountSettings::default()
-        }));
-        if let Ok(mut map) = self.entries.write() {
-            map.insert(account.to_owned(), (Instant::now(), Arc::clone(&settings)));
-        }
-        Ok(settings)
+        self.entries
+            .get_or_load(account, async {
+                let doc = store.account_settings(account).await?;
+                Ok(Arc::new(AccountSettings::from_json(&doc).unwrap_or_else(|e| {
+                    tracing::error!(account, error = %e, "account settings are invalid; using the defaults");
+                    AccountSettings::default()
+                })))
+            })
+            .await
     }
 
     /// Forgets an account's cached settings (after a change made by this process).
-    pub fn invalidate(&self, account: &str) {
-        if let Ok(mut map) = self.entries.write() {
-            map.remove(account);
-        }
+    pub async fn invalidate(&self, account: &str) {
+        self.entries.invalidate(account).await;
     }
 }

@@ -1,7 +1,8 @@
 //! Shared state of a running gateway, and authentication.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// A health snapshot with when it was taken (wall time, gateway clock).
@@ -21,6 +22,7 @@ use switchyard_core::classification::Classifications;
 use switchyard_core::health::{HealthConfig, HealthTracker, StickySessions};
 use switchyard_core::routing::HealthSnapshot;
 
+use crate::cache::TtlCache;
 pub use crate::clock::Clock;
 use crate::config::Config;
 use crate::content::ContentCipher;
@@ -40,8 +42,9 @@ pub struct AppState {
     /// The upstream HTTP clients (connection pool, TCP_NODELAY), one per serving worker, so a
     /// request's upstream connection lives on its own thread.
     clients: Vec<reqwest::Client>,
-    /// Provider keys by environment variable name. Never logged.
-    pub secrets: HashMap<String, String>,
+    /// Provider keys (and the audit and content keys) by environment variable name. Never
+    /// printed: read them with [`Secrets::expose`].
+    pub secrets: Secrets,
     /// Background work (settlement) that shutdown waits for.
     pub tasks: TaskTracker,
     /// Time source.
@@ -73,6 +76,8 @@ pub struct AppState {
     health_snapshot: RwLock<TimedSnapshot>,
     /// Upstream URLs already parsed (a provider's handful of endpoints, parsed once).
     upstream_urls: RwLock<HashMap<String, reqwest::Url>>,
+    /// Where `[server] metrics_address` was bound, once serving.
+    metrics_bound: OnceLock<SocketAddr>,
 }
 
 /// More distinct upstream URLs than this (a catalogue of thousands of models on a provider
@@ -97,23 +102,23 @@ impl AppState {
         secrets: HashMap<String, String>,
         clock: Clock,
     ) -> Result<AppState, reqwest::Error> {
+        let secrets = Secrets::from(secrets);
         let audit_key = secrets
-            .get(&config.audit.key_env)
+            .expose(&config.audit.key_env)
             .filter(|k| !k.is_empty())
             .map(|k| k.as_bytes().to_vec());
         let store_for_recorder = store.clone();
         let classifications = Classifications::with(config.data_classifications.clone());
         let sealer = Arc::new(crate::content::ReasoningSealer::new(
             secrets
-                .get(&config.prompt_logging.key_env)
-                .or_else(|| secrets.get(&config.audit.key_env))
-                .map(String::as_str)
+                .expose(&config.prompt_logging.key_env)
+                .or_else(|| secrets.expose(&config.audit.key_env))
                 .filter(|k| !k.is_empty()),
         ));
         let content_cipher = secrets
-            .get(&config.prompt_logging.key_env)
+            .expose(&config.prompt_logging.key_env)
             .filter(|k| !k.is_empty())
-            .map(|k| ContentCipher::new(k));
+            .map(ContentCipher::new);
         let clients = (0..crate::workers::count(config.server.workers))
             .map(|_| {
                 reqwest::Client::builder()
@@ -147,8 +152,20 @@ impl AppState {
             sessions: StickySessions::default(),
             health_snapshot: RwLock::new((None, Arc::new(HealthSnapshot::default()))),
             upstream_urls: RwLock::new(HashMap::new()),
+            metrics_bound: OnceLock::new(),
             clock,
         })
+    }
+
+    /// The address `/metrics` is served on without authentication, once bound (`None` when
+    /// `[server] metrics_address` is not set).
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_bound.get().copied()
+    }
+
+    /// Records where the metrics listener was bound.
+    pub(crate) fn set_metrics_address(&self, address: SocketAddr) {
+        let _ = self.metrics_bound.set(address);
     }
 
     /// The serving workers' count.
@@ -230,6 +247,58 @@ impl AppState {
     }
 }
 
+/// A secret read from the environment (a provider key, the audit or content key). Its `Debug`
+/// and `Display` print `[redacted]`; [`Secret::expose`] is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret's text, for the one place that sends or uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(text: String) -> Self {
+        Secret(text)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Secrets by the name of the environment variable they came from.
+#[derive(Debug, Default, Clone)]
+pub struct Secrets(HashMap<String, Secret>);
+
+impl Secrets {
+    /// The secret named by `env`, exposed for use.
+    pub fn expose(&self, env: &str) -> Option<&str> {
+        self.0.get(env).map(Secret::expose)
+    }
+
+    /// Whether a secret named `env` is set.
+    pub fn contains(&self, env: &str) -> bool {
+        self.0.contains_key(env)
+    }
+}
+
+impl From<HashMap<String, String>> for Secrets {
+    fn from(map: HashMap<String, String>) -> Self {
+        Secrets(map.into_iter().map(|(k, v)| (k, Secret(v))).collect())
+    }
+}
+
 /// A request authenticated by an API key.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
@@ -260,36 +329,62 @@ fn presented_key(parts: &Parts) -> Option<&str> {
 /// Key records by hash, reused for up to a second on the inference path. A key disabled,
 /// deleted or changed through this process's API is forgotten at once; a change made by another
 /// process (the CLI) applies within the second. Spend does not depend on it: holds are taken
-/// against the ledger, which loads spend from the store itself.
-#[derive(Debug, Default)]
+/// against the ledger, which loads spend from the store itself. An unknown key is not cached, so
+/// a key created by the CLI works at once.
+#[derive(Debug)]
 pub struct KeyCache {
-    entries: RwLock<HashMap<String, (Instant, KeyRecord)>>,
+    entries: TtlCache<Arc<KeyRecord>>,
 }
 
 /// How long a cached key record is used.
 const KEY_TTL: Duration = Duration::from_secs(1);
 
-impl KeyCache {
-    fn get(&self, hash: &str) -> Option<KeyRecord> {
-        let map = self.entries.read().ok()?;
-        let (at, record) = map.get(hash)?;
-        (at.elapsed() < KEY_TTL).then(|| record.clone())
-    }
+/// Most key records kept at once.
+const KEY_CAPACITY: u64 = 100_000;
 
-    fn put(&self, record: &KeyRecord) {
-        if let Ok(mut map) = self.entries.write() {
-            if map.len() > 100_000 {
-                map.retain(|_, (at, _)| at.elapsed() < KEY_TTL);
-            }
-            map.insert(record.hash.clone(), (Instant::now(), record.clone()));
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache {
+            entries: TtlCache::new(KEY_CAPACITY, KEY_TTL),
         }
+    }
+}
+
+/// Why a key record could not be loaded.
+#[derive(Debug)]
+enum KeyLoad {
+    /// No key has this hash.
+    Unknown,
+    /// The store failed.
+    Store(switchyard_store::StoreError),
+}
+
+impl KeyCache {
+    /// The key record with this hash, loaded once for every request that asks meanwhile.
+    async fn get_or_load(
+        &self,
+        store: &Store,
+        hash: &str,
+        now_ms: i64,
+    ) -> Result<Arc<KeyRecord>, ApiError> {
+        self.entries
+            .try_get_or_load(hash, async {
+                match store.key(hash, now_ms).await {
+                    Ok(Some(record)) => Ok(Arc::new(record)),
+                    Ok(None) => Err(KeyLoad::Unknown),
+                    Err(e) => Err(KeyLoad::Store(e)),
+                }
+            })
+            .await
+            .map_err(|e| match &*e {
+                KeyLoad::Unknown => ApiError::unauthorized("Invalid API key: no such key"),
+                KeyLoad::Store(e) => ApiError::internal(e),
+            })
     }
 
     /// Forgets a key (after it changed).
-    pub fn invalidate(&self, hash: &str) {
-        if let Ok(mut map) = self.entries.write() {
-            map.remove(hash);
-        }
+    pub async fn invalidate(&self, hash: &str) {
+        self.entries.invalidate(hash).await;
     }
 }
 
@@ -336,19 +431,14 @@ async fn authenticate(
     }
     let now = state.now_ms();
     let hash = hash_key(key);
-    let record = match cached.then(|| state.keys.get(&hash)).flatten() {
-        Some(record) => record,
-        None => {
-            let record = state
-                .store
-                .key(&hash, now)
-                .await?
-                .ok_or_else(|| ApiError::unauthorized("Invalid API key: no such key"))?;
-            if cached {
-                state.keys.put(&record);
-            }
-            record
-        }
+    let record = if cached {
+        KeyRecord::clone(&*state.keys.get_or_load(&state.store, &hash, now).await?)
+    } else {
+        state
+            .store
+            .key(&hash, now)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("Invalid API key: no such key"))?
     };
     if record.disabled {
         return Err(ApiError::unauthorized("This API key is disabled"));

@@ -1,9 +1,9 @@
 //! Persistence for Switchyard: accounts, keys, the credit ledger and generation records, on SQLite
 //! (embedded default) or PostgreSQL.
 //!
-//! One [`Store`] runs over sqlx's `Any` driver with a migration set per dialect. Every statement is
-//! portable SQL (`$n` placeholders, `BIGINT` amounts, 0/1 booleans), so both databases run the
-//! same code and the same contract tests.
+//! One [`Store`] runs over sqlx's `Any` driver with one migration set for both dialects. Every
+//! statement is portable SQL (`$n` placeholders, `BIGINT` amounts, 0/1 booleans), so both
+//! databases run the same code, the same schema and the same contract tests.
 //!
 //! Invariants:
 //! - Only this crate knows SQL.
@@ -44,6 +44,9 @@ pub enum StoreError {
     /// An amount overflowed.
     #[error("amount out of range")]
     Overflow,
+    /// One failure seen by several callers that waited on the same read (a cache load).
+    #[error("{0}")]
+    Shared(std::sync::Arc<StoreError>),
 }
 
 /// Result of store operations.
@@ -462,18 +465,8 @@ impl Store {
             .connect(&url)
             .await?;
         let store = Store { pool, dialect };
-        match dialect {
-            Dialect::Sqlite => {
-                sqlx::migrate!("./migrations/sqlite")
-                    .run(&store.pool)
-                    .await?
-            }
-            Dialect::Postgres => {
-                sqlx::migrate!("./migrations/postgres")
-                    .run(&store.pool)
-                    .await?
-            }
-        }
+        // One migration set: the schema uses only what both dialects read the same way.
+        sqlx::migrate!("./migrations").run(&store.pool).await?;
         Ok(store)
     }
 

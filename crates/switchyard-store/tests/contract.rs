@@ -36,9 +36,14 @@ async fn postgres() -> Option<Db> {
         return None;
     };
     let schema = format!("t_{}", rand::random::<u64>());
-    let admin = Store::connect(&base).await.expect("connect admin");
-    admin
-        .raw_execute(&format!("CREATE SCHEMA {schema}"))
+    // A plain connection: the database's own schema may be at another version (another
+    // checkout's migrations); each run migrates only its fresh schema.
+    use sqlx::Connection as _;
+    let mut admin = sqlx::PgConnection::connect(&base)
+        .await
+        .expect("connect admin");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut admin)
         .await
         .expect("schema");
     let sep = if base.contains('?') { '&' } else { '?' };

@@ -8,8 +8,8 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use rust_decimal::Decimal;
 use switchyard_core::money::Money;
-use switchyard_server::api::{create_key, KeySpec};
 use switchyard_server::config::Config;
+use switchyard_server::keys::{self, KeySpec};
 use switchyard_server::settings::AccountSettings;
 use switchyard_server::state::{AppState, Clock};
 use switchyard_store::{KeyUpdate, LimitReset, Store};
@@ -301,6 +301,16 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested: finishing open requests");
 }
 
+/// The key service's refusal, naming the command-line flag of the parameter.
+fn key_error(e: keys::KeyError) -> anyhow::Error {
+    match e {
+        keys::KeyError::Invalid { field, message } => {
+            anyhow::anyhow!("--{}: {message}", field.replace('_', "-"))
+        }
+        keys::KeyError::Store(e) => e.into(),
+    }
+}
+
 fn usd(m: Money) -> String {
     format!("{}", m.to_usd())
 }
@@ -389,9 +399,6 @@ async fn main() -> anyhow::Result<()> {
                         .map(|r| r.parse::<LimitReset>())
                         .transpose()
                         .map_err(|e| anyhow::anyhow!("--limit-reset: {e}"))?;
-                    if name.trim().is_empty() {
-                        bail!("--name must not be empty");
-                    }
                     let spec = KeySpec {
                         name,
                         limit,
@@ -399,7 +406,9 @@ async fn main() -> anyhow::Result<()> {
                         management,
                         ..KeySpec::default()
                     };
-                    let (key, record) = create_key(&store, account, &spec, now).await?;
+                    let (key, record) = keys::create(&store, account, &spec, now)
+                        .await
+                        .map_err(key_error)?;
                     eprintln!(
                         "Created {} key {:?} (hash {}). Store it now: it is not shown again.",
                         if management { "management" } else { "standard" },
@@ -466,9 +475,6 @@ async fn main() -> anyhow::Result<()> {
                         (Some(t), false) => Some(Some(parse_time("expires-at", Some(&t), 0)?)),
                         (None, false) => None,
                     };
-                    if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
-                        bail!("--name must not be empty");
-                    }
                     let update = KeyUpdate {
                         name,
                         disabled: None,
@@ -477,9 +483,9 @@ async fn main() -> anyhow::Result<()> {
                         include_byok_in_limit,
                         expires_at,
                     };
-                    store
-                        .update_key(&record.hash, &update, now)
-                        .await?
+                    keys::update(&store, &record.hash, &update, now)
+                        .await
+                        .map_err(key_error)?
                         .context("the key disappeared")?;
                     println!("updated {}", record.hash);
                 }
@@ -509,7 +515,9 @@ async fn main() -> anyhow::Result<()> {
                         expires_at: old.expires_at,
                         ..KeySpec::default()
                     };
-                    let (new_key, record) = create_key(&store, account, &spec, now).await?;
+                    let (new_key, record) = keys::create(&store, account, &spec, now)
+                        .await
+                        .map_err(key_error)?;
                     store
                         .update_key(
                             &old.hash,

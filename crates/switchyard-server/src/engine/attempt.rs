@@ -174,18 +174,16 @@ impl Inference {
             )
         })?;
         let api_key = match &r.provider.api_key_env {
-            Some(env) => Some(self.state.secrets.get(env).map(String::as_str).ok_or_else(
-                || {
-                    UpstreamError::new(
-                        UpstreamErrorKind::ProviderAuth,
-                        None,
-                        format!(
-                            "{} has no provider key configured (set {env})",
-                            r.provider.name
-                        ),
-                    )
-                },
-            )?),
+            Some(env) => Some(self.state.secrets.expose(env).ok_or_else(|| {
+                UpstreamError::new(
+                    UpstreamErrorKind::ProviderAuth,
+                    None,
+                    format!(
+                        "{} has no provider key configured (set {env})",
+                        r.provider.name
+                    ),
+                )
+            })?),
             None => None,
         };
         let target = Target {

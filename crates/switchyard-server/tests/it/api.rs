@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{json, Value};
 use switchyard_core::money::Money;
-use switchyard_server::api::{create_key, KeySpec};
+use switchyard_server::keys::{create as create_key, KeySpec};
 use switchyard_server::state::Clock;
 use switchyard_store::LimitReset;
 

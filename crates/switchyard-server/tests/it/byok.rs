@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 use switchyard_core::money::Money;
-use switchyard_server::api::KeySpec;
+use switchyard_server::keys::KeySpec;
 
 use crate::harness::{catalog, TestGateway, ACCOUNT};
 use crate::mock::{completion, MockUpstream, Reply};

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use switchyard_core::money::Money;
-use switchyard_server::api::KeySpec;
+use switchyard_server::keys::KeySpec;
 use switchyard_store::Store;
 use tokio::sync::Notify;
 

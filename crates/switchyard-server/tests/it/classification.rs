@@ -76,7 +76,7 @@ async fn set_settings(gw: &TestGateway, settings: Value) {
         .set_account_settings(ACCOUNT, &settings)
         .await
         .expect("settings");
-    gw.state.settings.invalidate(ACCOUNT);
+    gw.state.settings.invalidate(ACCOUNT).await;
 }
 
 async fn ask(gw: &TestGateway, model: &str, class: Option<&str>) -> (u16, Value) {

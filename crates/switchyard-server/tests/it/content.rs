@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use switchyard_server::api::{create_key, KeySpec};
+use switchyard_server::keys::{create as create_key, KeySpec};
 
 use crate::harness::{catalog, TestGateway, ACCOUNT};
 use crate::mock::{completion, stream_events, MockUpstream, Reply};
@@ -79,7 +79,7 @@ async fn prompt_logging_is_opt_in_encrypted_and_private() {
         .set_account_settings(ACCOUNT, &json!({"prompt_logging": true}))
         .await
         .expect("settings");
-    gw.state.settings.invalidate(ACCOUNT);
+    gw.state.settings.invalidate(ACCOUNT).await;
     let second = ask(&gw, false).await;
     let streamed = ask(&gw, true).await;
     gw.settled().await;

@@ -2,7 +2,7 @@
 //! (checked at the mock upstream), model and provider lists, budgets, and the audit record.
 
 use serde_json::{json, Value};
-use switchyard_server::api::KeySpec;
+use switchyard_server::keys::KeySpec;
 
 use crate::harness::{catalog, TestGateway};
 use crate::mock::{completion, MockUpstream, Reply};
@@ -334,4 +334,117 @@ async fn model_provider_and_budget_rules_are_403s_naming_the_guardrail() {
         "{body}"
     );
     assert_eq!(mock.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn the_guardrail_id_reaches_the_403_and_the_audit_record() {
+    let (_mock, gw, admin) = setup().await;
+    let id = guard(
+        &gw,
+        &admin,
+        json!({"name": "no-cards", "content_filter_builtins": [{"slug": "credit-card", "action": "block"}, {"slug": "email", "action": "redact"}]}),
+    )
+    .await;
+    assert!(!id.is_empty());
+    let (status, body) = chat(&gw, "card 4111 1111 1111 1111").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["error"]["metadata"]["guardrail_id"],
+        id.as_str(),
+        "{body}"
+    );
+
+    let (status, body) = chat(&gw, "mail ops@corp.example").await;
+    assert_eq!(status, 200, "{body}");
+    gw.settled().await;
+    let rows = gw.state.store.audit_page(0, 1000).await.expect("page");
+    let guardrails: Vec<Value> = rows
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).expect("json"))
+        .filter_map(|r| r["guardrails"].as_array().cloned())
+        .flatten()
+        .collect();
+    assert!(
+        !guardrails.is_empty(),
+        "no audit record names the guardrail"
+    );
+    for g in guardrails {
+        assert_eq!(g["id"], id.as_str(), "{g}");
+    }
+}
+
+#[tokio::test]
+async fn bodies_are_typed_and_errors_name_the_path() {
+    let (_mock, gw, admin) = setup().await;
+    let id = guard(&gw, &admin, json!({"name": "typed"})).await;
+    let cases = [
+        (
+            "POST",
+            "/api/v1/guardrails".to_owned(),
+            json!({"name": "x", "limit_usd": "sk-or-v1-oops"}),
+            "`limit_usd`",
+        ),
+        (
+            "POST",
+            "/api/v1/guardrails".to_owned(),
+            json!({"name": "x", "allowed_models": "a/b"}),
+            "`allowed_models`",
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/guardrails/{id}"),
+            json!({"colour": "red"}),
+            "colour",
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/guardrails/{id}"),
+            json!({"content_filters": [{"pattern": "x", "action": 1}]}),
+            "`content_filters[0].action`",
+        ),
+        (
+            "POST",
+            format!("/api/v1/guardrails/{id}/assignments/keys"),
+            json!({"key_hashes": [7]}),
+            "`key_hashes[0]`",
+        ),
+        (
+            "POST",
+            format!("/api/v1/guardrails/{id}/assignments/keys"),
+            json!({"key_hashes": ["abc"]}),
+            "key_hashes[0]",
+        ),
+        (
+            "POST",
+            format!("/api/v1/guardrails/{id}/assignments/keys"),
+            json!({"key_hashes": [], "extra": 1}),
+            "extra",
+        ),
+        (
+            "POST",
+            format!("/api/v1/guardrails/{id}/assignments/keys/remove"),
+            json!({}),
+            "key_hashes",
+        ),
+    ];
+    for (method, path, body, needle) in cases {
+        let (status, err) = call(&gw, &admin, method, &path, body.clone()).await;
+        assert_eq!(status, 400, "{method} {path} {body}: {err}");
+        let message = err["error"]["message"].as_str().expect("m");
+        assert!(message.contains(needle), "{body}: {message}");
+        assert!(
+            !message.contains("sk-or-v1"),
+            "the value is not repeated: {message}"
+        );
+    }
+    // A standard key is refused before its body is read.
+    let (status, _) = call(
+        &gw,
+        &gw.key.clone(),
+        "POST",
+        "/api/v1/guardrails",
+        json!({"bad": 1}),
+    )
+    .await;
+    assert_eq!(status, 403);
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use switchyard_core::catalog::Catalog;
 use switchyard_core::money::Money;
-use switchyard_server::api::{create_key, KeySpec};
 use switchyard_server::config::Config;
+use switchyard_server::keys::{create as create_key, KeySpec};
 use switchyard_server::state::{AppState, Clock, SharedState};
 use switchyard_store::Store;
 use tokio::sync::oneshot;

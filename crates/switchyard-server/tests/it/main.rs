@@ -13,4 +13,5 @@ mod kinds;
 mod messages;
 mod metrics;
 mod mock;
+mod privilege;
 mod routing;

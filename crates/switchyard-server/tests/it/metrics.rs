@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use switchyard_server::keys::KeySpec;
+
 use crate::harness::{catalog, TestGateway};
 use crate::mock::{completion, stream_events, MockUpstream, Reply};
 
@@ -38,7 +40,20 @@ async fn metrics_count_requests_attempts_tokens_and_cost() {
     r.text().await.expect("stream");
     gw.settled().await;
 
-    let r = gw.http.get(gw.url("/metrics")).send().await.expect("send");
+    let admin = gw
+        .new_key(KeySpec {
+            name: "scraper".into(),
+            management: true,
+            ..KeySpec::default()
+        })
+        .await;
+    let r = gw
+        .http
+        .get(gw.url("/metrics"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"]
         .to_str()
