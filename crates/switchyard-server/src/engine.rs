@@ -90,31 +90,20 @@ pub async fn run(
     headers: HeaderMap,
     parsed: crate::formats::Parsed,
 ) -> Response {
-    let request = Box::new(parsed.request);
     trail.account_id = Some(key.key.account_id.clone());
     trail.key_hash = Some(key.key.hash.clone());
-    trail.requested_model.clone_from(&request.model);
-    trail.user.clone_from(&request.user);
-    trail.prompt_sha256 = audit::prompt_sha256(&request);
+    trail.requested_model.clone_from(&parsed.request.model);
+    trail.user.clone_from(&parsed.request.user);
+    trail.prompt_sha256 = audit::prompt_sha256(&parsed.request);
     let recorder_state = Arc::clone(&state);
     // The stages are boxed: each is a large state machine, and nested inline they would make
     // this future (moved by every layer of the server) several times larger.
     let prepared = Box::pin(prepare::prepare(
-        state,
-        format,
-        trail,
-        key,
-        &headers,
-        request,
-        parsed.legacy,
-        parsed.embeddings,
+        state, format, trail, key, &headers, parsed,
     ))
     .await;
     let mut inference = match prepared {
-        Ok(mut p) => {
-            p.original = parsed.original;
-            p
-        }
+        Ok(p) => p,
         Err((trail, e)) => return refuse(&recorder_state, format, &trail, e),
     };
     let result = if inference.embeddings.is_some() {

@@ -8,9 +8,8 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use switchyard_core::audit;
 use switchyard_core::catalog::{Catalog, Endpoint, Model, Provider};
-use switchyard_core::chat::{ChatRequest, Content, Message};
-use switchyard_core::completions::CompletionsRequest;
-use switchyard_core::embeddings::{EmbeddingInput, EmbeddingsRequest};
+use switchyard_core::chat::{Content, Message};
+use switchyard_core::embeddings::EmbeddingInput;
 use switchyard_core::guard::{self, Screening};
 use switchyard_core::money::Money;
 use switchyard_core::pricing;
@@ -149,10 +148,15 @@ pub async fn prepare(
     mut trail: super::audit::Trail,
     key: Authenticated,
     headers: &HeaderMap,
-    mut request: Box<ChatRequest>,
-    mut legacy: Option<Box<CompletionsRequest>>,
-    mut embeddings: Option<Box<EmbeddingsRequest>>,
+    parsed: crate::formats::Parsed,
 ) -> Result<Inference, (super::audit::Trail, GatewayError)> {
+    let crate::formats::Parsed {
+        request,
+        original,
+        mut legacy,
+        mut embeddings,
+    } = parsed;
+    let mut request = Box::new(request);
     macro_rules! refuse {
         ($e:expr) => {
             return Err((trail, $e))
@@ -387,7 +391,7 @@ pub async fn prepare(
         state,
         key,
         request,
-        original: None,
+        original,
         legacy,
         embeddings,
         catalog,
