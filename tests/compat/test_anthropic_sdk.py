@@ -87,7 +87,7 @@ def test_bad_key_is_an_anthropic_authentication_error(gateway):
 
 def test_invalid_request_is_an_anthropic_bad_request(client):
     with pytest.raises(anthropic.BadRequestError) as err:
-        client.messages.create(model="mock/chat", max_tokens=10, messages=[{"role": "system", "content": "hi"}])
+        client.messages.create(model="mock/chat", max_tokens=10, messages=[{"role": "robot", "content": "hi"}])
     assert "messages[0].role" in err.value.body["error"]["message"]
 
 

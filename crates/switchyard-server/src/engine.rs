@@ -16,6 +16,7 @@
 
 pub mod attempt;
 pub mod audit;
+pub mod count;
 pub mod prepare;
 pub mod respond;
 pub mod stream;

@@ -142,10 +142,31 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), GatewayError> {
     }
 }
 
+/// What a parsed request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// A generation (or embeddings): through the whole pipeline.
+    Generate,
+    /// Counting input tokens: routed, never generated.
+    CountTokens,
+}
+
 /// Serves one inference request in `format`: the generation id is made first, then the key,
 /// the content type and the body are checked and the request parsed; a refusal on the way is
 /// audited and answered in the format's envelope; the rest is the pipeline's.
 pub async fn serve(
+    format: &'static dyn ClientFormat,
+    state: SharedState,
+    auth: Result<InferenceAuth, GatewayError>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    serve_operation(Operation::Generate, format, state, auth, headers, body).await
+}
+
+/// [`serve`] for an operation.
+pub async fn serve_operation(
+    operation: Operation,
     format: &'static dyn ClientFormat,
     state: SharedState,
     auth: Result<InferenceAuth, GatewayError>,
@@ -173,7 +194,14 @@ pub async fn serve(
             format.parse(&state, &body)
         });
     match parsed {
-        Ok(parsed) => crate::engine::run(state, format, trail, key, headers, parsed).await,
+        Ok(parsed) => match operation {
+            Operation::Generate => {
+                crate::engine::run(state, format, trail, key, headers, parsed).await
+            }
+            Operation::CountTokens => {
+                crate::engine::count::count_tokens(state, format, trail, key, headers, parsed).await
+            }
+        },
         Err(e) => crate::engine::refuse(&state, format, &trail, e),
     }
 }

@@ -98,6 +98,25 @@ async fn messages(
     formats::serve(&formats::messages::MESSAGES, state, auth, headers, body).await
 }
 
+/// `POST /api/v1/messages/count_tokens`.
+async fn count_tokens(
+    State(state): State<SharedState>,
+    auth: Result<InferenceAuth, GatewayError>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let format = &formats::messages::COUNT_TOKENS;
+    formats::serve_operation(
+        formats::Operation::CountTokens,
+        format,
+        state,
+        auth,
+        headers,
+        body,
+    )
+    .await
+}
+
 /// `POST /api/v1/responses`: OpenAI's Responses API, stateless.
 async fn responses(
     State(state): State<SharedState>,
@@ -178,9 +197,11 @@ pub fn router(state: SharedState) -> Router {
     let router = Router::new()
         .route("/api/v1/chat/completions", post(chat_completions))
         .route("/api/v1/messages", post(messages))
+        .route("/api/v1/messages/count_tokens", post(count_tokens))
         .route("/api/v1/responses", post(responses))
         .route("/api/v1/completions", post(completions))
         .route("/api/v1/embeddings", post(embeddings))
+        .route("/api/v1/embeddings/models", get(models::embedding_models))
         .route("/api/v1/models", get(models::list))
         .route(
             "/api/v1/models/{author}/{slug}/endpoints",

@@ -145,6 +145,69 @@ fn emptied(code: &'static str, message: String, plan: &RoutePlan) -> GatewayErro
 pub async fn prepare(
     state: SharedState,
     format: &'static dyn crate::formats::ClientFormat,
+    trail: super::audit::Trail,
+    key: Authenticated,
+    headers: &HeaderMap,
+    parsed: crate::formats::Parsed,
+) -> Result<Inference, (super::audit::Trail, GatewayError)> {
+    let mut p = route(state, format, trail, key, headers, parsed).await?;
+    let now = p.trail.created_ms;
+    macro_rules! refuse {
+        ($e:expr) => {
+            return Err((p.trail, $e))
+        };
+    }
+    // Hold the most any candidate could cost; at least one pico-dollar, so that an account
+    // without credits is refused even for free models.
+    let prompt_bound = p.request.estimated_prompt_tokens().saturating_mul(2);
+    // A legacy request may ask for several completions of each prompt.
+    let generations = p.legacy.as_ref().map_or(1, |l| l.generations());
+    let mut amount = Money::from_picos(1);
+    for c in &p.trail.plan.candidates {
+        let Some(r) = resolve(&p.catalog, c) else {
+            continue;
+        };
+        let room = r
+            .endpoint
+            .context_length
+            .saturating_sub(p.request.estimated_prompt_tokens());
+        let mut max_out = p
+            .request
+            .max_output_tokens()
+            .unwrap_or_else(|| r.endpoint.max_completion_tokens.unwrap_or(room));
+        if let Some(cap) = r.endpoint.max_completion_tokens {
+            max_out = max_out.min(cap);
+        }
+        let max_out = if p.embeddings.is_some() {
+            0
+        } else {
+            max_out.saturating_mul(generations)
+        };
+        let Some(cost) = pricing::max_cost(prompt_bound, max_out, &r.endpoint.pricing) else {
+            refuse!(GatewayError::bad_request(
+                "This request's maximum cost is out of range"
+            ));
+        };
+        amount = amount.max(cost);
+    }
+    match p
+        .state
+        .ledger
+        .hold(&p.trail.generation_id, &p.key.key, amount, now)
+        .await
+    {
+        Ok(Ok(hold)) => p.hold = Some(hold),
+        Ok(Err(refused)) => refuse!(GatewayError::hold_refused(refused)),
+        Err(e) => refuse!(e.into()),
+    }
+    Ok(p)
+}
+
+/// Settings, guardrail, classification, and the route plan narrowed by every restriction: all
+/// that decides where the request may go, without holding anything.
+pub async fn route(
+    state: SharedState,
+    format: &'static dyn crate::formats::ClientFormat,
     mut trail: super::audit::Trail,
     key: Authenticated,
     headers: &HeaderMap,
@@ -343,51 +406,10 @@ pub async fn prepare(
         refuse!(e);
     }
 
-    // Hold the most any candidate could cost; at least one pico-dollar, so that an account
-    // without credits is refused even for free models.
-    let prompt_bound = request.estimated_prompt_tokens().saturating_mul(2);
-    // A legacy request may ask for several completions of each prompt.
-    let generations = legacy.as_ref().map_or(1, |l| l.generations());
-    let mut amount = Money::from_picos(1);
-    for c in &trail.plan.candidates {
-        let Some(r) = resolve(&catalog, c) else {
-            continue;
-        };
-        let room = r
-            .endpoint
-            .context_length
-            .saturating_sub(request.estimated_prompt_tokens());
-        let mut max_out = request
-            .max_output_tokens()
-            .unwrap_or_else(|| r.endpoint.max_completion_tokens.unwrap_or(room));
-        if let Some(cap) = r.endpoint.max_completion_tokens {
-            max_out = max_out.min(cap);
-        }
-        let max_out = if embeddings.is_some() {
-            0
-        } else {
-            max_out.saturating_mul(generations)
-        };
-        let Some(cost) = pricing::max_cost(prompt_bound, max_out, &r.endpoint.pricing) else {
-            refuse!(GatewayError::bad_request(
-                "This request's maximum cost is out of range"
-            ));
-        };
-        amount = amount.max(cost);
-    }
-    let hold = match state
-        .ledger
-        .hold(&trail.generation_id, &key.key, amount, now)
-        .await
-    {
-        Ok(Ok(hold)) => hold,
-        Ok(Err(refused)) => refuse!(GatewayError::hold_refused(refused)),
-        Err(e) => refuse!(e.into()),
-    };
     Ok(Inference {
         format,
         settings,
-        hold: Some(hold),
+        hold: None,
         state,
         key,
         request,

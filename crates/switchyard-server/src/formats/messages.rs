@@ -58,6 +58,49 @@ impl ClientFormat for Messages {
     }
 }
 
+/// `POST /api/v1/messages/count_tokens`: the same request shape without `max_tokens`.
+pub struct CountTokens;
+
+/// The one instance the route uses.
+pub static COUNT_TOKENS: CountTokens = CountTokens;
+
+impl ClientFormat for CountTokens {
+    fn name(&self) -> &'static str {
+        "messages"
+    }
+
+    fn parse(&self, _state: &AppState, body: &[u8]) -> Result<Parsed, GatewayError> {
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
+            GatewayError::bad_request(format!(
+                "Request body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let chat =
+            wire::count_tokens_request(&value).map_err(|e| GatewayError::bad_request(e.0))?;
+        ChatRequest::from_value(chat)
+            .map(Parsed::plain)
+            .map_err(|e| GatewayError::bad_request(e.0))
+    }
+
+    fn render(
+        &self,
+        cx: RenderContext<'_>,
+        completion: &Completion<'_>,
+    ) -> Result<Vec<u8>, GatewayError> {
+        MESSAGES.render(cx, completion)
+    }
+
+    fn streamer(&self, cx: RenderContext<'_>, head: &Chunk<'_>) -> Box<dyn StreamRenderer> {
+        MESSAGES.streamer(cx, head)
+    }
+
+    fn error_body(&self, e: &GatewayError) -> Value {
+        MESSAGES.error_body(e)
+    }
+}
+
 /// Anthropic's typed events; `started` once `message_start` went out.
 struct MessagesStream {
     transcoder: Box<StreamTranscoder>,

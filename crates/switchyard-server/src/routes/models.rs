@@ -258,3 +258,28 @@ pub async fn providers(State(state): State<SharedState>) -> Json<Value> {
         .collect();
     Json(json!({"data": data}))
 }
+
+/// Query of `GET /api/v1/embeddings/models`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingModelsQuery {
+    /// Models skipped.
+    offset: Option<String>,
+    /// Most models returned.
+    limit: Option<String>,
+}
+
+/// `GET /api/v1/embeddings/models`: the catalogue's embedding models.
+pub async fn embedding_models(
+    State(state): State<SharedState>,
+    query: Result<Query<EmbeddingModelsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(format!("Invalid query: {e}")))?;
+    let offset = parse_count("offset", &query.offset, usize::MAX)?.unwrap_or(0);
+    let limit = parse_count("limit", &query.limit, 1000)?;
+    Ok(Json(switchyard_formats::embeddings::models_list(
+        &state.catalog(),
+        offset,
+        limit,
+    )))
+}
