@@ -136,6 +136,33 @@ impl Builder {
     }
 
     pub async fn build(self) -> TestGateway {
+        let (state, key, dir) = self.state().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(switchyard_server::serve(
+            listener,
+            Arc::clone(&state),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        TestGateway {
+            base,
+            state,
+            key,
+            http: reqwest::Client::new(),
+            shutdown: Some(tx),
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    /// The gateway's state, its database and a standard key, without a server: for driving the
+    /// pipeline's stages directly.
+    pub async fn state(self) -> (Arc<AppState>, String, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}", dir.path().join("gw.db").display());
         let store = Store::connect(&url).await.expect("store");
@@ -177,26 +204,6 @@ impl Builder {
         .await
         .expect("key")
         .0;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(switchyard_server::serve(
-            listener,
-            Arc::clone(&state),
-            async move {
-                let _ = rx.await;
-            },
-        ));
-        TestGateway {
-            base,
-            state,
-            key,
-            http: reqwest::Client::new(),
-            shutdown: Some(tx),
-            server: Some(server),
-            _dir: dir,
-        }
+        (state, key, dir)
     }
 }

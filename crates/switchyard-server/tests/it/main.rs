@@ -16,3 +16,4 @@ mod metrics;
 mod mock;
 mod privilege;
 mod routing;
+mod stages;
