@@ -10,12 +10,23 @@
 //!
 //! - `input`: a string (one user message) or a list of items. `message` items (roles `user`,
 //!   `system`, `developer`, `assistant`; parts `input_text`, `output_text`, `input_image`,
-//!   `input_file`, `input_audio`, `input_video`, `refusal`) become chat messages.
-//!   `function_call` items become the assistant's `tool_calls`; `function_call_output` items
-//!   become `tool` messages. An assistant turn is the run of consecutive `reasoning`, assistant
-//!   `message` and `function_call` items: it becomes one chat assistant message, so a reply that
+//!   `input_file`, `input_audio`, `input_video`, `refusal`; the `type` may be left out) become
+//!   chat messages. `function_call` and `custom_tool_call` items become the assistant's
+//!   `tool_calls` (a custom call's text as the `input` argument, a namespaced call under its flat
+//!   name); `function_call_output` and `custom_tool_call_output` items (a string or content
+//!   parts) become `tool` messages. An assistant turn is the run of consecutive `reasoning`,
+//!   assistant `message` and call items: it becomes one chat assistant message, so a reply that
 //!   was rendered as `[reasoning, message, function_call, function_call]` comes back as the
 //!   single message it was.
+//! - Tools: `function`, `custom` and `namespace` tools, in `tools` and in `additional_tools`
+//!   input items, become the chat tool list. A `custom` tool becomes a function taking one
+//!   required string, `input`, with its format (a Lark or regular-expression grammar) written
+//!   into the description: no chat provider constrains arguments by a grammar, so the description
+//!   is where the model learns it. A namespace's members become tools named `namespace__name`,
+//!   the flat name OpenAI's clients use, the namespace's description added to each. The
+//!   `additional_tools` items leave the conversation: the chat request has one tool list, so
+//!   tools made available at a point of the conversation join it for the whole of it.
+//!   `tool_choice` may name a function or custom tool, with its namespace.
 //! - `reasoning` items: `encrypted_content` is opened with the [`Sealer`] and restores the
 //!   assistant message's `reasoning_details` exactly as the provider returned them (Anthropic
 //!   thinking signatures, Gemini thought signatures, encrypted reasoning). Without it, the
@@ -24,21 +35,28 @@
 //! - `instructions` is a leading system message; `max_output_tokens` is `max_tokens`;
 //!   `text.format` is `response_format` (`json_schema`, `json_object`; `text` is the default);
 //!   `text.verbosity` is `verbosity`; `reasoning` {effort, summary, enabled, max_tokens} is the
-//!   chat `reasoning`; function `tools` and `tool_choice` take the chat shapes;
-//!   `safety_identifier` is the end-user id (`user`) when `user` is absent. An empty `tools`
-//!   list is no tools, and without tools `tool_choice` auto or none and `parallel_tool_calls`
-//!   change nothing and are left out (OpenAI-compatible upstreams refuse them).
+//!   chat `reasoning`; `safety_identifier` is the end-user id (`user`) when `user` is absent. An
+//!   empty `tools` list is no tools, and without tools `tool_choice` auto or none and
+//!   `parallel_tool_calls` change nothing and are left out (OpenAI-compatible upstreams refuse
+//!   them).
+//! - `reasoning.context`: `current_turn` leaves out the reasoning of the assistant messages before
+//!   the last user message; `all_turns` and `auto` forward every reasoning item given, which is
+//!   what the gateway does anyway.
 //! - `prompt_cache_key` is forwarded, and is the sticky-routing `session_id` when the request
 //!   has none: both exist to send a conversation to the same backend for cache hits.
 //! - `metadata` (at most 16 string pairs) is recorded with the request, never forwarded.
+//! - `client_metadata` (Codex's string pairs of session, thread, turn and installation ids) is
+//!   checked and neither forwarded nor recorded: it describes the client, not the answer wanted,
+//!   so it cannot change the answer, and its ids identify the user's machine.
 //! - Fields shared with the chat request keep their chat meaning and are forwarded unchanged:
 //!   `model`, `models`, `provider`, `route`, `session_id`, `user`, `stream`, `temperature`,
 //!   `top_p`, `top_k`, `frequency_penalty`, `presence_penalty`, `parallel_tool_calls`,
 //!   `service_tier`, `plugins`, `trace`, `cache_control`, `prompt_cache_options`.
 //! - `store: false`, `background: false`, `truncation: "disabled"` and
-//!   `include: ["reasoning.encrypted_content"]` describe what the gateway always does: it stores
-//!   nothing, answers in the foreground, never drops input, and always returns reasoning sealed
-//!   in `encrypted_content` (without it a stateless client could not hand reasoning back).
+//!   `include: ["reasoning.encrypted_content"]` (or `[]`) describe what the gateway always does:
+//!   it stores nothing, answers in the foreground, never drops input, and always returns
+//!   reasoning sealed in `encrypted_content` (without it a stateless client could not hand
+//!   reasoning back).
 //!
 //! # What is refused, and why
 //!
@@ -47,8 +65,11 @@
 //!   they need state kept between requests.
 //! - `background: true`: answers are only given on the request's own connection.
 //! - Built-in tools (`web_search`, `file_search`, `computer_use_preview`, `code_interpreter`,
-//!   `image_generation`, `mcp`, `local_shell`, `custom`, ...), their call items and tool
-//!   choices, `max_tool_calls` and `stop_server_tools_when`: the gateway runs no tools.
+//!   `image_generation`, `mcp`, `local_shell`, ...), their call items and tool choices,
+//!   `max_tool_calls`, `stop_server_tools_when` and `defer_loading: true`: the gateway runs no
+//!   tools.
+//! - Two tools with the same chat name (a namespace member is named `namespace__name`): the
+//!   model could not tell them apart.
 //! - `truncation: "auto"`: the gateway does not drop parts of the conversation.
 //! - `include` values other than `reasoning.encrypted_content`, `top_logprobs`, `debug`,
 //!   `image_config` and output `modalities` other than text: the answer has no place for them.
@@ -59,16 +80,25 @@
 //! [`response_from_chat`] and [`StreamTranscoder`] render output items in order: `reasoning`
 //! (readable text as `summary_text`, the provider's reasoning details sealed in
 //! `encrypted_content`; reasoning text is never written there in the clear), `message`
-//! (`output_text`, `refusal`), `function_call`. The response echoes the request parameters the
-//! OpenAPI schema requires. A streamed answer is `response.created`, `response.in_progress`,
-//! the item events with a strictly increasing `sequence_number`, then `response.completed`,
-//! `response.incomplete`, or `error` followed by `response.failed`.
+//! (`output_text`, `refusal`), then the calls: a call of a tool the client declared `custom` is a
+//! `custom_tool_call` whose `input` is the call's `input` argument (streamed as
+//! `response.custom_tool_call_input.delta` and `.done`), any other a `function_call`; a namespace
+//! member's call carries its `namespace` and its own `name`, as OpenAI returns it. What each tool
+//! was is read from the request in [`ResponseContext`], so rendering needs nothing else. The
+//! response echoes the request parameters the OpenAPI schema requires. A streamed answer is
+//! `response.created`, `response.in_progress`, the item events with a strictly increasing
+//! `sequence_number`, then `response.completed`, `response.incomplete`, or `error` followed by
+//! `response.failed`.
 
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 use switchyard_core::chat::json_type;
 use switchyard_core::error::error_type_for_status;
+
+use tools::{Declared, InputStream, ToolKinds};
+
+mod tools;
 
 /// Seals reasoning into an opaque string a client hands back unchanged, and opens it again.
 ///
@@ -122,6 +152,7 @@ pub fn request_to_chat(body: &Value, sealer: &dyn Sealer) -> Result<Value, Respo
         ));
     };
     let mut out = Map::new();
+    let mut current_turn_only = false;
     for (key, value) in obj {
         if value.is_null() {
             // Every Responses field is nullable: null is the same as absent.
@@ -129,7 +160,8 @@ pub fn request_to_chat(body: &Value, sealer: &dyn Sealer) -> Result<Value, Respo
         }
         let key = key.as_str();
         match key {
-            "input" | "instructions" | "safety_identifier" => {}
+            // Read below, once every field is known to be valid.
+            "input" | "instructions" | "safety_identifier" | "tools" | "tool_choice" => {}
             "model" => {
                 let Some(model) = value.as_str() else {
                     return err(format!("model: must be a string, not {}", json_type(value)));
@@ -164,14 +196,13 @@ pub fn request_to_chat(body: &Value, sealer: &dyn Sealer) -> Result<Value, Respo
                 check_metadata(value)?;
                 out.insert("metadata".into(), value.clone());
             }
-            "tools" => {
-                out.insert("tools".into(), translate_tools(value)?);
-            }
-            "tool_choice" => {
-                out.insert("tool_choice".into(), translate_tool_choice(value)?);
-            }
+            "client_metadata" => check_client_metadata(value)?,
             "reasoning" => {
-                out.insert("reasoning".into(), translate_reasoning(value)?);
+                let (reasoning, context) = translate_reasoning(value)?;
+                if !reasoning.as_object().is_some_and(Map::is_empty) {
+                    out.insert("reasoning".into(), reasoning);
+                }
+                current_turn_only = context == ReasoningContext::CurrentTurn;
             }
             "text" => translate_text(value, &mut out)?,
             "include" => check_include(value)?,
@@ -221,6 +252,17 @@ pub fn request_to_chat(body: &Value, sealer: &dyn Sealer) -> Result<Value, Respo
         }
     }
 
+    let (tools, kinds) = tools::collect(obj)?;
+    if !tools.is_empty() {
+        out.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(choice) = obj.get("tool_choice").filter(|c| !c.is_null()) {
+        out.insert(
+            "tool_choice".into(),
+            tools::translate_choice(choice, &kinds)?,
+        );
+    }
+
     let mut messages: Vec<Value> = Vec::new();
     match obj.get("instructions") {
         None | Some(Value::Null) => {}
@@ -239,7 +281,7 @@ pub fn request_to_chat(body: &Value, sealer: &dyn Sealer) -> Result<Value, Respo
             if items.is_empty() {
                 return err("input: at least one item is required");
             }
-            translate_input(items, sealer, &mut messages)?;
+            translate_input(items, sealer, &kinds, &mut messages)?;
         }
         Some(other) => {
             return err(format!(
@@ -247,6 +289,9 @@ pub fn request_to_chat(body: &Value, sealer: &dyn Sealer) -> Result<Value, Respo
                 json_type(other)
             ))
         }
+    }
+    if current_turn_only {
+        forget_earlier_reasoning(&mut messages);
     }
     out.insert("messages".into(), Value::Array(messages));
 
@@ -265,15 +310,8 @@ pub fn request_to_chat(body: &Value, sealer: &dyn Sealer) -> Result<Value, Respo
         },
         Some(_) => return err("safety_identifier: must be a string"),
     }
-    if out
-        .get("tools")
-        .and_then(Value::as_array)
-        .is_some_and(Vec::is_empty)
-    {
-        // No tools is what an empty list says; OpenAI-compatible upstreams refuse `[]`, and
-        // tool settings without tools.
-        out.remove("tools");
-    }
+    // No tools is what an empty list says; OpenAI-compatible upstreams refuse `[]`, and tool
+    // settings without tools.
     if !out.contains_key("tools") {
         out.remove("parallel_tool_calls");
         if matches!(
@@ -331,74 +369,55 @@ fn check_include(value: &Value) -> Result<(), ResponsesError> {
     Ok(())
 }
 
-fn translate_tools(value: &Value) -> Result<Value, ResponsesError> {
-    let Some(list) = value.as_array() else {
-        return err("tools: must be an array");
+/// A Codex-style `client_metadata`: string pairs describing the client (session, thread and turn
+/// ids, an installation id, turn details). They are checked and kept from the providers: they
+/// say nothing about the answer wanted, so they cannot change it, and the ids identify the user's
+/// machine to whoever receives them.
+fn check_client_metadata(value: &Value) -> Result<(), ResponsesError> {
+    let Some(map) = value.as_object() else {
+        return err("client_metadata: must be an object of strings");
     };
-    let mut tools = Vec::with_capacity(list.len());
-    for (i, tool) in list.iter().enumerate() {
-        let at = format!("tools[{i}]");
-        let Some(obj) = tool.as_object() else {
-            return err(format!("{at}: must be an object"));
-        };
-        match obj.get("type").and_then(Value::as_str) {
-            Some("function") => {}
-            Some(kind) => {
-                return err(format!(
-                    "{at}.type: built-in tool {kind:?} is not supported: this gateway runs no tools; declare function tools"
-                ))
-            }
-            None => return err(format!("{at}.type: field required")),
+    for (k, v) in map {
+        if !v.is_string() {
+            return err(format!("client_metadata.{k}: must be a string"));
         }
-        let Some(name) = obj.get("name").and_then(Value::as_str) else {
-            return err(format!("{at}.name: field required"));
-        };
-        let mut function = Map::new();
-        function.insert("name".into(), json!(name));
-        for (key, v) in obj {
-            match key.as_str() {
-                "type" | "name" => {}
-                _ if v.is_null() => {}
-                "description" | "parameters" | "strict" => {
-                    function.insert(key.clone(), v.clone());
-                }
-                "defer_loading" => {
-                    if v.as_bool() == Some(true) {
-                        return err(format!(
-                            "{at}.defer_loading: not supported: it needs the tool search tool, which this gateway does not run"
-                        ));
-                    }
-                }
-                other => return err(format!("{at}.{other}: unknown field")),
-            }
-        }
-        tools.push(json!({"type": "function", "function": function}));
     }
-    Ok(Value::Array(tools))
+    Ok(())
 }
 
-fn translate_tool_choice(value: &Value) -> Result<Value, ResponsesError> {
-    match value {
-        Value::String(s) if matches!(s.as_str(), "auto" | "none" | "required") => Ok(json!(s)),
-        Value::Object(o) => match o.get("type").and_then(Value::as_str) {
-            Some("function") => match o.get("name").and_then(Value::as_str) {
-                Some(name) => Ok(json!({"type": "function", "function": {"name": name}})),
-                None => err("tool_choice.name: field required when type is \"function\""),
-            },
-            Some(kind) => err(format!(
-                "tool_choice.type: {kind:?} is not supported; use auto, none, required or {{\"type\": \"function\", \"name\": ...}}"
-            )),
-            None => err("tool_choice.type: field required"),
-        },
-        _ => err("tool_choice: must be \"auto\", \"none\", \"required\" or {\"type\": \"function\", \"name\": ...}"),
+/// Which reasoning from earlier turns the model sees (`reasoning.context`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReasoningContext {
+    /// `auto` or `all_turns`: every reasoning item handed back in `input` is forwarded, which
+    /// is what the gateway does anyway (whether the provider then reads earlier turns' reasoning
+    /// is its model's default).
+    AllGiven,
+    /// `current_turn`: reasoning from before the last user message is left out.
+    CurrentTurn,
+}
+
+/// Drops the reasoning of assistant messages before the last user message: the turns before the
+/// current one.
+fn forget_earlier_reasoning(messages: &mut [Value]) {
+    let Some(last_user) = messages.iter().rposition(|m| m["role"] == "user") else {
+        return;
+    };
+    for message in &mut messages[..last_user] {
+        if message["role"] == "assistant" {
+            if let Some(m) = message.as_object_mut() {
+                m.remove("reasoning");
+                m.remove("reasoning_details");
+            }
+        }
     }
 }
 
-fn translate_reasoning(value: &Value) -> Result<Value, ResponsesError> {
+fn translate_reasoning(value: &Value) -> Result<(Value, ReasoningContext), ResponsesError> {
     let Some(obj) = value.as_object() else {
         return err("reasoning: must be an object");
     };
     let mut out = Map::new();
+    let mut context = ReasoningContext::AllGiven;
     for (key, v) in obj {
         if v.is_null() {
             continue;
@@ -422,13 +441,22 @@ fn translate_reasoning(value: &Value) -> Result<Value, ResponsesError> {
                 }
                 out.insert(key.clone(), v.clone());
             }
-            "context" | "mode" => {
+            "context" => {
+                match v.as_str() {
+                    Some("auto" | "all_turns") => {}
+                    Some("current_turn") => context = ReasoningContext::CurrentTurn,
+                    _ => return err(
+                        "reasoning.context: must be \"auto\", \"all_turns\" or \"current_turn\"",
+                    ),
+                }
+            }
+            "mode" => {
                 return err(format!("reasoning.{key}: not supported by this gateway"));
             }
             other => return err(format!("reasoning.{other}: unknown field")),
         }
     }
-    Ok(Value::Object(out))
+    Ok((Value::Object(out), context))
 }
 
 fn translate_text(value: &Value, out: &mut Map<String, Value>) -> Result<(), ResponsesError> {
@@ -586,6 +614,7 @@ fn str_field<'a>(
 fn translate_input(
     items: &[Value],
     sealer: &dyn Sealer,
+    kinds: &ToolKinds,
     out: &mut Vec<Value>,
 ) -> Result<(), ResponsesError> {
     let mut turn = Turn::default();
@@ -622,23 +651,35 @@ fn translate_input(
                     }
                 }
             }
-            "function_call" => {
+            "function_call" | "custom_tool_call" => {
+                let custom = kind == "custom_tool_call";
+                let payload = if custom { "input" } else { "arguments" };
                 check_keys(
                     obj,
-                    &["type", "call_id", "name", "arguments", "id", "status"],
+                    &["type", "call_id", "name", "namespace", payload, "id", "status"],
                     &at,
                 )?;
                 turn.touch(i);
                 let call_id = str_field(obj, "call_id", &at)?;
                 let name = str_field(obj, "name", &at)?;
-                let arguments = str_field(obj, "arguments", &at)?;
+                let namespace = match obj.get("namespace") {
+                    None | Some(Value::Null) => None,
+                    Some(_) => Some(str_field(obj, "namespace", &at)?),
+                };
+                let payload = str_field(obj, payload, &at)?;
+                // A custom tool is a chat function taking its text as the `input` argument.
+                let arguments = if custom {
+                    tools::custom_arguments(payload)
+                } else {
+                    payload.to_owned()
+                };
                 turn.tool_calls.push(json!({
                     "id": call_id,
                     "type": "function",
-                    "function": {"name": name, "arguments": arguments},
+                    "function": {"name": kinds.chat_name(namespace, name), "arguments": arguments},
                 }));
             }
-            "function_call_output" => {
+            "function_call_output" | "custom_tool_call_output" => {
                 check_keys(obj, &["type", "call_id", "output", "id", "status"], &at)?;
                 turn.flush(out)?;
                 let call_id = str_field(obj, "call_id", &at)?;
@@ -660,6 +701,9 @@ fn translate_input(
                 };
                 out.push(json!({"role": "tool", "tool_call_id": call_id, "content": content}));
             }
+            // Its tools joined the request's tool list (`tools::collect`); the chat request has
+            // no place for tools inside the conversation.
+            "additional_tools" => {}
             "reasoning" => {
                 check_keys(
                     obj,
@@ -684,7 +728,7 @@ fn translate_input(
             }
             other => {
                 return err(format!(
-                    "{at}.type: {other:?} items are not supported; this gateway runs no built-in tools (message, function_call, function_call_output and reasoning items are)"
+                    "{at}.type: {other:?} items are not supported; this gateway runs no built-in tools (message, function_call, function_call_output, custom_tool_call, custom_tool_call_output, additional_tools and reasoning items are)"
                 ))
             }
         }
@@ -932,29 +976,51 @@ fn item_id(prefix: &str, ctx: &ResponseContext, index: usize) -> String {
     format!("{prefix}_{}_{index}", ctx.id)
 }
 
-/// The function tools of the request as the response echoes them.
+/// The request's `tools` as the response echoes them: function tools in the schema's shape,
+/// custom and namespace tools as declared.
 fn echo_tools(request: &Value) -> Value {
     let tools = request
         .get("tools")
         .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .map(|t| {
-                    let mut tool = json!({
-                        "type": "function",
-                        "name": t.get("name").cloned().unwrap_or(Value::Null),
-                        "parameters": t.get("parameters").cloned().unwrap_or(Value::Null),
-                        "strict": t.get("strict").cloned().unwrap_or(Value::Null),
-                    });
-                    if let Some(d) = t.get("description").filter(|d| d.is_string()) {
-                        tool["description"] = d.clone();
-                    }
-                    tool
-                })
-                .collect()
-        })
+        .map(|list| list.iter().map(echo_tool).collect())
         .unwrap_or_default();
     Value::Array(tools)
+}
+
+fn echo_tool(t: &Value) -> Value {
+    if t.get("type").and_then(Value::as_str) != Some("function") {
+        let mut tool = without_nulls(t);
+        if let Some(members) = tool.get_mut("tools").and_then(Value::as_array_mut) {
+            for member in members {
+                *member = without_nulls(member);
+            }
+        }
+        return tool;
+    }
+    let mut tool = json!({
+        "type": "function",
+        "name": t.get("name").cloned().unwrap_or(Value::Null),
+        "parameters": t.get("parameters").cloned().unwrap_or(Value::Null),
+        "strict": t.get("strict").cloned().unwrap_or(Value::Null),
+    });
+    if let Some(d) = t.get("description").filter(|d| d.is_string()) {
+        tool["description"] = d.clone();
+    }
+    tool
+}
+
+/// An object without its null members (null is the same as absent in a request, but not every
+/// schema of the answer allows it).
+fn without_nulls(value: &Value) -> Value {
+    match value.as_object() {
+        Some(obj) => Value::Object(
+            obj.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        None => value.clone(),
+    }
 }
 
 fn echo_reasoning(request: &Value) -> Value {
@@ -964,6 +1030,9 @@ fn echo_reasoning(request: &Value) -> Value {
     let mut out = Map::new();
     for key in ["effort", "summary"] {
         out.insert(key.into(), r.get(key).cloned().unwrap_or(Value::Null));
+    }
+    if let Some(context) = r.get("context").filter(|c| c.is_string()) {
+        out.insert("context".into(), context.clone());
     }
     Value::Object(out)
 }
@@ -1139,6 +1208,46 @@ fn reasoning_output(id: String, text: &str, details: &[Value], sealer: &dyn Seal
     item
 }
 
+/// The item id prefix of a tool call: `ctc` for a custom tool's, `fc` for a function's.
+fn call_prefix(tool: Option<&Declared>) -> &'static str {
+    if tool.is_some_and(|t| t.custom) {
+        "ctc"
+    } else {
+        "fc"
+    }
+}
+
+/// A chat tool call, as [`call_item`] renders it.
+struct CallItem<'a> {
+    id: &'a str,
+    call_id: &'a str,
+    /// The name the chat model called.
+    name: &'a str,
+    /// What the client declared that name as, when it is known.
+    tool: Option<&'a Declared>,
+    /// The chat call's JSON arguments.
+    arguments: &'a str,
+    status: &'a str,
+}
+
+/// The output item of a tool call: a `custom_tool_call` (with the `input` argument as its input)
+/// for a custom tool, else a `function_call`; a namespace member's call carries its namespace and
+/// its own name.
+fn call_item(call: CallItem<'_>) -> Value {
+    let name = call.tool.map_or(call.name, |t| t.name.as_str());
+    let mut item = if call.tool.is_some_and(|t| t.custom) {
+        json!({"type": "custom_tool_call", "id": call.id, "call_id": call.call_id, "name": name,
+               "input": tools::custom_input(call.arguments), "status": call.status})
+    } else {
+        json!({"type": "function_call", "id": call.id, "call_id": call.call_id, "name": name,
+               "arguments": call.arguments, "status": call.status})
+    };
+    if let Some(namespace) = call.tool.and_then(|t| t.namespace.as_deref()) {
+        item["namespace"] = json!(namespace);
+    }
+    item
+}
+
 fn text_part(text: &str) -> Value {
     json!({"type": "output_text", "text": text, "annotations": []})
 }
@@ -1205,6 +1314,7 @@ pub fn response_from_chat(completion: &Value, ctx: &ResponseContext, sealer: &dy
         let id = item_id("msg", ctx, output.len());
         output.push(json!({"type": "message", "id": id, "status": "completed", "role": "assistant", "content": parts}));
     }
+    let kinds = ToolKinds::of(&ctx.request);
     for call in message
         .get("tool_calls")
         .and_then(Value::as_array)
@@ -1212,14 +1322,24 @@ pub fn response_from_chat(completion: &Value, ctx: &ResponseContext, sealer: &dy
         .flatten()
     {
         let function = call.get("function");
-        let id = item_id("fc", ctx, output.len());
-        output.push(json!({
-            "type": "function_call",
-            "id": id,
-            "call_id": call.get("id").and_then(Value::as_str).unwrap_or_default(),
-            "name": function.and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or_default(),
-            "arguments": function.and_then(|f| f.get("arguments")).and_then(Value::as_str).unwrap_or_default(),
-            "status": "completed",
+        let name = function
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let tool = kinds.get(name);
+        let id = item_id(call_prefix(tool), ctx, output.len());
+        let call_id = call.get("id").and_then(Value::as_str).unwrap_or_default();
+        let arguments = function
+            .and_then(|f| f.get("arguments"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        output.push(call_item(CallItem {
+            id: &id,
+            call_id,
+            name,
+            tool,
+            arguments,
+            status: "completed",
         }));
     }
     if status != "completed" {
@@ -1331,9 +1451,34 @@ enum Open {
         /// The chat tool call index.
         index: u64,
         call_id: String,
+        /// The name the chat model called.
         name: String,
+        /// The chat call's JSON arguments so far.
         arguments: String,
+        /// What the client declared the tool as, known from the name the call opened with (every
+        /// canonical stream names a call in its first fragment).
+        tool: Option<Declared>,
+        /// For a custom tool: its input as streamed so far.
+        custom: Option<CustomInput>,
     },
+}
+
+/// A custom tool call's input while its arguments stream.
+#[derive(Debug, Default)]
+struct CustomInput {
+    stream: InputStream,
+    /// The text sent in `response.custom_tool_call_input.delta` events.
+    sent: String,
+}
+
+/// A tool call already closed, to which later argument fragments still belong.
+#[derive(Debug)]
+struct FinishedCall {
+    /// The chat tool call index.
+    chat_index: u64,
+    /// Its position in the output.
+    position: usize,
+    arguments: String,
 }
 
 /// Merges a streamed reasoning detail into `details`: fragments with the same `index` and
@@ -1383,8 +1528,10 @@ pub struct StreamTranscoder {
     /// Finished output items, in order.
     output: Vec<Value>,
     open: Option<Open>,
-    /// Chat tool call index to position in `output`, for calls already finished.
-    finished_calls: Vec<(u64, usize)>,
+    /// Calls already finished.
+    finished_calls: Vec<FinishedCall>,
+    /// The client's tools, to render each call as the item the client expects.
+    kinds: ToolKinds,
     finish_reason: Option<String>,
     /// An error reported inside the chunk stream: `(status, message)`.
     failure: Option<(u16, String)>,
@@ -1408,6 +1555,7 @@ impl StreamTranscoder {
     /// that serves.
     pub fn new(ctx: ResponseContext, model: &str, sealer: Arc<dyn Sealer>) -> Self {
         StreamTranscoder {
+            kinds: ToolKinds::of(&ctx.request),
             ctx,
             model: model.to_owned(),
             sealer,
@@ -1586,14 +1734,46 @@ impl StreamTranscoder {
                 call_id,
                 name,
                 arguments,
+                tool,
+                custom,
             }) => {
-                out.push(self.event(
-                    "response.function_call_arguments.done",
-                    json!({"item_id": id, "output_index": index, "name": name, "arguments": arguments}),
-                ));
-                self.finished_calls.push((chat_index, index));
-                json!({"type": "function_call", "id": id, "call_id": call_id, "name": name,
-                       "arguments": arguments, "status": status})
+                let item = call_item(CallItem {
+                    id: &id,
+                    call_id: &call_id,
+                    name: &name,
+                    tool: tool.as_ref(),
+                    arguments: &arguments,
+                    status,
+                });
+                if let Some(custom) = custom {
+                    let input = item["input"].as_str().unwrap_or_default();
+                    // What the stream could not decode (the arguments strayed from the declared
+                    // shape) is sent before the done event, which carries the whole input.
+                    if let Some(rest) = input
+                        .strip_prefix(custom.sent.as_str())
+                        .filter(|r| !r.is_empty())
+                    {
+                        out.push(self.event(
+                            "response.custom_tool_call_input.delta",
+                            json!({"item_id": id, "output_index": index, "delta": rest}),
+                        ));
+                    }
+                    out.push(self.event(
+                        "response.custom_tool_call_input.done",
+                        json!({"item_id": id, "output_index": index, "input": input}),
+                    ));
+                } else {
+                    out.push(self.event(
+                        "response.function_call_arguments.done",
+                        json!({"item_id": id, "output_index": index, "name": item["name"], "arguments": arguments}),
+                    ));
+                }
+                self.finished_calls.push(FinishedCall {
+                    chat_index,
+                    position: index,
+                    arguments,
+                });
+                item
             }
         };
         out.push(self.event(
@@ -1632,9 +1812,26 @@ impl StreamTranscoder {
                 call_id,
                 name,
                 arguments,
+                tool,
+                custom,
                 ..
-            }) => json!({"type": "function_call", "id": id, "call_id": call_id, "name": name,
-                        "arguments": arguments, "status": "incomplete"}),
+            }) => {
+                let mut item = call_item(CallItem {
+                    id: &id,
+                    call_id: &call_id,
+                    name: &name,
+                    tool: tool.as_ref(),
+                    arguments: &arguments,
+                    status: "incomplete",
+                });
+                // Cut arguments do not parse: the input is what was streamed of it.
+                if let Some(custom) = custom.filter(|c| !c.sent.is_empty()) {
+                    if tools::declared_input(&arguments).is_none() {
+                        item["input"] = json!(custom.sent);
+                    }
+                }
+                item
+            }
         };
         self.output.push(item);
     }
@@ -1798,15 +1995,20 @@ impl StreamTranscoder {
             .and_then(|f| f.get("name"))
             .and_then(Value::as_str)
             .unwrap_or("");
-        if let Some(&(_, position)) = self.finished_calls.iter().find(|(i, _)| *i == chat_index) {
+        if let Some(done) = self
+            .finished_calls
+            .iter_mut()
+            .find(|c| c.chat_index == chat_index)
+        {
             // Arguments for a call already closed (another item came in between): they still
             // belong to it, and the final response carries them whole.
-            if let Some(item) = self.output.get_mut(position) {
-                let joined = format!(
-                    "{}{arguments}",
-                    item.get("arguments").and_then(Value::as_str).unwrap_or("")
-                );
-                item["arguments"] = json!(joined);
+            done.arguments.push_str(arguments);
+            if let Some(item) = self.output.get_mut(done.position) {
+                if item["type"] == "custom_tool_call" {
+                    item["input"] = json!(tools::custom_input(&done.arguments));
+                } else {
+                    item["arguments"] = json!(done.arguments);
+                }
             }
             return;
         }
@@ -1814,7 +2016,8 @@ impl StreamTranscoder {
         if !same {
             self.close("completed", out);
             let position = self.output_index();
-            let id = item_id("fc", &self.ctx, position);
+            let tool = self.kinds.get(name).cloned();
+            let id = item_id(call_prefix(tool.as_ref()), &self.ctx, position);
             let call_id = call
                 .get("id")
                 .and_then(Value::as_str)
@@ -1823,17 +2026,27 @@ impl StreamTranscoder {
                     || format!("call_{}_{chat_index}", self.ctx.id),
                     str::to_owned,
                 );
-            self.add_item(
-                json!({"type": "function_call", "id": id, "call_id": call_id, "name": name,
-                       "arguments": "", "status": "in_progress"}),
-                out,
-            );
+            let item = call_item(CallItem {
+                id: &id,
+                call_id: &call_id,
+                name,
+                tool: tool.as_ref(),
+                arguments: "",
+                status: "in_progress",
+            });
+            self.add_item(item, out);
+            let custom = tool
+                .as_ref()
+                .is_some_and(|t| t.custom)
+                .then(CustomInput::default);
             self.open = Some(Open::Call {
                 id,
                 index: chat_index,
                 call_id,
                 name: name.to_owned(),
                 arguments: String::new(),
+                tool,
+                custom,
             });
         }
         let index = self.output_index();
@@ -1841,6 +2054,7 @@ impl StreamTranscoder {
             id,
             name: open_name,
             arguments: all,
+            custom,
             ..
         }) = &mut self.open
         else {
@@ -1854,10 +2068,23 @@ impl StreamTranscoder {
         }
         all.push_str(arguments);
         let id = id.clone();
-        out.push(self.event(
-            "response.function_call_arguments.delta",
-            json!({"item_id": id, "output_index": index, "delta": arguments}),
-        ));
+        let event = match custom {
+            Some(custom) => {
+                let piece = custom.stream.advance(all);
+                custom.sent.push_str(&piece);
+                ("response.custom_tool_call_input.delta", piece)
+            }
+            None => (
+                "response.function_call_arguments.delta",
+                arguments.to_owned(),
+            ),
+        };
+        if !event.1.is_empty() {
+            out.push(self.event(
+                event.0,
+                json!({"item_id": id, "output_index": index, "delta": event.1}),
+            ));
+        }
     }
 
     /// The closing events: the open item's done events, then `response.completed` (or
@@ -1951,6 +2178,11 @@ mod tests {
         body
     }
 
+    /// The parameters of the function a custom tool becomes.
+    fn input_param() -> Value {
+        json!({"type": "object", "properties": {"input": {"type": "string", "description": "The tool's input, as free-form text."}}, "required": ["input"], "additionalProperties": false})
+    }
+
     #[test]
     fn fields_map_to_the_chat_request() {
         // (Responses fields, expected chat fields)
@@ -2020,6 +2252,73 @@ mod tests {
                 json!({"top_k": 4, "frequency_penalty": 0.1, "presence_penalty": 0.2, "service_tier": "flex", "modalities": ["text"]}),
                 json!({"top_k": 4, "frequency_penalty": 0.1, "presence_penalty": 0.2, "service_tier": "flex", "modalities": ["text"]}),
             ),
+            // A custom tool is a function of one string, `input`; its format is in the description.
+            (
+                json!({"tools": [{"type": "custom", "name": "apply_patch", "description": "Edit files."}], "tool_choice": {"type": "custom", "name": "apply_patch"}}),
+                json!({"tools": [{"type": "function", "function": {"name": "apply_patch",
+                    "description": "Edit files.\n\nCall this tool with its whole input as the string argument `input`: free-form text, not JSON.",
+                    "parameters": input_param()}}],
+                    "tool_choice": {"type": "function", "function": {"name": "apply_patch"}}}),
+            ),
+            (
+                json!({"tools": [{"type": "custom", "name": "digits", "format": {"type": "grammar", "syntax": "regex", "definition": "[0-9]+"}}]}),
+                json!({"tools": [{"type": "function", "function": {"name": "digits",
+                    "description": "Call this tool with its whole input as the string argument `input`: free-form text, not JSON. The input must match this regular expression:\n```regex\n[0-9]+\n```",
+                    "parameters": input_param()}}]}),
+            ),
+            (
+                json!({"tools": [{"type": "custom", "name": "js", "description": "Run code.", "format": {"type": "grammar", "syntax": "lark", "definition": "\nstart: SOURCE\nSOURCE: /.+/\n"}}]}),
+                json!({"tools": [{"type": "function", "function": {"name": "js",
+                    "description": "Run code.\n\nCall this tool with its whole input as the string argument `input`: free-form text, not JSON. The input must match this Lark grammar:\n```lark\nstart: SOURCE\nSOURCE: /.+/\n```",
+                    "parameters": input_param()}}]}),
+            ),
+            (
+                json!({"tools": [{"type": "custom", "name": "note", "format": {"type": "text"}}]}),
+                json!({"tools": [{"type": "function", "function": {"name": "note",
+                    "description": "Call this tool with its whole input as the string argument `input`: free-form text, not JSON.",
+                    "parameters": input_param()}}]}),
+            ),
+            // Namespace members become tools of their own, named namespace__name.
+            (
+                json!({"tools": [{"type": "namespace", "name": "crm", "description": "Customer records.", "tools": [
+                    {"type": "function", "name": "lookup", "description": "Find a customer.", "parameters": {"type": "object"}, "strict": false},
+                    {"type": "function", "name": "list"},
+                    {"type": "custom", "name": "query"},
+                ]}], "tool_choice": {"type": "function", "name": "lookup", "namespace": "crm"}, "parallel_tool_calls": false}),
+                json!({"tools": [
+                    {"type": "function", "function": {"name": "crm__lookup", "description": "Find a customer.\n\nThis tool belongs to the `crm` group: Customer records.", "parameters": {"type": "object"}, "strict": false}},
+                    {"type": "function", "function": {"name": "crm__list", "description": "This tool belongs to the `crm` group: Customer records."}},
+                    {"type": "function", "function": {"name": "crm__query", "description": "This tool belongs to the `crm` group: Customer records.\n\nCall this tool with its whole input as the string argument `input`: free-form text, not JSON.", "parameters": input_param()}},
+                ], "tool_choice": {"type": "function", "function": {"name": "crm__lookup"}}, "parallel_tool_calls": false}),
+            ),
+            (
+                json!({"tools": [{"type": "namespace", "name": "clock", "description": "", "tools": [{"type": "function", "name": "sleep", "description": "Pause."}]}]}),
+                json!({"tools": [{"type": "function", "function": {"name": "clock__sleep", "description": "Pause."}}]}),
+            ),
+            // A custom tool named without its namespace is the one member of that name.
+            (
+                json!({"tools": [{"type": "namespace", "name": "functions", "description": "", "tools": [{"type": "custom", "name": "exec"}]}], "tool_choice": {"type": "custom", "name": "exec"}}),
+                json!({"tools": [{"type": "function", "function": {"name": "functions__exec",
+                    "description": "Call this tool with its whole input as the string argument `input`: free-form text, not JSON.",
+                    "parameters": input_param()}}],
+                    "tool_choice": {"type": "function", "function": {"name": "functions__exec"}}}),
+            ),
+            // Reasoning from every turn given is what the gateway forwards anyway.
+            (
+                json!({"reasoning": {"effort": "low", "context": "all_turns"}}),
+                json!({"reasoning": {"effort": "low"}}),
+            ),
+            (json!({"reasoning": {"context": "auto"}}), json!({})),
+            (
+                json!({"reasoning": {"effort": "none"}}),
+                json!({"reasoning": {"effort": "none"}}),
+            ),
+            // Client descriptions are checked, never forwarded.
+            (
+                json!({"client_metadata": {"session_id": "s", "x-codex-turn-metadata": "{\"turn\":1}"}}),
+                json!({}),
+            ),
+            (json!({"include": [], "tools": []}), json!({})),
         ];
         for (fields, expected) in cases {
             let out = translate(with(fields.clone()));
@@ -2066,6 +2365,32 @@ mod tests {
             (with(json!({"metadata": ["x"]})), "metadata: must be an object"),
             (with(json!({"user": "a", "safety_identifier": "b"})), "safety_identifier: differs from user"),
             (with(json!({"reasoning": {"effort": "low", "mode": "pro"}})), "reasoning.mode: not supported"),
+            (with(json!({"reasoning": {"context": "last_turn"}})), "reasoning.context: must be"),
+            (with(json!({"client_metadata": {"turn": 1}})), "client_metadata.turn: must be a string"),
+            (with(json!({"client_metadata": "x"})), "client_metadata: must be an object"),
+            (with(json!({"tools": [{"type": "custom"}]})), "tools[0].name: field required"),
+            (with(json!({"tools": [{"type": "custom", "name": "c", "format": {"type": "grammar", "syntax": "ebnf", "definition": "x"}}]})), "tools[0].format.syntax: must be \"lark\" or \"regex\""),
+            (with(json!({"tools": [{"type": "custom", "name": "c", "format": {"type": "grammar", "syntax": "lark"}}]})), "tools[0].format.definition: field required"),
+            (with(json!({"tools": [{"type": "custom", "name": "c", "format": {"type": "json"}}]})), "tools[0].format.type: must be"),
+            (with(json!({"tools": [{"type": "custom", "name": "c", "format": {"type": "text", "strict": true}}]})), "tools[0].format.strict: unknown field"),
+            (with(json!({"tools": [{"type": "custom", "name": "c", "parameters": {}}]})), "tools[0].parameters: unknown field"),
+            (with(json!({"tools": [{"type": "custom", "name": "c", "defer_loading": true}]})), "tools[0].defer_loading: not supported"),
+            (with(json!({"tools": [{"type": "namespace", "name": "n", "description": "", "tools": [{"type": "namespace", "name": "m", "description": "", "tools": []}]}]})), "tools[0].tools[0].type: a namespace holds function and custom tools"),
+            (with(json!({"tools": [{"type": "namespace", "name": "n", "description": "", "tools": [{"type": "web_search"}]}]})), "tools[0].tools[0].type: built-in tool \"web_search\""),
+            (with(json!({"tools": [{"type": "namespace", "name": "n", "description": ""}]})), "tools[0].tools: must be an array"),
+            (with(json!({"tools": [{"type": "namespace", "description": "", "tools": []}]})), "tools[0].name: field required"),
+            (with(json!({"tools": [{"type": "namespace", "name": "n", "description": "", "tools": [], "strict": true}]})), "tools[0].strict: unknown field"),
+            (with(json!({"tools": [{"type": "function", "name": "n__f"}, {"type": "namespace", "name": "n", "description": "", "tools": [{"type": "function", "name": "f"}]}]})), "tools[1].tools[0].name: a tool named \"n__f\" is already declared"),
+            (with(json!({"tools": [{"type": "function", "name": "f"}], "input": [{"type": "additional_tools", "tools": [{"type": "custom", "name": "f"}]}]})), "input[0].tools[0].name: a tool named \"f\" is already declared"),
+            (with(json!({"input": [{"type": "additional_tools", "role": "developer"}]})), "input[0].tools: must be an array"),
+            (with(json!({"input": [{"type": "additional_tools", "tools": [], "note": "x"}]})), "input[0].note: unknown field"),
+            (with(json!({"input": [{"type": "additional_tools", "tools": [{"type": "mcp"}]}]})), "input[0].tools[0].type: built-in tool \"mcp\""),
+            (with(json!({"tool_choice": {"type": "custom"}})), "tool_choice.name: field required when type is \"custom\""),
+            (with(json!({"tool_choice": {"type": "function", "name": "f", "namespace": 1}})), "tool_choice.namespace: must be a string"),
+            (with(json!({"input": [{"type": "custom_tool_call", "call_id": "c", "name": "exec"}]})), "input[0].input: field required"),
+            (with(json!({"input": [{"type": "custom_tool_call", "call_id": "c", "name": "exec", "input": "x", "arguments": "{}"}]})), "input[0].arguments: unknown field"),
+            (with(json!({"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}", "namespace": 2}]})), "input[0].namespace: must be a string"),
+            (with(json!({"input": [{"type": "custom_tool_call_output", "call_id": "c", "output": 5}]})), "input[0].output: must be a string or an array"),
             (with(json!({"reasoning": {"budget": 1}})), "reasoning.budget: unknown field"),
             (with(json!({"text": {"format": {"type": "json_schema", "schema": {}}}})), "text.format.name: field required"),
             (with(json!({"text": {"format": {"type": "grammar"}}})), "text.format.type:"),
@@ -2151,6 +2476,106 @@ mod tests {
         // A trailing assistant message is a prefill.
         assert_eq!(m[5], json!({"role": "assistant", "content": "Sure"}));
         switchyard_core::chat::ChatRequest::from_value(out).expect("valid chat request");
+    }
+
+    #[test]
+    fn custom_and_namespaced_calls_are_chat_tool_calls() {
+        let out = translate(json!({
+            "tools": [{"type": "function", "name": "plain"}],
+            "input": [
+                {"type": "additional_tools", "id": "at_1", "role": "developer", "tools": [
+                    {"type": "namespace", "name": "functions", "description": "", "tools": [{"type": "custom", "name": "exec"}]},
+                    {"type": "namespace", "name": "collaboration", "description": "Agents.", "tools": [{"type": "function", "name": "spawn_agent"}]},
+                ]},
+                {"role": "user", "content": "go"},
+                // Echoed without its namespace, as a client that was not sent one does.
+                {"type": "custom_tool_call", "id": "ctc_1", "call_id": "c1", "name": "exec", "input": "text(\"hi\")", "status": "completed"},
+                {"type": "custom_tool_call", "call_id": "c2", "namespace": "functions", "name": "exec", "input": "exit()"},
+                {"type": "function_call", "call_id": "c3", "namespace": "collaboration", "name": "spawn_agent", "arguments": "{}"},
+                {"type": "function_call", "call_id": "c4", "name": "plain", "arguments": "{}"},
+                {"type": "custom_tool_call_output", "id": "ctco_1", "call_id": "c1", "output": [
+                    {"type": "input_text", "text": "Script completed\n"}, {"type": "input_text", "text": "hi"},
+                ]},
+                {"type": "custom_tool_call_output", "call_id": "c2", "output": "done"},
+                {"type": "additional_tools", "tools": [{"type": "function", "name": "late"}]},
+                {"type": "function_call_output", "call_id": "c3", "output": "spawned"},
+                {"type": "function_call_output", "call_id": "c4", "output": "ok"},
+            ],
+        }));
+        let names: Vec<&str> = out["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .map(|t| t["function"]["name"].as_str().expect("name"))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "plain",
+                "functions__exec",
+                "collaboration__spawn_agent",
+                "late"
+            ],
+            "tools in order: the request's, then each additional_tools item's"
+        );
+        let m = &out["messages"];
+        assert_eq!(m.as_array().map(Vec::len), Some(6), "{m:#}");
+        assert_eq!(m[0], json!({"role": "user", "content": "go"}));
+        assert_eq!(
+            m[1]["tool_calls"],
+            json!([
+                {"id": "c1", "type": "function", "function": {"name": "functions__exec", "arguments": "{\"input\":\"text(\\\"hi\\\")\"}"}},
+                {"id": "c2", "type": "function", "function": {"name": "functions__exec", "arguments": "{\"input\":\"exit()\"}"}},
+                {"id": "c3", "type": "function", "function": {"name": "collaboration__spawn_agent", "arguments": "{}"}},
+                {"id": "c4", "type": "function", "function": {"name": "plain", "arguments": "{}"}},
+            ])
+        );
+        assert_eq!(
+            m[2],
+            json!({"role": "tool", "tool_call_id": "c1", "content": [
+                {"type": "text", "text": "Script completed\n"}, {"type": "text", "text": "hi"},
+            ]})
+        );
+        assert_eq!(
+            m[3],
+            json!({"role": "tool", "tool_call_id": "c2", "content": "done"})
+        );
+        assert_eq!(m[4]["tool_call_id"], "c3");
+        assert_eq!(m[5]["tool_call_id"], "c4");
+        switchyard_core::chat::ChatRequest::from_value(out).expect("a valid chat request");
+    }
+
+    #[test]
+    fn current_turn_context_forgets_earlier_reasoning() {
+        let input = json!([
+            {"role": "user", "content": "first"},
+            {"type": "reasoning", "summary": [{"type": "summary_text", "text": "old thought"}], "signature": "s1"},
+            {"role": "assistant", "content": "one"},
+            {"role": "user", "content": "second"},
+            {"type": "reasoning", "summary": [{"type": "summary_text", "text": "new thought"}], "signature": "s2"},
+            {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c", "output": "r"},
+        ]);
+        // (reasoning.context, reasoning kept on the earlier turn's assistant message)
+        let cases = [
+            (json!("current_turn"), false),
+            (json!("all_turns"), true),
+            (json!("auto"), true),
+            (Value::Null, true),
+        ];
+        for (context, kept) in cases {
+            let out = translate(
+                json!({"input": input, "reasoning": {"effort": "high", "context": context}}),
+            );
+            let m = &out["messages"];
+            assert_eq!(m[1]["reasoning"].is_string(), kept, "{context}");
+            assert_eq!(m[1]["reasoning_details"].is_array(), kept, "{context}");
+            assert_eq!(
+                m[3]["reasoning"], "new thought",
+                "{context}: this turn's stays"
+            );
+            assert_eq!(m[3]["reasoning_details"][0]["signature"], "s2", "{context}");
+        }
     }
 
     #[test]
@@ -2301,12 +2726,196 @@ mod tests {
     }
 
     fn run(chunks: &[Value]) -> (StreamTranscoder, Vec<Event>) {
-        let mut t = StreamTranscoder::new(ctx(), "m/x", Arc::new(TestSealer));
+        run_with(ctx(), chunks)
+    }
+
+    fn run_with(ctx: ResponseContext, chunks: &[Value]) -> (StreamTranscoder, Vec<Event>) {
+        let mut t = StreamTranscoder::new(ctx, "m/x", Arc::new(TestSealer));
         let mut events = t.start();
         for c in chunks {
             events.extend(t.chunk(c));
         }
         (t, events)
+    }
+
+    /// A context whose request declares a plain function, a namespaced function, a custom tool
+    /// in a namespace, given in an `additional_tools` item, and a custom tool of its own.
+    fn tools_ctx() -> ResponseContext {
+        ResponseContext {
+            request: json!({"model": "m/x", "tools": [
+                {"type": "function", "name": "plain"},
+                {"type": "custom", "name": "apply_patch"},
+                {"type": "namespace", "name": "collaboration", "description": "", "tools": [{"type": "function", "name": "spawn_agent"}]},
+            ], "input": [
+                {"type": "additional_tools", "tools": [
+                    {"type": "namespace", "name": "functions", "description": "", "tools": [{"type": "custom", "name": "exec"}]},
+                ]},
+                {"role": "user", "content": "hi"},
+            ]}),
+            ..ctx()
+        }
+    }
+
+    #[test]
+    fn calls_render_as_the_tools_were_declared() {
+        // (chat tool name, chat arguments, expected output item without id and status)
+        let cases = [
+            (
+                "plain",
+                r#"{"a":1}"#,
+                json!({"type": "function_call", "call_id": "c", "name": "plain", "arguments": "{\"a\":1}"}),
+            ),
+            (
+                "unknown",
+                "{}",
+                json!({"type": "function_call", "call_id": "c", "name": "unknown", "arguments": "{}"}),
+            ),
+            (
+                "apply_patch",
+                r#"{"input":"*** Begin Patch"}"#,
+                json!({"type": "custom_tool_call", "call_id": "c", "name": "apply_patch", "input": "*** Begin Patch"}),
+            ),
+            (
+                "collaboration__spawn_agent",
+                r#"{"task_name":"t"}"#,
+                json!({"type": "function_call", "call_id": "c", "namespace": "collaboration", "name": "spawn_agent", "arguments": "{\"task_name\":\"t\"}"}),
+            ),
+            (
+                "functions__exec",
+                r#"{"input":"text(1)"}"#,
+                json!({"type": "custom_tool_call", "call_id": "c", "namespace": "functions", "name": "exec", "input": "text(1)"}),
+            ),
+            // The member's own name, when no other tool has it, is that member.
+            (
+                "exec",
+                r#"{"input":"text(2)"}"#,
+                json!({"type": "custom_tool_call", "call_id": "c", "namespace": "functions", "name": "exec", "input": "text(2)"}),
+            ),
+            // Arguments not of the declared shape are handed on as the input.
+            (
+                "functions__exec",
+                "text(3)",
+                json!({"type": "custom_tool_call", "call_id": "c", "namespace": "functions", "name": "exec", "input": "text(3)"}),
+            ),
+        ];
+        for (name, arguments, expected) in cases {
+            let completion = json!({"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": null,
+                "tool_calls": [{"id": "c", "type": "function", "function": {"name": name, "arguments": arguments}}]}}]});
+            let out = response_from_chat(&completion, &tools_ctx(), &TestSealer);
+            let mut item = out["output"][0].clone();
+            let prefix = if expected["type"] == "custom_tool_call" {
+                "ctc_"
+            } else {
+                "fc_"
+            };
+            assert!(
+                item["id"].as_str().is_some_and(|id| id.starts_with(prefix)),
+                "{name}: {item}"
+            );
+            assert_eq!(item["status"], "completed");
+            for key in ["id", "status"] {
+                item.as_object_mut().map(|i| i.remove(key));
+            }
+            assert_eq!(item, expected, "{name}");
+
+            // The stream renders the same item, in whatever fragments the arguments come.
+            let mut chunks = vec![json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+                {"index": 0, "id": "c", "function": {"name": name, "arguments": ""}}]}}]})];
+            let mut rest = arguments;
+            while !rest.is_empty() {
+                let cut = rest.char_indices().nth(3).map_or(rest.len(), |(i, _)| i);
+                chunks.push(json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+                    {"index": 0, "function": {"arguments": &rest[..cut]}}]}}]}));
+                rest = &rest[cut..];
+            }
+            chunks.push(
+                json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+            );
+            let (mut t, mut events) = run_with(tools_ctx(), &chunks);
+            events.extend(t.finish(&json!({}), 12));
+            let last = &events.last().expect("events").1["response"]["output"][0];
+            assert_eq!(last, &out["output"][0], "{name}: streamed");
+            let custom = expected["type"] == "custom_tool_call";
+            let (delta, done) = if custom {
+                (
+                    "response.custom_tool_call_input.delta",
+                    "response.custom_tool_call_input.done",
+                )
+            } else {
+                (
+                    "response.function_call_arguments.delta",
+                    "response.function_call_arguments.done",
+                )
+            };
+            let streamed: String = events
+                .iter()
+                .filter(|e| e.0 == delta)
+                .map(|e| e.1["delta"].as_str().expect("delta"))
+                .collect();
+            let whole = if custom {
+                &expected["input"]
+            } else {
+                &expected["arguments"]
+            };
+            assert_eq!(
+                streamed,
+                whole.as_str().expect("text"),
+                "{name}: the deltas add up"
+            );
+            let done = events.iter().find(|e| e.0 == done).expect("a done event");
+            if custom {
+                assert_eq!(done.1["input"], *whole, "{name}");
+            } else {
+                assert_eq!(done.1["arguments"], *whole, "{name}");
+                assert_eq!(done.1["name"], expected["name"], "{name}");
+            }
+            assert_eq!(
+                events[2].1["item"]["type"], expected["type"],
+                "{name}: added"
+            );
+            assert_eq!(
+                events[2].1["item"].get("namespace"),
+                expected.get("namespace"),
+                "{name}: added"
+            );
+        }
+    }
+
+    #[test]
+    fn late_input_for_a_closed_custom_call_still_counts() {
+        let (mut t, mut events) = run_with(
+            tools_ctx(),
+            &[
+                json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "functions__exec", "arguments": "{\"input\":\"a"}}]}}]}),
+                json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 1, "id": "c2", "function": {"name": "plain", "arguments": "{}"}}]}}]}),
+                json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "b\"}"}}]}}]}),
+            ],
+        );
+        events.extend(t.finish(&json!({}), 12));
+        let output = &events.last().expect("events").1["response"]["output"];
+        assert_eq!(output[0]["input"], "ab");
+        assert_eq!(output[1]["arguments"], "{}");
+    }
+
+    #[test]
+    fn an_unfinished_custom_call_fails_incomplete() {
+        let (mut t, mut events) = run_with(
+            tools_ctx(),
+            &[
+                json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "apply_patch", "arguments": "{\"input\":\"*** Beg"}}]}}]}),
+            ],
+        );
+        events.extend(t.error(502, "reset"));
+        let output = &events.last().expect("events").1["response"]["output"];
+        assert_eq!(
+            output[0],
+            json!({"type": "custom_tool_call", "id": "ctc_gen-1_0", "call_id": "c1", "name": "apply_patch",
+                   "input": "*** Beg", "status": "incomplete"})
+        );
+        assert!(!events
+            .iter()
+            .any(|e| e.0 == "response.custom_tool_call_input.done"));
     }
 
     #[test]

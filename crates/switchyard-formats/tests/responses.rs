@@ -122,19 +122,161 @@ fn the_schema_check_catches_a_bad_response() {
     assert!(errors.iter().any(|e| e.contains("/output/0")), "{errors:?}");
 }
 
+/// What a fixture's snapshot shows of `value`: for the fixtures captured from real clients,
+/// whose prompts and tool descriptions run to tens of kilobytes, every long string is shortened
+/// to its head, its length and its tail, so that the snapshot stays readable while still showing
+/// every field.
+fn readable(fixture: &str, value: &Value) -> Value {
+    if fixture.contains("codex") || fixture.contains("agents") {
+        abbreviated(value)
+    } else {
+        value.clone()
+    }
+}
+
+fn abbreviated(value: &Value) -> Value {
+    const LONG: usize = 400;
+    match value {
+        Value::String(s) if s.chars().count() > LONG => {
+            let chars: Vec<char> = s.chars().collect();
+            let head: String = chars[..120].iter().collect();
+            let tail: String = chars[chars.len() - 200..].iter().collect();
+            json!(format!("{head}[… {} characters …]{tail}", chars.len()))
+        }
+        Value::Array(list) => Value::Array(list.iter().map(abbreviated).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), abbreviated(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 #[test]
 fn requests_become_chat_requests() {
     for name in [
         "request_plain.json",
         "request_agent.json",
         "request_json_schema.json",
+        "request_codex_default_model.json",
+        "request_codex_other_model.json",
+        "request_agents_function_tool.json",
+        "request_agents_streamed.json",
     ] {
         let chat =
             request_to_chat(&fixture(name), &HexSealer).unwrap_or_else(|e| panic!("{name}: {e}"));
         ChatRequest::from_value(chat.clone())
             .unwrap_or_else(|e| panic!("{name}: the chat request is refused: {e}"));
-        insta::assert_json_snapshot!(name.trim_end_matches(".json"), chat);
+        insta::assert_json_snapshot!(name.trim_end_matches(".json"), readable(name, &chat));
     }
+}
+
+/// Every Responses request the real clients sent (`tests/compat/captures`) is accepted.
+#[test]
+fn every_captured_request_translates() {
+    let mut seen = 0;
+    for client in ["codex", "openai-agents"] {
+        let dir = path(&["..", "..", "tests", "compat", "captures", client]);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| entry.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        for file in files {
+            let capture: Value =
+                serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+            for (i, request) in capture["requests"].as_array().unwrap().iter().enumerate() {
+                if request["path"] != "/api/v1/responses" {
+                    continue;
+                }
+                let at = format!("{} request {i}", file.display());
+                let chat = request_to_chat(&request["body"], &HexSealer)
+                    .unwrap_or_else(|e| panic!("{at}: {e}"));
+                ChatRequest::from_value(chat).unwrap_or_else(|e| panic!("{at}: {e}"));
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 11, "only {seen} captured requests were found");
+}
+
+#[test]
+fn codex_tools_reach_the_model() {
+    let chat = request_to_chat(&fixture("request_codex_default_model.json"), &HexSealer).unwrap();
+    let tools = chat["tools"].as_array().unwrap();
+    let tool = |name: &str| {
+        tools
+            .iter()
+            .find(|t| t["function"]["name"] == name)
+            .unwrap_or_else(|| panic!("no chat tool {name}"))
+    };
+    // The custom `exec` tool takes its JavaScript as `input`, and its grammar is described.
+    let exec = &tool("functions__exec")["function"];
+    assert_eq!(exec["parameters"]["required"], json!(["input"]));
+    let description = exec["description"].as_str().unwrap();
+    assert!(
+        description.starts_with("Run JavaScript code"),
+        "{description}"
+    );
+    assert!(
+        description.contains(
+            "The input must match this Lark grammar:\n```lark\nstart: pragma_source | plain_source"
+        ),
+        "{description}"
+    );
+    // Namespace members are tools of their own; the namespace's description goes with them.
+    assert!(tool("clock__sleep")["function"]["description"]
+        .as_str()
+        .unwrap()
+        .ends_with(
+            "This tool belongs to the `clock` group: Tools for reading and waiting on time."
+        ));
+    tool("collaboration__spawn_agent");
+    assert_eq!(
+        tools.len(),
+        12,
+        "5 functions, 1 clock and 6 collaboration tools"
+    );
+
+    // The additional_tools item is gone from the conversation; the custom call and its output
+    // are a tool call and a tool message.
+    let messages = chat["messages"].as_array().unwrap();
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            "developer",
+            "developer",
+            "developer",
+            "developer",
+            "user",
+            "user",
+            "assistant",
+            "tool"
+        ]
+    );
+    assert_eq!(
+        messages[6]["tool_calls"],
+        json!([{"id": "call_rec1", "type": "function",
+                "function": {"name": "functions__exec", "arguments": "{\"input\":\"text(\\\"tool-ran\\\")\"}"}}])
+    );
+    assert_eq!(
+        messages[7]["content"][1],
+        json!({"type": "text", "text": "tool-ran"})
+    );
+    assert_eq!(chat["parallel_tool_calls"], false);
+    assert_eq!(chat["reasoning"], json!({"effort": "low"}));
+    assert_eq!(chat["verbosity"], "low");
+    assert_eq!(chat["session_id"], chat["prompt_cache_key"]);
+    assert!(
+        chat.get("client_metadata").is_none(),
+        "client ids stay here"
+    );
 }
 
 #[test]
@@ -178,6 +320,18 @@ const ANSWERS: &[(&str, &str)] = &[
     ("response_tool_calls.json", "request_agent.json"),
     ("response_json_schema.json", "request_json_schema.json"),
     ("response_length.json", "request_plain.json"),
+    (
+        "response_codex_tool_calls.json",
+        "request_codex_default_model.json",
+    ),
+    (
+        "response_codex_other_model.json",
+        "request_codex_other_model.json",
+    ),
+    (
+        "response_agents_tool_call.json",
+        "request_agents_function_tool.json",
+    ),
 ];
 
 #[test]
@@ -185,8 +339,57 @@ fn completions_become_responses() {
     for (answer, request) in ANSWERS {
         let out = response_from_chat(&fixture(answer), &ctx(fixture(request)), &HexSealer);
         validate("OpenResponsesResult", &out);
-        insta::assert_json_snapshot!(answer.trim_end_matches(".json"), out);
+        insta::assert_json_snapshot!(answer.trim_end_matches(".json"), readable(request, &out));
     }
+}
+
+#[test]
+fn codex_calls_come_back_as_codex_declared_them() {
+    let request = fixture("request_codex_default_model.json");
+    let out = response_from_chat(
+        &fixture("response_codex_tool_calls.json"),
+        &ctx(request.clone()),
+        &HexSealer,
+    );
+    let output = out["output"].as_array().unwrap();
+    assert_eq!(output[1]["type"], "custom_tool_call");
+    assert_eq!(output[1]["namespace"], "functions");
+    assert_eq!(output[1]["name"], "exec");
+    assert_eq!(
+        output[1]["input"],
+        "const r = await tools.exec_command({cmd: \"echo tool-ran\"});\ntext(r.output);"
+    );
+    assert_eq!(output[2]["type"], "function_call");
+    assert_eq!(output[2]["namespace"], "collaboration");
+    assert_eq!(output[2]["name"], "spawn_agent");
+
+    // Handed back on the next turn, the calls are the chat calls they came from.
+    let mut next = request;
+    let input = next["input"].as_array_mut().unwrap();
+    input.extend(output.iter().cloned());
+    input.push(json!({"type": "custom_tool_call_output", "call_id": "call_exec1", "output": [{"type": "input_text", "text": "tool-ran"}]}));
+    input.push(
+        json!({"type": "function_call_output", "call_id": "call_spawn1", "output": "spawned"}),
+    );
+    let chat = request_to_chat(&next, &HexSealer).unwrap();
+    let messages = chat["messages"].as_array().unwrap();
+    let original = &fixture("response_codex_tool_calls.json")["choices"][0]["message"];
+    let assistant = &messages[messages.len() - 3];
+    let calls = assistant["tool_calls"].as_array().unwrap();
+    let sent = original["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), sent.len());
+    for (call, sent) in calls.iter().zip(sent) {
+        assert_eq!(call["id"], sent["id"]);
+        assert_eq!(call["function"]["name"], sent["function"]["name"]);
+        // The same arguments, though not byte for byte: the custom call's are rebuilt from its
+        // input.
+        let arguments = |c: &Value| -> Value {
+            serde_json::from_str(c["function"]["arguments"].as_str().unwrap()).unwrap()
+        };
+        assert_eq!(arguments(call), arguments(sent));
+    }
+    assert_eq!(assistant["reasoning"], original["reasoning"]);
+    ChatRequest::from_value(chat).unwrap();
 }
 
 #[test]
@@ -365,6 +568,67 @@ fn an_interleaved_stream() {
     );
     assert_eq!(chat["messages"][1]["content"], "Checking both.");
     insta::assert_json_snapshot!("stream_interleaved", events);
+}
+
+#[test]
+fn a_codex_tool_stream() {
+    let events = stream(
+        "stream_codex_tools.jsonl",
+        fixture("request_codex_default_model.json"),
+        true,
+    );
+    check_events(&events);
+    let kinds = names(&events);
+    let count = |kind: &str| kinds.iter().filter(|k| **k == kind).count();
+    assert_eq!(count("response.custom_tool_call_input.done"), 1);
+    assert_eq!(count("response.function_call_arguments.done"), 1);
+    // The input streams as text while the arguments stream as JSON, whatever their split.
+    let streamed: String = events
+        .iter()
+        .filter(|e| e.0 == "response.custom_tool_call_input.delta")
+        .map(|e| e.1["delta"].as_str().unwrap())
+        .collect();
+    let input =
+        "const r = await tools.exec_command({cmd: \"echo tool-ran\"});\ntext(r.output); // é ✓";
+    assert_eq!(streamed, input);
+    assert!(count("response.custom_tool_call_input.delta") > 5);
+    let response = &events.last().unwrap().1["response"];
+    assert_eq!(events.last().unwrap().0, "response.completed");
+    let output = &response["output"];
+    assert_eq!(output[0]["type"], "reasoning");
+    assert_eq!(
+        output[1],
+        json!({"type": "custom_tool_call", "id": "ctc_gen-test_1", "call_id": "call_exec1",
+               "namespace": "functions", "name": "exec", "input": input, "status": "completed"})
+    );
+    assert_eq!(output[2]["namespace"], "collaboration");
+    assert_eq!(output[2]["name"], "spawn_agent");
+    assert_eq!(
+        output[2]["arguments"],
+        "{\"task_name\":\"check\",\"message\":\"Look.\"}"
+    );
+    insta::assert_json_snapshot!("stream_codex_tools", abbreviated(&json!(events)));
+}
+
+#[test]
+fn an_agents_text_stream() {
+    let events = stream(
+        "stream_text.jsonl",
+        fixture("request_agents_streamed.json"),
+        true,
+    );
+    check_events(&events);
+    let response = &events.last().unwrap().1["response"];
+    assert_eq!(response["instructions"], "Be brief.");
+    assert_eq!(
+        response["text"],
+        json!({"format": {"type": "text"}, "verbosity": "low"})
+    );
+    assert_eq!(
+        response["reasoning"],
+        json!({"effort": "none", "summary": null})
+    );
+    assert_eq!(response["tools"], json!([]));
 }
 
 #[test]
