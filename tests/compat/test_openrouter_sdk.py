@@ -179,8 +179,10 @@ def test_management_keys_and_credits(admin, client, gateway):
     assert budget.spend_usd == pytest.approx(cost)
     assert budget.remaining_usd == pytest.approx(1.5 - cost)
 
-    # Any key of the same account can read the generation.
-    assert client.generations.get_generation(id=completion.id).data.id == completion.id
+    # The key that made the generation reads it; another standard key of the account does not.
+    assert limited.generations.get_generation(id=completion.id).data.id == completion.id
+    with pytest.raises(Exception):
+        client.generations.get_generation(id=completion.id)
 
     got = admin.api_keys.get(hash=key.hash).data
     assert got.usage == pytest.approx(cost)

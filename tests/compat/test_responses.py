@@ -66,7 +66,8 @@ def test_input_items_and_roles(client, upstream):
     ])
     assert response.output_text == "Hello from the mock"
     messages = upstream.RequestHandlerClass.requests[before]["body"]["messages"]
-    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    # A developer message stays one (chat has the role); "system" would be as faithful.
+    assert [m["role"] for m in messages] == ["developer", "user", "assistant", "user"]
     texts = [m["content"] if isinstance(m["content"], str) else "".join(p["text"] for p in m["content"]) for m in messages]
     assert texts == ["Answer in English.", "Hi", "Hello!", "Say hello"]
 

@@ -37,6 +37,8 @@ fn model_json(m: &Model) -> Value {
     json!({
         "id": m.id,
         "canonical_slug": m.canonical_slug,
+        // The contract requires the member; no catalogue model is a text-to-speech model.
+        "supported_voices": Value::Null,
         "hugging_face_id": m.hugging_face_id,
         "name": m.name,
         "created": m.created,
