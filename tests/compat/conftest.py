@@ -245,7 +245,7 @@ data_policy = {{ training = false, retains_prompts = false, zdr = true }}
 [[models]]
 id = "mock/claude"
 name = "Mock: Claude"
-context_length = 32000
+context_length = 400000
 {claude_aliases}
 [[models.endpoints]]
 provider = "mock-anthropic"
@@ -267,7 +267,7 @@ pricing = {{ prompt = "0.000001", completion = "0.000004" }}
 [[models]]
 id = "mock/chat"
 name = "Mock: Chat"
-context_length = 32000
+context_length = 400000
 {chat_aliases}
 [[models.endpoints]]
 provider = "mock"

@@ -333,3 +333,82 @@ async fn embeddings_are_routed_held_metered_and_audited() {
         "no input text in the audit chain"
     );
 }
+
+/// The request bodies a real client sent (captured by the compatibility suite).
+fn captured(client: &str, scenario: &str) -> Vec<(String, Value)> {
+    let path = format!(
+        "{}/../../tests/compat/captures/{client}/{scenario}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).expect("capture");
+    let capture: Value = serde_json::from_str(&text).expect("json");
+    capture["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .filter(|r| r["method"] == "POST" || r.get("method").is_none())
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap_or("").to_owned(),
+                r["body"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn claude_codes_default_requests_are_served() {
+    let events = stream_events(&["Hello"], (10, 2));
+    let mock = MockUpstream::start(
+        (0..8)
+            .map(|_| Reply::Sse {
+                events: events.clone(),
+                delay: std::time::Duration::ZERO,
+                cut: false,
+            })
+            .collect(),
+    )
+    .await;
+    let mut text = catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]);
+    // Claude Code asks for up to 128,000 tokens: the model needs the context of a Claude model.
+    text = text.replace("context_length = 8000", "context_length = 400000");
+    text = text.replace(
+        "max_completion_tokens = 1000",
+        "max_completion_tokens = 128000",
+    );
+    text = text.replace(
+        "name = \"Test: Model\"\n",
+        "name = \"Test: Model\"\naliases = [\"claude-opus-5-5\", \"claude-haiku-5\"]\n",
+    );
+    let gw = TestGateway::builder(text).build().await;
+    for scenario in [
+        "default-model-text",
+        "default-model-tool",
+        "other-model-text",
+    ] {
+        for (path, mut body) in captured("claude-code", scenario) {
+            if !path.contains("/messages") {
+                continue;
+            }
+            if scenario == "other-model-text" {
+                body["model"] = json!("test/model");
+            }
+            let model = body["model"].as_str().unwrap_or("").to_owned();
+            if !model.starts_with("claude-opus-5-5") && model != "test/model" {
+                body["model"] = json!("test/model");
+            }
+            let response = gw
+                .http
+                .post(gw.url("/api/v1/messages?beta=true"))
+                .header("x-api-key", &gw.key)
+                .header("anthropic-version", "2023-06-01")
+                .json(&body)
+                .send()
+                .await
+                .expect("send");
+            let status = response.status();
+            let text = response.text().await.expect("text");
+            assert_eq!(status, 200, "{scenario} {path}: {text}");
+        }
+    }
+}
