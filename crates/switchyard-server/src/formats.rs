@@ -92,6 +92,9 @@ pub trait ClientFormat: Send + Sync + 'static {
 pub trait StreamRenderer: Send {
     /// Sent while waiting for the provider.
     fn keepalive(&mut self) -> Vec<u8>;
+    /// The provider reported usage (an Anthropic upstream gives the prompt's count first); a
+    /// format whose stream opens with it (Anthropic's `message_start`) keeps it.
+    fn usage_seen(&mut self, _usage: &switchyard_core::pricing::Usage) {}
     /// A canonical chunk; `None` when it gives the client nothing yet.
     fn chunk(&mut self, chunk: &Chunk<'_>) -> Option<Vec<u8>>;
     /// The end of a successful stream; `last` is the canonical chunk with `usage` (and

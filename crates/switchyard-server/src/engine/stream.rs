@@ -148,8 +148,9 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
                     if upstream_id.is_none() {
                         upstream_id = id;
                     }
-                    if u.is_some() {
-                        usage = u;
+                    if let Some(u) = u {
+                        renderer.usage_seen(&u);
+                        usage = Some(u);
                     }
                     if choices.is_empty() {
                         continue;

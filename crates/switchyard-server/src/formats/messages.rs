@@ -50,6 +50,7 @@ impl ClientFormat for Messages {
         Box::new(MessagesStream {
             transcoder: Box::new(StreamTranscoder::new(head.id, head.model)),
             started: false,
+            input_usage: None,
         })
     }
 
@@ -101,10 +102,12 @@ impl ClientFormat for CountTokens {
     }
 }
 
-/// Anthropic's typed events; `started` once `message_start` went out.
+/// Anthropic's typed events; `started` once `message_start` went out, carrying the prompt's
+/// token count when the provider gave it before the first content.
 struct MessagesStream {
     transcoder: Box<StreamTranscoder>,
     started: bool,
+    input_usage: Option<Value>,
 }
 
 fn frame(events: &[wire::Event]) -> Vec<u8> {
@@ -119,20 +122,33 @@ impl MessagesStream {
     /// `message_start`, once, before anything else.
     fn start(&mut self, events: &mut Vec<wire::Event>) {
         if !std::mem::replace(&mut self.started, true) {
-            events.push(self.transcoder.start());
+            events.push(match &self.input_usage {
+                Some(usage) => self.transcoder.start_with_usage(usage),
+                None => self.transcoder.start(),
+            });
         }
     }
 }
 
 impl StreamRenderer for MessagesStream {
-    /// Anthropic clients get `message_start` first, then pings.
+    /// Before the first content, an SSE comment (so that `message_start` can carry the
+    /// prompt's real token count); after it, Anthropic's `ping` events.
     fn keepalive(&mut self) -> Vec<u8> {
-        let mut events = Vec::new();
-        self.start(&mut events);
-        if events.is_empty() {
-            events.push(("ping", json!({"type": "ping"})));
+        if !self.started {
+            return b": ping\n\n".to_vec();
         }
-        frame(&events)
+        frame(&[("ping", json!({"type": "ping"}))])
+    }
+
+    fn usage_seen(&mut self, usage: &switchyard_core::pricing::Usage) {
+        if !self.started {
+            let out = switchyard_formats::openrouter::UsageOut::new(
+                usage,
+                &switchyard_core::pricing::Cost::default(),
+                false,
+            );
+            self.input_usage = serde_json::to_value(out).ok();
+        }
     }
 
     fn chunk(&mut self, chunk: &Chunk<'_>) -> Option<Vec<u8>> {

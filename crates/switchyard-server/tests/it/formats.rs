@@ -412,3 +412,38 @@ async fn claude_codes_default_requests_are_served() {
         }
     }
 }
+
+#[tokio::test]
+async fn message_start_carries_the_input_tokens_an_anthropic_upstream_gave() {
+    let mock = MockUpstream::start(vec![Reply::Sse {
+        events: crate::kinds::anthropic_events(),
+        delay: std::time::Duration::ZERO,
+        cut: false,
+    }])
+    .await;
+    let gw = TestGateway::builder(crate::harness::catalog_of_kinds(&[(
+        "claude",
+        "anthropic",
+        &mock.url(),
+        "0.000003",
+        "0.000015",
+    )]))
+    .build()
+    .await;
+    let text = gw
+        .post(
+            "/api/v1/messages",
+            json!({"model": "test/model", "max_tokens": 50, "stream": true,
+                   "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    let events = crate::messages::anthropic_events(&text);
+    let (name, start) = events.first().expect("an event");
+    assert_eq!(name, "message_start", "{text}");
+    assert_eq!(start["message"]["usage"]["input_tokens"], 10, "{text}");
+}

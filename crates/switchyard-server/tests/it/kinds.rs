@@ -14,7 +14,7 @@ fn anthropic_message() -> Value {
            "usage": {"input_tokens": 10, "cache_read_input_tokens": 90, "output_tokens": 5}})
 }
 
-fn anthropic_events() -> Vec<String> {
+pub fn anthropic_events() -> Vec<String> {
     let ev = |kind: &str, data: Value| format!("event: {kind}\ndata: {data}");
     vec![
         ev(

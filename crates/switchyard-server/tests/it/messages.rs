@@ -15,10 +15,11 @@ async fn openai_backed(reply: Vec<Reply>) -> (MockUpstream, TestGateway) {
     (mock, gw)
 }
 
-/// Splits an Anthropic SSE body into (event, data) pairs.
+/// Splits an Anthropic SSE body into (event, data) pairs; comment frames (`: ...`, which SSE
+/// clients ignore) are skipped.
 pub fn anthropic_events(text: &str) -> Vec<(String, Value)> {
     text.split("\n\n")
-        .filter(|frame| !frame.trim().is_empty())
+        .filter(|frame| !frame.trim().is_empty() && !frame.starts_with(':'))
         .map(|frame| {
             let mut event = String::new();
             let mut data = Value::Null;
