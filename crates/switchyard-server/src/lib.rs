@@ -154,12 +154,25 @@ async fn embeddings(
     formats::serve(&formats::embeddings::EMBEDDINGS, state, auth, headers, body).await
 }
 
-async fn not_found(request: Request) -> ApiError {
-    ApiError::not_found(format!(
+/// An id for an answer made outside the pipeline (a route the gateway does not serve), in the
+/// generation ids' form, for Anthropic's `request_id`.
+fn request_id() -> String {
+    engine::new_generation_id(clock::Clock::System.now_ms())
+}
+
+/// A path the gateway does not serve: the contract's 404, in Anthropic's envelope (with a
+/// `request_id`) under `/api/v1/messages`.
+async fn not_found(request: Request) -> Response {
+    let path = request.uri().path();
+    let e = ApiError::not_found(format!(
         "No route for {} {}",
         request.method(),
-        request.uri().path()
-    ))
+        path.chars().take(200).collect::<String>()
+    ));
+    if path.starts_with("/api/v1/messages") {
+        return formats::messages::MESSAGES.error_response(e.with_generation(&request_id()));
+    }
+    e.into_response()
 }
 
 /// Turns axum's plain-text rejections (405, JSON extractors) into the contract's envelope.
@@ -181,7 +194,7 @@ async fn envelope_errors(request: Request, next: Next) -> Response {
         };
         let e = GatewayError::of(ErrorKind::for_status(status.as_u16()), message);
         return if anthropic {
-            formats::messages::MESSAGES.error_response(e)
+            formats::messages::MESSAGES.error_response(e.with_generation(&request_id()))
         } else {
             e.into_response()
         };

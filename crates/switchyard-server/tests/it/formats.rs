@@ -447,3 +447,33 @@ async fn message_start_carries_the_input_tokens_an_anthropic_upstream_gave() {
     assert_eq!(name, "message_start", "{text}");
     assert_eq!(start["message"]["usage"]["input_tokens"], 10, "{text}");
 }
+
+#[tokio::test]
+async fn anthropic_clients_get_anthropics_envelope_with_a_request_id_for_unknown_paths() {
+    let mock = MockUpstream::start(vec![]).await;
+    let gw = TestGateway::builder(catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]))
+        .build()
+        .await;
+    for (method, path, status) in [
+        ("POST", "/api/v1/messages/batches", 404),
+        ("GET", "/api/v1/messages", 405),
+    ] {
+        let response = gw
+            .http
+            .request(method.parse().expect("method"), gw.url(path))
+            .header("x-api-key", &gw.key)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), status, "{path}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["type"], "error", "{body}");
+        assert!(body["error"]["type"].is_string(), "{body}");
+        assert!(
+            body["request_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("gen-")),
+            "{body}"
+        );
+    }
+}
