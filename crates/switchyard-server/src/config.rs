@@ -52,6 +52,17 @@ pub struct ServerConfig {
     /// Serving threads, each a single-threaded runtime with its own connections (0: one per
     /// CPU).
     pub workers: usize,
+    /// Time allowed to receive a request's headers, in seconds, counted from the moment the
+    /// connection waits for them (on a kept-alive connection, from the end of the previous
+    /// response).
+    pub header_read_timeout_secs: f64,
+    /// Time allowed to receive a request's body once its headers arrived, in seconds; past it
+    /// the request is answered 408 and the connection closed.
+    pub body_read_timeout_secs: f64,
+    /// How long a connection may stay open with no request in progress, in seconds.
+    pub idle_timeout_secs: f64,
+    /// Connections served at once; one more is answered 503 and closed.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +76,10 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 30.0,
             default_account: "default".to_owned(),
             workers: 0,
+            header_read_timeout_secs: 30.0,
+            body_read_timeout_secs: 60.0,
+            idle_timeout_secs: 30.0,
+            max_connections: 10_000,
         }
     }
 }
@@ -259,6 +274,12 @@ impl Config {
             ),
             ("keepalive_secs", self.server.keepalive_secs),
             ("shutdown_grace_secs", self.server.shutdown_grace_secs),
+            (
+                "header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            ),
+            ("body_read_timeout_secs", self.server.body_read_timeout_secs),
+            ("idle_timeout_secs", self.server.idle_timeout_secs),
         ] {
             if !(value.is_finite() && value > 0.0 && value < 86_400.0) {
                 problems.push(format!(
@@ -270,6 +291,12 @@ impl Config {
             problems.push(format!(
                 "{source}: server.workers must be between 0 (one per CPU) and 1024, got {}",
                 self.server.workers
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.server.max_connections) {
+            problems.push(format!(
+                "{source}: server.max_connections must be between 1 and 1000000, got {}",
+                self.server.max_connections
             ));
         }
         if self.server.default_account.trim().is_empty() {
@@ -332,7 +359,14 @@ mod tests {
         let err = Config::load(
             "c.toml",
             Some("[server]\nlisten = \"nowhere\"\nkeepalive_secs = -1\n[store]\nurl = \"mysql://x\"\n"),
-            env(&[("SWITCHYARD__BAD", "1"), ("SWITCHYARD__SERVER__WORKERS", "5000")]),
+            env(&[
+                ("SWITCHYARD__BAD", "1"),
+                ("SWITCHYARD__SERVER__WORKERS", "5000"),
+                ("SWITCHYARD__SERVER__HEADER_READ_TIMEOUT_SECS", "0"),
+                ("SWITCHYARD__SERVER__BODY_READ_TIMEOUT_SECS", "-2"),
+                ("SWITCHYARD__SERVER__IDLE_TIMEOUT_SECS", "nan"),
+                ("SWITCHYARD__SERVER__MAX_CONNECTIONS", "0"),
+            ]),
         )
         .expect_err("invalid");
         let text = err.to_string();
@@ -340,6 +374,10 @@ mod tests {
             "server.listen",
             "server.keepalive_secs",
             "server.workers must be between 0 (one per CPU) and 1024, got 5000",
+            "server.header_read_timeout_secs must be a positive number of seconds",
+            "server.body_read_timeout_secs must be a positive number of seconds",
+            "server.idle_timeout_secs must be a positive number of seconds",
+            "server.max_connections must be between 1 and 1000000, got 0",
             "store.url",
             "SWITCHYARD__BAD",
         ] {

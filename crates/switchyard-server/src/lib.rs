@@ -67,9 +67,26 @@ pub fn load_catalog(path: Option<&str>) -> Result<Catalog, CatalogError> {
     }
 }
 
+/// Whether an error, or any error it was caused by, is a `T`.
+fn caused_by<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<T>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 fn body_error(rejection: BytesRejection) -> ApiError {
     let status = rejection.status().as_u16();
-    if status == 413 {
+    if caused_by::<workers::BodyReadTimeout>(&rejection) {
+        ApiError::new(
+            408,
+            "The request body did not arrive in time (server.body_read_timeout_secs)",
+        )
+    } else if status == 413 {
         ApiError::new(
             413,
             "Request body is larger than the configured limit (server.body_limit_bytes)",
@@ -328,7 +345,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let grace = state.config.server.shutdown_grace();
     metrics::install();
-    let mut workers = workers::Workers::start(state.workers(), router(state.clone()))?;
+    let limits = workers::ConnectionLimits::from_config(&state.config.server);
+    let mut workers = workers::Workers::start(state.workers(), router(state.clone()), limits)?;
     let pruner = tokio::spawn(prune_periodically(state.clone()));
     let housekeeping = {
         let state = state.clone();
@@ -344,17 +362,27 @@ pub async fn serve(
         })
     };
     tokio::pin!(shutdown);
+    let mut accept_failures = 0u32;
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
+                    accept_failures = 0;
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::warn!(error = %e, "could not set TCP_NODELAY");
                     }
                     workers.hand(stream, addr);
                 }
-                Err(e) => accept_failed(e).await,
+                Err(e) => {
+                    if let Some(pause) = accept_failed(&e, &mut accept_failures) {
+                        // The shutdown is still heard while the failure is waited out.
+                        tokio::select! {
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(pause) => {}
+                        }
+                    }
+                }
             },
         }
     }
@@ -377,16 +405,19 @@ pub async fn serve(
     Ok(())
 }
 
-/// A failed accept: a connection reset before it was accepted is nothing; running out of file
-/// descriptors or memory is logged and waited out briefly, so the loop does not spin.
-async fn accept_failed(e: std::io::Error) {
+/// A failed accept: a connection reset before it was accepted is nothing; anything else
+/// (running out of file descriptors or memory) is logged and paused on, longer each time it
+/// repeats ([`workers::accept_backoff`]), so the loop neither spins nor stalls.
+fn accept_failed(e: &std::io::Error, failures: &mut u32) -> Option<Duration> {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
         e.kind(),
         ConnectionAborted | ConnectionRefused | ConnectionReset
     ) {
-        return;
+        return None;
     }
-    tracing::error!(error = %e, "accepting a connection failed");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    *failures = failures.saturating_add(1);
+    let pause = workers::accept_backoff(*failures);
+    tracing::error!(error = %e, failures = *failures, pause_ms = pause.as_millis() as u64, "accepting a connection failed");
+    Some(pause)
 }

@@ -8,6 +8,7 @@ mod chat;
 mod classification;
 mod content;
 mod guardrails;
+mod hardening;
 mod harness;
 mod kinds;
 mod messages;
