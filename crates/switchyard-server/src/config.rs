@@ -116,6 +116,10 @@ pub struct StoreConfig {
     /// trip per request) or `database` (several gateways share the database). Unset: `memory`
     /// for SQLite, `database` for PostgreSQL.
     pub holds: Option<HoldMode>,
+    /// How long a database hold lasts unless its gateway renews it, in seconds. A running
+    /// gateway renews its holds every third of this; a gateway that stopped (crashed) leaves
+    /// holds that the others release once it has passed.
+    pub hold_lease_secs: f64,
 }
 
 impl Default for StoreConfig {
@@ -123,11 +127,17 @@ impl Default for StoreConfig {
         StoreConfig {
             url: "sqlite://switchyard.db".to_owned(),
             holds: None,
+            hold_lease_secs: 60.0,
         }
     }
 }
 
 impl StoreConfig {
+    /// How long a database hold lasts unless renewed.
+    pub fn hold_lease(&self) -> Duration {
+        Duration::from_secs_f64(self.hold_lease_secs)
+    }
+
     /// Where holds are kept, the default applied.
     pub fn hold_mode(&self) -> HoldMode {
         self.holds.unwrap_or(if self.url.starts_with("sqlite:") {
@@ -304,6 +314,12 @@ impl Config {
                 "{source}: server.default_account must not be empty"
             ));
         }
+        let lease = self.store.hold_lease_secs;
+        if !(lease.is_finite() && (1.0..86_400.0).contains(&lease)) {
+            problems.push(format!(
+                "{source}: store.hold_lease_secs must be a number of seconds from 1 to below 86400, got {lease}"
+            ));
+        }
         let url = &self.store.url;
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -366,6 +382,7 @@ mod tests {
                 ("SWITCHYARD__SERVER__BODY_READ_TIMEOUT_SECS", "-2"),
                 ("SWITCHYARD__SERVER__IDLE_TIMEOUT_SECS", "nan"),
                 ("SWITCHYARD__SERVER__MAX_CONNECTIONS", "0"),
+                ("SWITCHYARD__STORE__HOLD_LEASE_SECS", "0.5"),
             ]),
         )
         .expect_err("invalid");
@@ -378,6 +395,7 @@ mod tests {
             "server.body_read_timeout_secs must be a positive number of seconds",
             "server.idle_timeout_secs must be a positive number of seconds",
             "server.max_connections must be between 1 and 1000000, got 0",
+            "store.hold_lease_secs must be a number of seconds from 1 to below 86400, got 0.5",
             "store.url",
             "SWITCHYARD__BAD",
         ] {

@@ -335,6 +335,24 @@ async fn prune_periodically(state: SharedState) {
     }
 }
 
+/// With database holds, every third of the hold lease: renews this gateway's holds and releases
+/// those whose gateway stopped renewing them (crashed) once their lease ran out.
+async fn sweep_holds_periodically(state: SharedState) {
+    if state.config.store.hold_mode() != ledger::HoldMode::Database {
+        return;
+    }
+    let mut every = tokio::time::interval(state.config.store.hold_lease() / 3);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match state.store.sweep_holds(state.now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(released = n, "released lapsed holds of a stopped gateway"),
+            Err(e) => tracing::error!(error = %e, "sweeping credit holds failed"),
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves, then lets open requests and streams finish (up to the
 /// configured grace), waits for background settlement, and closes the store. Connections are
 /// accepted here and served by [`workers`], one single-threaded runtime per core.
@@ -348,6 +366,7 @@ pub async fn serve(
     let limits = workers::ConnectionLimits::from_config(&state.config.server);
     let mut workers = workers::Workers::start(state.workers(), router(state.clone()), limits)?;
     let pruner = tokio::spawn(prune_periodically(state.clone()));
+    let hold_sweeper = tokio::spawn(sweep_holds_periodically(state.clone()));
     let housekeeping = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -398,6 +417,7 @@ pub async fn serve(
         tracing::error!("background settlement did not finish before shutdown");
     }
     pruner.abort();
+    hold_sweeper.abort();
     housekeeping.abort();
     state.recorder.flush().await;
     state.store.close().await;

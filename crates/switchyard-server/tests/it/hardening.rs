@@ -1,14 +1,19 @@
 //! Hardening: bounded client-supplied lists, connection timeouts and limits.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde_json::{json, Value};
 use switchyard_server::config::Config;
+use switchyard_server::ledger::HoldMode;
+use switchyard_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 use crate::harness::{catalog, TestGateway};
-use crate::mock::{completion, MockUpstream, Reply};
+use crate::mock::{completion, stream_events, MockUpstream, Reply};
 
 #[tokio::test]
 async fn a_hundred_thousand_models_are_refused_naming_the_field() {
@@ -203,4 +208,55 @@ async fn past_max_connections_a_connection_gets_503_and_is_closed() {
     assert!(response_ending(&mut first, b"ok")
         .await
         .starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn a_starting_replica_leaves_a_running_gateways_holds() {
+    let events = stream_events(&["Hel", "lo"], (7, 2));
+    let gate = Arc::new(Notify::new());
+    let mock = MockUpstream::start(vec![Reply::Gated {
+        before: events[..2].to_vec(),
+        gate: Arc::clone(&gate),
+        after: events[2..].to_vec(),
+    }])
+    .await;
+    let gw = TestGateway::builder(catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]))
+        .config(|c| c.store.holds = Some(HoldMode::Database))
+        .build()
+        .await;
+    let response = gw
+        .post(
+            "/api/v1/chat/completions",
+            json!({"model": "test/model", "stream": true, "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    while !text.contains("\"Hel\"") {
+        let bytes = body.next().await.expect("more").expect("bytes");
+        text.push_str(std::str::from_utf8(&bytes).expect("utf8"));
+    }
+    // The stream is open: its hold is in the database, owned by the running gateway.
+    assert_eq!(gw.state.store.hold_count().await.expect("count"), 1);
+    // Another gateway starts on the same database a second later.
+    let replica = Store::connect(&gw.store_url()).await.expect("connect");
+    assert_eq!(
+        replica
+            .release_stale_holds(gw.state.now_ms() + 1_000)
+            .await
+            .expect("release"),
+        0,
+        "a starting replica released a running gateway's hold"
+    );
+    assert_eq!(gw.state.store.hold_count().await.expect("count"), 1);
+    gate.notify_one();
+    while let Some(bytes) = body.next().await {
+        text.push_str(std::str::from_utf8(&bytes.expect("bytes")).expect("utf8"));
+    }
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    gw.settled().await;
+    assert_eq!(gw.state.store.hold_count().await.expect("count"), 0);
 }
