@@ -165,7 +165,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .block_on(async {
             let listener = tokio::net::TcpListener::bind(&args.listen).await?;
             println!("address={}", listener.local_addr()?);
-            let mut workers = workers::Workers::start(n, app)?;
+            let mut workers =
+                workers::Workers::start(n, app, workers::ConnectionLimits::default())?;
             loop {
                 let Ok((stream, addr)) = listener.accept().await else {
                     continue;

@@ -9,6 +9,21 @@ use serde_json::{Map, Value};
 
 use crate::routing::ProviderPreferences;
 
+/// The most entries each client-supplied list may have; a longer list is a 400 naming the
+/// field.
+pub mod limits {
+    /// `models` (fallback models). The contract sets no bound; a fallback list is a handful.
+    pub const MODELS: usize = 128;
+    /// `stop` sequences, as the contract says.
+    pub const STOP: usize = 4;
+    /// `tools`, as OpenAI's chat API allows.
+    pub const TOOLS: usize = 128;
+    /// Each of `provider.order`, `provider.only` and `provider.ignore`.
+    pub const PROVIDERS: usize = 128;
+    /// `provider.quantizations` (the contract knows ten levels).
+    pub const QUANTIZATIONS: usize = 16;
+}
+
 /// A text or multi-part message content.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "Value", into = "Value")]
@@ -579,12 +594,9 @@ impl ChatRequest {
         if matches!(self.max_tokens, Some(0)) || matches!(self.max_completion_tokens, Some(0)) {
             problems.push("max_tokens must be at least 1".to_owned());
         }
-        if let Some(Stop::Many(stops)) = &self.stop {
-            if stops.len() > 4 {
-                problems.push(format!(
-                    "stop takes at most 4 sequences, got {}",
-                    stops.len()
-                ));
+        for (field, len, max) in self.list_lengths() {
+            if len > max {
+                problems.push(format!("{field} takes at most {max} entries, got {len}"));
             }
         }
         if let Some(session) = &self.session_id {
@@ -671,6 +683,47 @@ impl ChatRequest {
                 problems.join("; ")
             )))
         }
+    }
+
+    /// Every client-supplied list with a size limit: (field, length, limit). The limits bound
+    /// the work a request can cause (routing matches each provider list against every
+    /// candidate endpoint).
+    fn list_lengths(&self) -> Vec<(&'static str, usize, usize)> {
+        let len = |list: &Option<Vec<String>>| list.as_ref().map_or(0, Vec::len);
+        let stops = match &self.stop {
+            Some(Stop::Many(stops)) => stops.len(),
+            _ => 0,
+        };
+        let provider = self.provider.as_ref();
+        vec![
+            ("models", len(&self.models), limits::MODELS),
+            ("stop", stops, limits::STOP),
+            (
+                "tools",
+                self.tools.as_ref().map_or(0, Vec::len),
+                limits::TOOLS,
+            ),
+            (
+                "provider.order",
+                provider.map_or(0, |p| len(&p.order)),
+                limits::PROVIDERS,
+            ),
+            (
+                "provider.only",
+                provider.map_or(0, |p| len(&p.only)),
+                limits::PROVIDERS,
+            ),
+            (
+                "provider.ignore",
+                provider.map_or(0, |p| len(&p.ignore)),
+                limits::PROVIDERS,
+            ),
+            (
+                "provider.quantizations",
+                provider.map_or(0, |p| len(&p.quantizations)),
+                limits::QUANTIZATIONS,
+            ),
+        ]
     }
 
     /// Whether the answer is streamed.
@@ -879,7 +932,31 @@ mod tests {
             ),
             (
                 json!({"messages": [{"role": "user", "content": "x"}], "stop": ["a","b","c","d","e"]}),
-                "at most 4",
+                "stop takes at most 4 entries, got 5",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "models": vec!["a/b"; 129]}),
+                "models takes at most 128 entries, got 129",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "tools": vec![json!({"type": "function", "function": {"name": "f"}}); 129]}),
+                "tools takes at most 128 entries, got 129",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "provider": {"order": vec!["p"; 129]}}),
+                "provider.order takes at most 128 entries, got 129",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "provider": {"only": vec!["p"; 129]}}),
+                "provider.only takes at most 128 entries, got 129",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "provider": {"ignore": vec!["p"; 129]}}),
+                "provider.ignore takes at most 128 entries, got 129",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "provider": {"quantizations": vec!["fp8"; 17]}}),
+                "provider.quantizations takes at most 16 entries, got 17",
             ),
             (
                 json!({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 21}),

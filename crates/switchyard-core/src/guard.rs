@@ -369,8 +369,12 @@ pub fn ip(text: &str) -> Vec<Span> {
             v6.push((s, e));
         }
     }
-    // An IPv4-embedded IPv6 address is one address.
-    out.retain(|&(s, e)| !v6.iter().any(|&(s6, e6)| s6 <= s && e <= e6));
+    // An IPv4-embedded IPv6 address is one address. The IPv6 matches are disjoint and in
+    // order, so the one that could contain a span is the last starting at or before it.
+    out.retain(|&(s, e)| {
+        let before = v6.partition_point(|&(s6, _)| s6 <= s);
+        !(before > 0 && e <= v6[before - 1].1)
+    });
     out.extend(v6);
     out.sort_unstable();
     out

@@ -982,17 +982,18 @@ fn sort_strict(entries: &mut [Entry<'_>], by: SortBy) {
     });
 }
 
-fn sort_by_order(entries: &mut [Entry<'_>], order: &[String]) {
+fn sort_by_order(entries: &mut Vec<Entry<'_>>, order: &[String]) {
+    // Each entry's rank is found once, not once per comparison.
     let rank = |e: &Entry<'_>| {
         order
             .iter()
             .position(|s| matches_slug(s, e.endpoint))
             .unwrap_or(usize::MAX)
     };
-    entries.sort_by(|a, b| {
-        let (ra, rb) = (rank(a), rank(b));
-        ra.cmp(&rb).then_with(|| {
-            if ra == usize::MAX {
+    let mut ranked: Vec<(usize, Entry<'_>)> = entries.drain(..).map(|e| (rank(&e), e)).collect();
+    ranked.sort_by(|(ra, a), (rb, b)| {
+        ra.cmp(rb).then_with(|| {
+            if *ra == usize::MAX {
                 class(a).cmp(&class(b)).then_with(|| tie_break(a, b))
             } else {
                 (a.health.circuit_open, a.health.degraded)
@@ -1001,6 +1002,7 @@ fn sort_by_order(entries: &mut [Entry<'_>], order: &[String]) {
             }
         })
     });
+    entries.extend(ranked.into_iter().map(|(_, e)| e));
 }
 
 /// Index drawn with weight `1/price²` among `prices`; free endpoints (price zero) are the
@@ -1105,14 +1107,16 @@ pub fn plan_request(
     policy: &Policy,
     context: &RouteContext,
 ) -> Result<RoutePlan, RouteError> {
+    // Duplicates dropped in one pass (a set of what was seen, not a scan of the list so far).
     let mut requested: Vec<String> = Vec::new();
+    let mut seen_ids: HashSet<&str> = HashSet::new();
     for m in request
         .model
         .into_iter()
         .chain(request.models.iter().map(String::as_str))
     {
         let m = m.trim();
-        if !m.is_empty() && !requested.iter().any(|r| r == m) {
+        if !m.is_empty() && seen_ids.insert(m) {
             requested.push(m.to_owned());
         }
     }

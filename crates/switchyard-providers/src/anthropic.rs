@@ -849,7 +849,8 @@ enum Block {
 struct AnthropicStream {
     parser: SseParser,
     id: Option<String>,
-    blocks: Vec<(u64, Block)>,
+    /// Open blocks by index (the latest start of an index wins).
+    blocks: std::collections::HashMap<u64, Block>,
     tool_calls: usize,
     reasoning_index: usize,
     /// Usage from `message_start`, completed by `message_delta`.
@@ -858,11 +859,7 @@ struct AnthropicStream {
 
 impl AnthropicStream {
     fn block(&self, index: u64) -> Block {
-        self.blocks
-            .iter()
-            .rev()
-            .find(|(i, _)| *i == index)
-            .map_or(Block::Other, |(_, b)| *b)
+        self.blocks.get(&index).copied().unwrap_or(Block::Other)
     }
 
     fn chunk(
@@ -926,7 +923,7 @@ impl AnthropicStream {
                 let block = value.get("content_block").cloned().unwrap_or(Value::Null);
                 match block.get("type").and_then(Value::as_str) {
                     Some("text") => {
-                        self.blocks.push((index, Block::Text));
+                        self.blocks.insert(index, Block::Text);
                         if let Some(t) = block
                             .get("text")
                             .and_then(Value::as_str)
@@ -935,9 +932,11 @@ impl AnthropicStream {
                             out.push(self.chunk(json!({"content": t}), None, None));
                         }
                     }
-                    Some("thinking") => self.blocks.push((index, Block::Thinking)),
+                    Some("thinking") => {
+                        self.blocks.insert(index, Block::Thinking);
+                    }
                     Some("redacted_thinking") => {
-                        self.blocks.push((index, Block::Other));
+                        self.blocks.insert(index, Block::Other);
                         let detail = json!({"type": "reasoning.encrypted", "data": block.get("data").cloned().unwrap_or(Value::Null),
                                             "format": REASONING_FORMAT, "index": self.reasoning_index});
                         self.reasoning_index += 1;
@@ -946,7 +945,7 @@ impl AnthropicStream {
                     Some("tool_use") => {
                         let call = self.tool_calls;
                         self.tool_calls += 1;
-                        self.blocks.push((index, Block::Tool(call)));
+                        self.blocks.insert(index, Block::Tool(call));
                         out.push(self.chunk(
                             json!({"tool_calls": [{
                                 "index": call,
@@ -958,7 +957,9 @@ impl AnthropicStream {
                             None,
                         ));
                     }
-                    _ => self.blocks.push((index, Block::Other)),
+                    _ => {
+                        self.blocks.insert(index, Block::Other);
+                    }
                 }
             }
             "content_block_delta" => {

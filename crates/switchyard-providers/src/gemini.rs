@@ -27,6 +27,8 @@
 //! - A stream ends with [`StreamEvent::Done`] only when a chunk carried a `finishReason`; a
 //!   stream cut before that is left to the engine to report.
 
+use std::collections::HashMap;
+
 use serde_json::{json, Map, Value};
 use switchyard_core::catalog::ProviderKind;
 use switchyard_core::chat::{ChatRequest, Content, ContentPart, Message};
@@ -243,8 +245,8 @@ impl Codec for GeminiCodec {
     ) -> Result<UpstreamRequest, CodecError> {
         let mut system: Vec<Value> = Vec::new();
         let mut turns: Vec<Value> = Vec::new();
-        // Function names by call id, for tool results.
-        let mut call_names: Vec<(&str, &str)> = Vec::new();
+        // Function names by call id, for tool results (the latest call of an id wins).
+        let mut call_names: HashMap<&str, &str> = HashMap::new();
         for message in &request.messages {
             match message {
                 Message::System { content, .. } | Message::Developer { content, .. } => {
@@ -261,20 +263,24 @@ impl Codec for GeminiCodec {
                     reasoning_details,
                     ..
                 } => {
-                    let signatures: Vec<&Value> = reasoning_details
-                        .iter()
-                        .flatten()
-                        .filter(|d| {
-                            d.get("type").and_then(Value::as_str) == Some("reasoning.encrypted")
-                                && d.get("format").and_then(Value::as_str) == Some(REASONING_FORMAT)
-                        })
-                        .collect();
+                    // Signatures by call id (the first of an id wins).
+                    let mut signatures: HashMap<&str, &Value> = HashMap::new();
+                    for d in reasoning_details.iter().flatten().filter(|d| {
+                        d.get("type").and_then(Value::as_str) == Some("reasoning.encrypted")
+                            && d.get("format").and_then(Value::as_str) == Some(REASONING_FORMAT)
+                    }) {
+                        if let (Some(id), Some(data)) =
+                            (d.get("id").and_then(Value::as_str), d.get("data"))
+                        {
+                            signatures.entry(id).or_insert(data);
+                        }
+                    }
                     let mut parts = Vec::new();
                     if let Some(content) = content {
                         parts_of(content, &mut parts)?;
                     }
                     for call in tool_calls.iter().flatten() {
-                        call_names.push((call.id.as_str(), call.function.name.as_str()));
+                        call_names.insert(call.id.as_str(), call.function.name.as_str());
                         let arguments = call.function.arguments.trim();
                         let args: Value = if arguments.is_empty() {
                             json!({})
@@ -288,12 +294,8 @@ impl Codec for GeminiCodec {
                         };
                         let mut part =
                             json!({"functionCall": {"name": call.function.name, "args": args}});
-                        if let Some(sig) = signatures
-                            .iter()
-                            .find(|d| d.get("id").and_then(Value::as_str) == Some(call.id.as_str()))
-                            .and_then(|d| d.get("data"))
-                        {
-                            part["thoughtSignature"] = sig.clone();
+                        if let Some(sig) = signatures.get(call.id.as_str()) {
+                            part["thoughtSignature"] = (*sig).clone();
                         }
                         parts.push(part);
                     }
@@ -319,12 +321,7 @@ impl Codec for GeminiCodec {
                     content,
                     tool_call_id,
                 } => {
-                    let Some(name) = call_names
-                        .iter()
-                        .rev()
-                        .find(|(id, _)| *id == tool_call_id.as_str())
-                        .map(|(_, name)| *name)
-                    else {
+                    let Some(name) = call_names.get(tool_call_id.as_str()).copied() else {
                         return Err(codec_error(format!(
                             "gemini needs the function name of tool result {tool_call_id}: no earlier assistant tool call has that id"
                         )));

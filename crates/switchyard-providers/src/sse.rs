@@ -16,6 +16,9 @@ pub struct SseEvent {
 #[derive(Debug, Default)]
 pub struct SseParser {
     buffer: Vec<u8>,
+    /// Bytes at the start of `buffer` already searched for a line end (an unfinished line is not
+    /// searched again on every feed: a long line fed in small pieces stays linear).
+    scanned: usize,
     event: Option<String>,
     data: Option<String>,
 }
@@ -31,23 +34,27 @@ impl SseParser {
         self.buffer.extend_from_slice(bytes);
         let mut events = Vec::new();
         let mut start = 0;
-        while let Some(pos) = self.buffer[start..].iter().position(|&b| b == b'\n') {
-            let end = start + pos;
+        let mut from = self.scanned.min(self.buffer.len());
+        while let Some(pos) = self.buffer[from..].iter().position(|&b| b == b'\n') {
+            let end = from + pos;
             let mut line = &self.buffer[start..end];
             if line.last() == Some(&b'\r') {
                 line = &line[..line.len() - 1];
             }
             let line = String::from_utf8_lossy(line).into_owned();
             start = end + 1;
+            from = start;
             self.line(&line, &mut events);
         }
         self.buffer.drain(..start);
+        self.scanned = self.buffer.len();
         events
     }
 
     /// The stream ended: flushes a last event not followed by a blank line.
     pub fn finish(&mut self) -> Vec<SseEvent> {
         let mut events = Vec::new();
+        self.scanned = 0;
         if !self.buffer.is_empty() {
             let rest = String::from_utf8_lossy(&std::mem::take(&mut self.buffer)).into_owned();
             self.line(rest.trim_end_matches('\r'), &mut events);
@@ -119,6 +126,18 @@ mod tests {
                 "split at {split}"
             );
         }
+    }
+
+    #[test]
+    fn a_line_fed_byte_by_byte_is_one_event() {
+        let mut parser = SseParser::new();
+        let line = format!("data: {}\n\n", "x".repeat(10_000));
+        let mut events = Vec::new();
+        for b in line.as_bytes() {
+            events.extend(parser.feed(std::slice::from_ref(b)));
+        }
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data.len(), 10_000);
     }
 
     #[test]

@@ -56,6 +56,17 @@ pub struct ServerConfig {
     /// when set, the main address no longer serves `/metrics`. Unset: `/metrics` is on the main
     /// address and needs a management key.
     pub metrics_address: Option<String>,
+    /// Time allowed to receive a request's headers, in seconds, counted from the moment the
+    /// connection waits for them (on a kept-alive connection, from the end of the previous
+    /// response).
+    pub header_read_timeout_secs: f64,
+    /// Time allowed to receive a request's body once its headers arrived, in seconds; past it
+    /// the request is answered 408 and the connection closed.
+    pub body_read_timeout_secs: f64,
+    /// How long a connection may stay open with no request in progress, in seconds.
+    pub idle_timeout_secs: f64,
+    /// Connections served at once; one more is answered 503 and closed.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +81,10 @@ impl Default for ServerConfig {
             default_account: "default".to_owned(),
             workers: 0,
             metrics_address: None,
+            header_read_timeout_secs: 30.0,
+            body_read_timeout_secs: 60.0,
+            idle_timeout_secs: 30.0,
+            max_connections: 10_000,
         }
     }
 }
@@ -106,6 +121,10 @@ pub struct StoreConfig {
     /// trip per request) or `database` (several gateways share the database). Unset: `memory`
     /// for SQLite, `database` for PostgreSQL.
     pub holds: Option<HoldMode>,
+    /// How long a database hold lasts unless its gateway renews it, in seconds. A running
+    /// gateway renews its holds every third of this; a gateway that stopped (crashed) leaves
+    /// holds that the others release once it has passed.
+    pub hold_lease_secs: f64,
 }
 
 impl Default for StoreConfig {
@@ -113,11 +132,17 @@ impl Default for StoreConfig {
         StoreConfig {
             url: "sqlite://switchyard.db".to_owned(),
             holds: None,
+            hold_lease_secs: 60.0,
         }
     }
 }
 
 impl StoreConfig {
+    /// How long a database hold lasts unless renewed.
+    pub fn hold_lease(&self) -> Duration {
+        Duration::from_secs_f64(self.hold_lease_secs)
+    }
+
     /// Where holds are kept, the default applied.
     pub fn hold_mode(&self) -> HoldMode {
         self.holds.unwrap_or(if self.url.starts_with("sqlite:") {
@@ -275,6 +300,12 @@ impl Config {
             ),
             ("keepalive_secs", self.server.keepalive_secs),
             ("shutdown_grace_secs", self.server.shutdown_grace_secs),
+            (
+                "header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            ),
+            ("body_read_timeout_secs", self.server.body_read_timeout_secs),
+            ("idle_timeout_secs", self.server.idle_timeout_secs),
         ] {
             if !(value.is_finite() && value > 0.0 && value < 86_400.0) {
                 problems.push(format!(
@@ -288,9 +319,21 @@ impl Config {
                 self.server.workers
             ));
         }
+        if !(1..=1_000_000).contains(&self.server.max_connections) {
+            problems.push(format!(
+                "{source}: server.max_connections must be between 1 and 1000000, got {}",
+                self.server.max_connections
+            ));
+        }
         if self.server.default_account.trim().is_empty() {
             problems.push(format!(
                 "{source}: server.default_account must not be empty"
+            ));
+        }
+        let lease = self.store.hold_lease_secs;
+        if !(lease.is_finite() && (1.0..86_400.0).contains(&lease)) {
+            problems.push(format!(
+                "{source}: store.hold_lease_secs must be a number of seconds from 1 to below 86400, got {lease}"
             ));
         }
         let url = &self.store.url;
@@ -348,7 +391,15 @@ mod tests {
         let err = Config::load(
             "c.toml",
             Some("[server]\nlisten = \"nowhere\"\nkeepalive_secs = -1\nmetrics_address = \"metrics\"\n[store]\nurl = \"mysql://x\"\n"),
-            env(&[("SWITCHYARD__BAD", "1"), ("SWITCHYARD__SERVER__WORKERS", "5000")]),
+            env(&[
+                ("SWITCHYARD__BAD", "1"),
+                ("SWITCHYARD__SERVER__WORKERS", "5000"),
+                ("SWITCHYARD__SERVER__HEADER_READ_TIMEOUT_SECS", "0"),
+                ("SWITCHYARD__SERVER__BODY_READ_TIMEOUT_SECS", "-2"),
+                ("SWITCHYARD__SERVER__IDLE_TIMEOUT_SECS", "nan"),
+                ("SWITCHYARD__SERVER__MAX_CONNECTIONS", "0"),
+                ("SWITCHYARD__STORE__HOLD_LEASE_SECS", "0.5"),
+            ]),
         )
         .expect_err("invalid");
         let text = err.to_string();
@@ -356,6 +407,11 @@ mod tests {
             "server.listen",
             "server.keepalive_secs",
             "server.workers must be between 0 (one per CPU) and 1024, got 5000",
+            "server.header_read_timeout_secs must be a positive number of seconds",
+            "server.body_read_timeout_secs must be a positive number of seconds",
+            "server.idle_timeout_secs must be a positive number of seconds",
+            "server.max_connections must be between 1 and 1000000, got 0",
+            "store.hold_lease_secs must be a number of seconds from 1 to below 86400, got 0.5",
             "store.url",
             "server.metrics_address",
             "SWITCHYARD__BAD",

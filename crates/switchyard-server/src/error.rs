@@ -29,6 +29,8 @@ pub enum ErrorKind {
     NotFound,
     /// The method is not served on this path.
     MethodNotAllowed,
+    /// The request did not arrive in time.
+    RequestTimeout,
     /// A conflicting change (an existing name, say).
     Conflict,
     /// The request body is larger than the configured limit.
@@ -66,6 +68,7 @@ impl ErrorKind {
             ErrorKind::Forbidden | ErrorKind::GuardrailRefused => 403,
             ErrorKind::NotFound | ErrorKind::NoRoute => 404,
             ErrorKind::MethodNotAllowed => 405,
+            ErrorKind::RequestTimeout => 408,
             ErrorKind::Conflict => 409,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::UnsupportedMediaType => 415,
@@ -86,6 +89,7 @@ impl ErrorKind {
             403 => ErrorKind::Forbidden,
             404 => ErrorKind::NotFound,
             405 => ErrorKind::MethodNotAllowed,
+            408 => ErrorKind::RequestTimeout,
             409 => ErrorKind::Conflict,
             413 => ErrorKind::PayloadTooLarge,
             415 => ErrorKind::UnsupportedMediaType,
@@ -342,6 +346,7 @@ mod tests {
             (ErrorKind::NotFound, 404),
             (ErrorKind::NoRoute, 404),
             (ErrorKind::MethodNotAllowed, 405),
+            (ErrorKind::RequestTimeout, 408),
             (ErrorKind::Conflict, 409),
             (ErrorKind::PayloadTooLarge, 413),
             (ErrorKind::UnsupportedMediaType, 415),

@@ -104,10 +104,28 @@ pub trait StreamRenderer: Send {
     fn failed(&mut self, head: &Chunk<'_>, e: &GatewayError) -> Vec<u8>;
 }
 
-/// The error for a body that could not be read (413 past the configured limit).
+/// Whether an error, or any error it was caused by, is a `T`.
+fn caused_by<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<T>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// The error for a body that could not be read (408 when it did not arrive in time, 413 past
+/// the configured limit).
 pub fn body_error(rejection: BytesRejection) -> GatewayError {
     let status = rejection.status().as_u16();
-    if status == 413 {
+    if caused_by::<crate::workers::BodyReadTimeout>(&rejection) {
+        GatewayError::of(
+            ErrorKind::RequestTimeout,
+            "The request body did not arrive in time (server.body_read_timeout_secs)",
+        )
+    } else if status == 413 {
         GatewayError::of(
             ErrorKind::PayloadTooLarge,
             "Request body is larger than the configured limit (server.body_limit_bytes)",

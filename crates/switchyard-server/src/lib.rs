@@ -324,6 +324,24 @@ async fn prune_periodically(state: SharedState) {
     }
 }
 
+/// With database holds, every third of the hold lease: renews this gateway's holds and releases
+/// those whose gateway stopped renewing them (crashed) once their lease ran out.
+async fn sweep_holds_periodically(state: SharedState) {
+    if state.config.store.hold_mode() != ledger::HoldMode::Database {
+        return;
+    }
+    let mut every = tokio::time::interval(state.config.store.hold_lease() / 3);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match state.store.sweep_holds(state.now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(released = n, "released lapsed holds of a stopped gateway"),
+            Err(e) => tracing::error!(error = %e, "sweeping credit holds failed"),
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves, then lets open requests and streams finish (up to the
 /// configured grace), waits for background settlement, and closes the store. Connections are
 /// accepted here and served by [`workers`], one single-threaded runtime per core.
@@ -349,8 +367,10 @@ pub async fn serve(
             }))
         }
     };
-    let mut workers = workers::Workers::start(state.workers(), router(state.clone()))?;
+    let limits = workers::ConnectionLimits::from_config(&state.config.server);
+    let mut workers = workers::Workers::start(state.workers(), router(state.clone()), limits)?;
     let pruner = tokio::spawn(prune_periodically(state.clone()));
+    let hold_sweeper = tokio::spawn(sweep_holds_periodically(state.clone()));
     let housekeeping = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -365,17 +385,27 @@ pub async fn serve(
         })
     };
     tokio::pin!(shutdown);
+    let mut accept_failures = 0u32;
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
+                    accept_failures = 0;
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::warn!(error = %e, "could not set TCP_NODELAY");
                     }
                     workers.hand(stream, addr);
                 }
-                Err(e) => accept_failed(e).await,
+                Err(e) => {
+                    if let Some(pause) = accept_failed(&e, &mut accept_failures) {
+                        // The shutdown is still heard while the failure is waited out.
+                        tokio::select! {
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(pause) => {}
+                        }
+                    }
+                }
             },
         }
     }
@@ -391,6 +421,7 @@ pub async fn serve(
         tracing::error!("background settlement did not finish before shutdown");
     }
     pruner.abort();
+    hold_sweeper.abort();
     housekeeping.abort();
     if let Some(server) = metrics_server {
         server.abort();
@@ -401,16 +432,19 @@ pub async fn serve(
     Ok(())
 }
 
-/// A failed accept: a connection reset before it was accepted is nothing; running out of file
-/// descriptors or memory is logged and waited out briefly, so the loop does not spin.
-async fn accept_failed(e: std::io::Error) {
+/// A failed accept: a connection reset before it was accepted is nothing; anything else
+/// (running out of file descriptors or memory) is logged and paused on, longer each time it
+/// repeats ([`workers::accept_backoff`]), so the loop neither spins nor stalls.
+fn accept_failed(e: &std::io::Error, failures: &mut u32) -> Option<Duration> {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
         e.kind(),
         ConnectionAborted | ConnectionRefused | ConnectionReset
     ) {
-        return;
+        return None;
     }
-    tracing::error!(error = %e, "accepting a connection failed");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    *failures = failures.saturating_add(1);
+    let pause = workers::accept_backoff(*failures);
+    tracing::error!(error = %e, failures = *failures, pause_ms = pause.as_millis() as u64, "accepting a connection failed");
+    Some(pause)
 }

@@ -107,6 +107,7 @@ impl AppState {
             .expose(&config.audit.key_env)
             .filter(|k| !k.is_empty())
             .map(|k| k.as_bytes().to_vec());
+        let store = store.with_hold_lease(config.store.hold_lease());
         let store_for_recorder = store.clone();
         let classifications = Classifications::with(config.data_classifications.clone());
         let sealer = Arc::new(crate::content::ReasoningSealer::new(

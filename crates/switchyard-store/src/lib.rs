@@ -12,6 +12,8 @@
 //!   key past its limit or an account past its credits, on either database.
 //! - Settling is idempotent by generation id: the hold row is deleted in the same transaction
 //!   that charges the cost and writes the generation record.
+//! - A hold row names the [`Store`] instance that took it and lapses unless that instance
+//!   renews it: only lapsed holds and an instance's own are ever released in bulk.
 
 use std::str::FromStr;
 
@@ -355,7 +357,14 @@ pub struct GenerationRecord {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// This gateway instance, the owner of the holds it takes (new at every connect).
+    instance: std::sync::Arc<str>,
+    /// How long a hold lasts unless renewed, in milliseconds.
+    hold_lease_ms: i64,
 }
+
+/// How long a hold lasts unless its owner renews it, by default.
+pub const DEFAULT_HOLD_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn b(v: bool) -> i64 {
     i64::from(v)
@@ -420,6 +429,10 @@ pub(crate) fn placeholders(dialect: Dialect, rows: usize, columns: usize) -> Str
     out
 }
 
+fn lease_ms(lease: std::time::Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
+}
+
 const KEY_COLUMNS: &str = "hash, account_id, name, label, is_management, disabled, limit_amount, limit_reset, \
      include_byok_in_limit, usage, byok_usage, day_index, usage_daily, byok_usage_daily, week_index, \
      usage_weekly, byok_usage_weekly, month_index, usage_monthly, byok_usage_monthly, held, \
@@ -464,10 +477,28 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        let store = Store { pool, dialect };
+        let store = Store {
+            pool,
+            dialect,
+            instance: uuid::Uuid::new_v4().simple().to_string().into(),
+            hold_lease_ms: lease_ms(DEFAULT_HOLD_LEASE),
+        };
         // One migration set: the schema uses only what both dialects read the same way.
         sqlx::migrate!("./migrations").run(&store.pool).await?;
         Ok(store)
+    }
+
+    /// The same store with holds lasting `lease` unless renewed ([`Store::renew_holds`]).
+    #[must_use]
+    pub fn with_hold_lease(mut self, lease: std::time::Duration) -> Store {
+        self.hold_lease_ms = lease_ms(lease);
+        self
+    }
+
+    /// This instance's id: the owner recorded on the holds it takes. Each [`Store::connect`]
+    /// is a new instance.
+    pub fn instance_id(&self) -> &str {
+        &self.instance
     }
 
     /// The connected dialect.
@@ -785,13 +816,16 @@ impl Store {
             }));
         }
         sqlx::query(
-            "INSERT INTO holds (id, key_hash, account_id, amount, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO holds (id, key_hash, account_id, amount, created_at, owner, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(hold_id)
         .bind(key_hash)
         .bind(account_id)
         .bind(amount.picos())
         .bind(now_ms)
+        .bind(&*self.instance)
+        .bind(now_ms.saturating_add(self.hold_lease_ms))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -1001,13 +1035,42 @@ impl Store {
         Ok(settled)
     }
 
-    /// Releases every hold taken before `before_ms` (requests that can no longer be running,
-    /// for instance after a crash). Returns how many were released.
-    pub async fn release_stale_holds(&self, before_ms: i64) -> StoreResult<u64> {
-        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM holds WHERE created_at < $1")
-            .bind(before_ms)
+    /// At start: releases this instance's own holds and every hold whose lease ran out by
+    /// `now_ms` (its gateway stopped renewing it: it crashed or was stopped), never a live hold
+    /// of another gateway running on the same database. Returns how many were released.
+    pub async fn release_stale_holds(&self, now_ms: i64) -> StoreResult<u64> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM holds WHERE expires_at <= $1 OR owner = $2")
+                .bind(now_ms)
+                .bind(&*self.instance)
+                .fetch_all(&self.pool)
+                .await?;
+        self.release_all(ids).await
+    }
+
+    /// The periodic sweep: renews this instance's holds (their lease restarts at `now_ms`),
+    /// then releases every hold whose lease ran out, whoever took it. Returns how many were
+    /// released.
+    pub async fn sweep_holds(&self, now_ms: i64) -> StoreResult<u64> {
+        self.renew_holds(now_ms).await?;
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM holds WHERE expires_at <= $1")
+            .bind(now_ms)
             .fetch_all(&self.pool)
             .await?;
+        self.release_all(ids).await
+    }
+
+    /// Restarts the lease of every hold this instance holds; returns how many.
+    pub async fn renew_holds(&self, now_ms: i64) -> StoreResult<u64> {
+        let done = sqlx::query("UPDATE holds SET expires_at = $1 WHERE owner = $2")
+            .bind(now_ms.saturating_add(self.hold_lease_ms))
+            .bind(&*self.instance)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn release_all(&self, ids: Vec<String>) -> StoreResult<u64> {
         let mut released = 0;
         for id in ids {
             if self.release(&id).await? {

@@ -16,6 +16,8 @@ fn usd(text: &str) -> Money {
 
 struct Db {
     store: Store,
+    /// Where it is, for a second instance on the same database.
+    url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -24,6 +26,7 @@ async fn sqlite() -> Db {
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     Db {
         store: Store::connect(&url).await.expect("connect"),
+        url,
         _dir: Some(dir),
     }
 }
@@ -50,6 +53,7 @@ async fn postgres() -> Option<Db> {
     let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
     Some(Db {
         store: Store::connect(&url).await.expect("connect schema"),
+        url,
         _dir: None,
     })
 }
@@ -343,26 +347,109 @@ async fn concurrent_holds_never_overspend() {
 }
 
 #[tokio::test]
-async fn stale_holds_are_released() {
+async fn a_starting_instance_releases_only_its_own_and_lapsed_holds() {
+    const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
     for (name, db) in stores().await {
-        let s = &db.store;
-        setup(s, "1").await;
-        key(s, "k", None, None).await;
-        s.hold("old", "k", "acct", usd("0.5"), NOW - 10_000)
+        let running = db.store.clone().with_hold_lease(LEASE);
+        setup(&running, "1").await;
+        key(&running, "k", None, None).await;
+        // A gateway that stopped renewing its holds long ago (it crashed).
+        let crashed = Store::connect(&db.url)
+            .await
+            .expect("connect")
+            .with_hold_lease(LEASE);
+        crashed
+            .hold("crashed", "k", "acct", usd("0.5"), NOW - 120_000)
             .await
             .expect("hold")
             .expect("granted");
-        s.hold("new", "k", "acct", usd("0.1"), NOW)
+        // A gateway still running: its hold is in its lease.
+        running
+            .hold("running", "k", "acct", usd("0.1"), NOW - 1_000)
+            .await
+            .expect("hold")
+            .expect("granted");
+        // A new gateway starts on the same database.
+        let starting = Store::connect(&db.url)
+            .await
+            .expect("connect")
+            .with_hold_lease(LEASE);
+        assert_ne!(starting.instance_id(), running.instance_id(), "{name}");
+        starting
+            .hold("own", "k", "acct", usd("0.2"), NOW)
             .await
             .expect("hold")
             .expect("granted");
         assert_eq!(
-            s.release_stale_holds(NOW - 1).await.expect("release"),
+            starting.release_stale_holds(NOW).await.expect("release"),
+            2,
+            "{name}: the lapsed hold and its own"
+        );
+        assert_eq!(starting.hold_count().await.expect("count"), 1, "{name}");
+        let a = starting
+            .account("acct")
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(
+            a.held,
+            usd("0.1"),
+            "{name}: the running gateway's hold is kept"
+        );
+        let k = starting.key("k", NOW).await.expect("read").expect("exists");
+        assert_eq!(k.held, usd("0.1"), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn the_sweep_renews_its_own_holds_and_releases_lapsed_ones() {
+    const LEASE_MS: i64 = 60_000;
+    let lease = std::time::Duration::from_millis(LEASE_MS as u64);
+    for (name, db) in stores().await {
+        let a = db.store.clone().with_hold_lease(lease);
+        setup(&a, "1").await;
+        key(&a, "k", None, None).await;
+        let b = Store::connect(&db.url)
+            .await
+            .expect("connect")
+            .with_hold_lease(lease);
+        a.hold("a", "k", "acct", usd("0.1"), NOW)
+            .await
+            .expect("hold")
+            .expect("granted");
+        b.hold("b", "k", "acct", usd("0.2"), NOW)
+            .await
+            .expect("hold")
+            .expect("granted");
+        // Within the lease nothing is released.
+        assert_eq!(
+            a.sweep_holds(NOW + LEASE_MS - 1).await.expect("sweep"),
+            0,
+            "{name}"
+        );
+        // A keeps sweeping (renewing); B stopped: past B's lease only B's hold goes.
+        assert_eq!(
+            a.sweep_holds(NOW + LEASE_MS).await.expect("sweep"),
             1,
             "{name}"
         );
-        let a = s.account("acct").await.expect("read").expect("exists");
-        assert_eq!(a.held, usd("0.1"), "{name}");
+        assert_eq!(a.hold_count().await.expect("count"), 1, "{name}");
+        let account = a.account("acct").await.expect("read").expect("exists");
+        assert_eq!(account.held, usd("0.1"), "{name}");
+        // Renewed at NOW + LEASE_MS - 1 and again at NOW + LEASE_MS: still held later on.
+        assert_eq!(
+            a.sweep_holds(NOW + 2 * LEASE_MS - 1).await.expect("sweep"),
+            0,
+            "{name}"
+        );
+        assert_eq!(a.renew_holds(NOW).await.expect("renew"), 1, "{name}");
+        // Another instance's sweep releases A's hold once its lease ran out unrenewed.
+        assert_eq!(
+            b.sweep_holds(NOW + LEASE_MS).await.expect("sweep"),
+            1,
+            "{name}"
+        );
+        assert_eq!(a.hold_count().await.expect("count"), 0, "{name}");
     }
 }
 

@@ -354,13 +354,14 @@ async fn main() -> anyhow::Result<()> {
                     }
                 }
             }
-            let store = open_store(&config).await?;
-            // A fresh process has no request in flight: holds left by a crash are released.
-            let released = store
-                .release_stale_holds(Clock::System.now_ms() + 1)
-                .await?;
+            let store = open_store(&config)
+                .await?
+                .with_hold_lease(config.store.hold_lease());
+            // Holds whose gateway stopped renewing them (a crash) are released; holds of other
+            // gateways running on the same database are theirs and stay.
+            let released = store.release_stale_holds(Clock::System.now_ms()).await?;
             if released > 0 {
-                tracing::warn!(released, "released holds left by an earlier process");
+                tracing::warn!(released, "released lapsed holds left by a stopped gateway");
             }
             let listener = tokio::net::TcpListener::bind(&config.server.listen)
                 .await

@@ -82,6 +82,11 @@ impl TestGateway {
         }
     }
 
+    /// The gateway's database, for a second instance on it.
+    pub fn store_url(&self) -> String {
+        format!("sqlite://{}", self._dir.path().join("gw.db").display())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -9,6 +9,7 @@ mod classification;
 mod content;
 mod formats;
 mod guardrails;
+mod hardening;
 mod harness;
 mod kinds;
 mod messages;

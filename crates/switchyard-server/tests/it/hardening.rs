@@ -1,0 +1,262 @@
+//! Hardening: bounded client-supplied lists, connection timeouts and limits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+use switchyard_server::config::Config;
+use switchyard_server::ledger::HoldMode;
+use switchyard_store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use crate::harness::{catalog, TestGateway};
+use crate::mock::{completion, stream_events, MockUpstream, Reply};
+
+#[tokio::test]
+async fn a_hundred_thousand_models_are_refused_naming_the_field() {
+    let mock = MockUpstream::start(vec![Reply::Json(200, completion("hi", 1, 1))]).await;
+    let gw = TestGateway::builder(catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]))
+        .config(|c| c.server.body_limit_bytes = 8 * 1024 * 1024)
+        .build()
+        .await;
+    let models: Vec<String> = (0..100_000).map(|i| format!("test/model-{i}")).collect();
+    let response = gw
+        .post(
+            "/api/v1/chat/completions",
+            json!({"model": "test/model", "models": models, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], 400, "{body}");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("models takes at most 128 entries, got 100000"),
+        "{message}"
+    );
+    assert!(mock.requests().is_empty(), "nothing reached the upstream");
+}
+
+/// Reads until the server closes the connection (end of stream or reset); panics if it is
+/// still open after ten seconds, far past every deadline these tests configure.
+async fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the server left the connection open");
+    received
+}
+
+/// Reads one response whose body ends with `end`, leaving the connection open.
+async fn response_ending(stream: &mut TcpStream, end: &[u8]) -> String {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !received.ends_with(end) {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("no response")
+            .expect("read");
+        assert!(
+            n > 0,
+            "closed early: {}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+async fn gateway(configure: impl FnOnce(&mut Config)) -> (MockUpstream, TestGateway) {
+    let mock = MockUpstream::start(vec![Reply::Json(200, completion("hi", 1, 1))]).await;
+    let gw = TestGateway::builder(catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]))
+        .config(|c| {
+            // Each test shortens only the deadline it is about.
+            c.server.header_read_timeout_secs = 30.0;
+            c.server.body_read_timeout_secs = 30.0;
+            c.server.idle_timeout_secs = 30.0;
+            configure(c);
+        })
+        .build()
+        .await;
+    (mock, gw)
+}
+
+async fn connect(gw: &TestGateway) -> TcpStream {
+    TcpStream::connect(gw.base.trim_start_matches("http://"))
+        .await
+        .expect("connect")
+}
+
+#[tokio::test]
+async fn headers_trickled_byte_by_byte_time_out() {
+    let (_mock, gw) = gateway(|c| c.server.header_read_timeout_secs = 0.3).await;
+    let stream = connect(&gw).await;
+    let (mut read, mut write) = stream.into_split();
+    // One byte of a never-ending header every 50 ms: each byte is progress, none completes it.
+    let trickle = tokio::spawn(async move {
+        let head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+        let mut every = tokio::time::interval(Duration::from_millis(50));
+        for byte in head.iter().chain(std::iter::repeat(&b'a')) {
+            every.tick().await;
+            if write.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    trickle.abort();
+    assert!(closed.is_ok(), "a trickled header kept the connection open");
+}
+
+#[tokio::test]
+async fn an_idle_kept_alive_connection_is_closed() {
+    let (_mock, gw) = gateway(|c| c.server.idle_timeout_secs = 0.3).await;
+    let mut stream = connect(&gw).await;
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let response = response_ending(&mut stream, b"ok").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    // Kept alive after the answer, then closed once idle.
+    assert!(until_closed(&mut stream).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_body_that_never_finishes_is_answered_408_and_closed() {
+    let (mock, gw) = gateway(|c| c.server.body_read_timeout_secs = 0.3).await;
+    let mut stream = connect(&gw).await;
+    let head = format!(
+        "POST /api/v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"model\":",
+        gw.key
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let response = String::from_utf8_lossy(&until_closed(&mut stream).await).into_owned();
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    let body = &response[response.find("\r\n\r\n").expect("head") + 4..];
+    let body: Value = serde_json::from_str(body).expect("json body");
+    assert_eq!(body["error"]["code"], 408, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("server.body_read_timeout_secs")),
+        "{body}"
+    );
+    assert!(mock.requests().is_empty());
+}
+
+#[tokio::test]
+async fn past_max_connections_a_connection_gets_503_and_is_closed() {
+    let (_mock, gw) = gateway(|c| c.server.max_connections = 1).await;
+    // The one connection allowed, answered and kept open.
+    let mut first = connect(&gw).await;
+    first
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    assert!(response_ending(&mut first, b"ok")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    let mut second = connect(&gw).await;
+    second
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let response = String::from_utf8_lossy(&until_closed(&mut second).await).into_owned();
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(
+        response.to_ascii_lowercase().contains("retry-after: 1"),
+        "{response}"
+    );
+    let body = &response[response.find("\r\n\r\n").expect("head") + 4..];
+    let body: Value = serde_json::from_str(body).expect("json body");
+    assert_eq!(body["error"]["code"], 503, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("server.max_connections")),
+        "{body}"
+    );
+    // The first connection is still served.
+    first
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    assert!(response_ending(&mut first, b"ok")
+        .await
+        .starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn a_starting_replica_leaves_a_running_gateways_holds() {
+    let events = stream_events(&["Hel", "lo"], (7, 2));
+    let gate = Arc::new(Notify::new());
+    let mock = MockUpstream::start(vec![Reply::Gated {
+        before: events[..2].to_vec(),
+        gate: Arc::clone(&gate),
+        after: events[2..].to_vec(),
+    }])
+    .await;
+    let gw = TestGateway::builder(catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]))
+        .config(|c| c.store.holds = Some(HoldMode::Database))
+        .build()
+        .await;
+    let response = gw
+        .post(
+            "/api/v1/chat/completions",
+            json!({"model": "test/model", "stream": true, "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    while !text.contains("\"Hel\"") {
+        let bytes = body.next().await.expect("more").expect("bytes");
+        text.push_str(std::str::from_utf8(&bytes).expect("utf8"));
+    }
+    // The stream is open: its hold is in the database, owned by the running gateway.
+    assert_eq!(gw.state.store.hold_count().await.expect("count"), 1);
+    // Another gateway starts on the same database a second later.
+    let replica = Store::connect(&gw.store_url()).await.expect("connect");
+    assert_eq!(
+        replica
+            .release_stale_holds(gw.state.now_ms() + 1_000)
+            .await
+            .expect("release"),
+        0,
+        "a starting replica released a running gateway's hold"
+    );
+    assert_eq!(gw.state.store.hold_count().await.expect("count"), 1);
+    gate.notify_one();
+    while let Some(bytes) = body.next().await {
+        text.push_str(std::str::from_utf8(&bytes.expect("bytes")).expect("utf8"));
+    }
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    gw.settled().await;
+    assert_eq!(gw.state.store.hold_count().await.expect("count"), 0);
+}

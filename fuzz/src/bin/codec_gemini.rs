@@ -1,0 +1,5 @@
+//! AFL entry point for [`switchyard_fuzz::codec_gemini`].
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| switchyard_fuzz::codec_gemini(data));
+}
