@@ -477,3 +477,86 @@ async fn anthropic_clients_get_anthropics_envelope_with_a_request_id_for_unknown
         );
     }
 }
+
+#[tokio::test]
+async fn responses_are_served_by_anthropic_and_gemini_endpoints_with_reasoning_sealed() {
+    for (kind, reply) in [
+        ("anthropic", crate::kinds::anthropic_message()),
+        ("gemini", crate::kinds::gemini_response()),
+    ] {
+        let mock = MockUpstream::start(vec![
+            Reply::Json(200, reply.clone()),
+            Reply::Json(200, reply),
+        ])
+        .await;
+        let gw = TestGateway::builder(crate::harness::catalog_of_kinds(&[(
+            "up",
+            kind,
+            &mock.url(),
+            "0.000003",
+            "0.000015",
+        )]))
+        .build()
+        .await;
+        let response = gw
+            .post(
+                "/api/v1/responses",
+                json!({"model": "test/model", "input": "Say hello", "max_output_tokens": 100}),
+            )
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200, "{kind}");
+        let body: Value = response.json().await.expect("json");
+        let text: String = body["output"]
+            .as_array()
+            .expect("output")
+            .iter()
+            .filter(|item| item["type"] == "message")
+            .flat_map(|item| item["content"].as_array().cloned().unwrap_or_default())
+            .filter_map(|part| part["text"].as_str().map(str::to_owned))
+            .collect();
+        assert!(!text.is_empty(), "{kind}: {body}");
+        assert!(
+            body["usage"]["cost"].as_f64().is_some_and(|c| c > 0.0),
+            "{kind}"
+        );
+        if kind == "anthropic" {
+            // The thinking block comes back sealed: its signature never in the clear.
+            let reasoning = body["output"]
+                .as_array()
+                .expect("output")
+                .iter()
+                .find(|item| item["type"] == "reasoning")
+                .expect("a reasoning item");
+            let sealed = reasoning["encrypted_content"].as_str().expect("sealed");
+            assert!(
+                !sealed.contains("sig-1") && !sealed.contains("hmm"),
+                "{sealed}"
+            );
+            // Sent back in the next turn, it reaches Anthropic as the thinking block it was.
+            let mut input = vec![json!({"role": "user", "content": "Say hello"})];
+            input.extend(body["output"].as_array().cloned().unwrap_or_default());
+            input.push(json!({"role": "user", "content": "Again"}));
+            let again = gw
+                .post(
+                    "/api/v1/responses",
+                    json!({"model": "test/model", "input": input, "max_output_tokens": 100}),
+                )
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(again.status(), 200);
+            let sent = &mock.requests()[1].body;
+            let assistant = &sent["messages"][1];
+            assert_eq!(assistant["role"], "assistant", "{sent}");
+            assert_eq!(assistant["content"][0]["type"], "thinking", "{sent}");
+            assert_eq!(assistant["content"][0]["signature"], "sig-1", "{sent}");
+        }
+        let sent = &mock.requests()[0];
+        match kind {
+            "anthropic" => assert!(sent.path.ends_with("/messages"), "{}", sent.path),
+            _ => assert!(sent.path.contains(":generateContent"), "{}", sent.path),
+        }
+    }
+}

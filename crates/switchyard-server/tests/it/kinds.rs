@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::harness::{catalog_of_kinds, TestGateway};
 use crate::mock::{MockUpstream, Reply};
 
-fn anthropic_message() -> Value {
+pub fn anthropic_message() -> Value {
     json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
            "content": [{"type": "thinking", "thinking": "hmm", "signature": "sig-1"}, {"type": "text", "text": "Bonjour"}],
            "stop_reason": "end_turn", "stop_sequence": null,
@@ -46,7 +46,7 @@ pub fn anthropic_events() -> Vec<String> {
     ]
 }
 
-fn gemini_response() -> Value {
+pub fn gemini_response() -> Value {
     json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Hallo"}]}, "finishReason": "STOP", "index": 0}],
            "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15}, "responseId": "r1"})
 }
