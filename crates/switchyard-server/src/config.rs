@@ -67,6 +67,9 @@ pub struct ServerConfig {
     pub idle_timeout_secs: f64,
     /// Connections served at once; one more is answered 503 and closed.
     pub max_connections: usize,
+    /// Origins allowed to call the API from a browser (CORS), such as
+    /// `https://app.example.com`, or `*` for any; none by default (browsers are refused).
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -85,8 +88,25 @@ impl Default for ServerConfig {
             body_read_timeout_secs: 60.0,
             idle_timeout_secs: 30.0,
             max_connections: 10_000,
+            cors_allowed_origins: Vec::new(),
         }
     }
+}
+
+/// Whether `origin` is `*` or `http(s)://host[:port]` with nothing after it.
+fn valid_origin(origin: &str) -> bool {
+    if origin == "*" {
+        return true;
+    }
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    !rest.is_empty()
+        && !rest.contains(['/', '?', '#', ' '])
+        && axum::http::HeaderValue::from_str(origin).is_ok()
 }
 
 impl ServerConfig {
@@ -325,6 +345,13 @@ impl Config {
                 self.server.max_connections
             ));
         }
+        for origin in &self.server.cors_allowed_origins {
+            if !valid_origin(origin) {
+                problems.push(format!(
+                    "{source}: server.cors_allowed_origins: {origin:?} is not an origin (scheme://host[:port], no path) or \"*\""
+                ));
+            }
+        }
         if self.server.default_account.trim().is_empty() {
             problems.push(format!(
                 "{source}: server.default_account must not be empty"
@@ -390,7 +417,7 @@ mod tests {
     fn lists_every_problem() {
         let err = Config::load(
             "c.toml",
-            Some("[server]\nlisten = \"nowhere\"\nkeepalive_secs = -1\nmetrics_address = \"metrics\"\n[store]\nurl = \"mysql://x\"\n"),
+            Some("[server]\nlisten = \"nowhere\"\nkeepalive_secs = -1\nmetrics_address = \"metrics\"\ncors_allowed_origins = [\"https://ok.example\", \"ftp://no\", \"https://a.example/path\"]\n[store]\nurl = \"mysql://x\"\n"),
             env(&[
                 ("SWITCHYARD__BAD", "1"),
                 ("SWITCHYARD__SERVER__WORKERS", "5000"),
@@ -414,6 +441,8 @@ mod tests {
             "store.hold_lease_secs must be a number of seconds from 1 to below 86400, got 0.5",
             "store.url",
             "server.metrics_address",
+            "server.cors_allowed_origins: \"ftp://no\"",
+            "server.cors_allowed_origins: \"https://a.example/path\"",
             "SWITCHYARD__BAD",
         ] {
             assert!(text.contains(needle), "{needle} missing from {text}");

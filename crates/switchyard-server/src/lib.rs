@@ -262,11 +262,47 @@ pub fn router(state: SharedState) -> Router {
     } else {
         router.route("/metrics", get(metrics::render_authenticated))
     };
-    router
+    let cors = cors(&state.config.server.cors_allowed_origins);
+    let router = router
         .fallback(not_found)
         .layer(axum::middleware::from_fn(envelope_errors))
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        // Outermost, so that a preflight is answered before routing.
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// The CORS policy for browser clients, when origins are allowed: the API's methods, any request
+/// header (keys travel in `Authorization`, never in cookies, so credentials are not allowed), and
+/// `X-Generation-Id` readable by the page.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PATCH,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers(Any)
+            .expose_headers([HeaderName::from_static("x-generation-id")])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// The router of `[server] metrics_address`: `/metrics` without authentication, for a

@@ -1053,3 +1053,87 @@ async fn generation_of_a_stream_reports_every_contract_field() {
         .expect("send");
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test]
+async fn cors_answers_preflights_for_allowed_origins_only() {
+    let mock = crate::mock::MockUpstream::start(vec![crate::mock::Reply::Json(
+        200,
+        crate::mock::completion("hi", 1, 1),
+    )])
+    .await;
+    let gw = crate::harness::TestGateway::builder(crate::harness::catalog(&[(
+        "alpha",
+        &mock.url(),
+        "0.000001",
+        "0.000002",
+    )]))
+    .config(|c| c.server.cors_allowed_origins = vec!["https://app.example".to_owned()])
+    .build()
+    .await;
+    let preflight = |origin: &'static str| {
+        gw.http
+            .request(reqwest::Method::OPTIONS, gw.url("/api/v1/chat/completions"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.example").await.expect("send");
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let refused = preflight("https://evil.example").await.expect("send");
+    assert!(refused
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+    // The actual request carries the header and exposes the generation id.
+    let response = gw
+        .post(
+            "/api/v1/chat/completions",
+            serde_json::json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert!(response.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii")
+        .contains("x-generation-id"));
+}
+
+#[tokio::test]
+async fn without_allowed_origins_there_is_no_cors() {
+    let mock = crate::mock::MockUpstream::start(vec![]).await;
+    let gw = crate::harness::TestGateway::builder(crate::harness::catalog(&[(
+        "alpha",
+        &mock.url(),
+        "0.000001",
+        "0.000002",
+    )]))
+    .build()
+    .await;
+    let response = gw
+        .http
+        .request(reqwest::Method::OPTIONS, gw.url("/api/v1/chat/completions"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .expect("send");
+    assert!(response
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+}
