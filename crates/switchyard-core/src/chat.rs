@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::routing::ProviderPreferences;
+pub use crate::error::json_type;
+use crate::preferences::ProviderPreferences;
 
 /// The most entries each client-supplied list may have; a longer list is a 400 naming the
 /// field.
@@ -95,18 +96,6 @@ impl Content {
                 _ => (chars, media + 1),
             }),
         }
-    }
-}
-
-/// The name of a JSON value's type, for error messages.
-pub fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

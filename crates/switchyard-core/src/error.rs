@@ -1,6 +1,7 @@
 //! Error classification shared by the codecs and the engine.
 
 use serde::Serialize;
+use serde_json::Value;
 
 /// What went wrong upstream, in the contract's vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -139,6 +140,18 @@ pub fn error_type_for_status(status: u16) -> &'static str {
         502 => "provider_unavailable",
         503 => "provider_overloaded",
         _ => "server",
+    }
+}
+
+/// The name of a JSON value's type, for error messages.
+pub fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 

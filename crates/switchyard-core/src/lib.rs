@@ -7,6 +7,7 @@
 //! - [`embeddings`]: the canonical embeddings request and the vectors a provider returns.
 //! - [`completions`]: the canonical legacy completions request, carried as a chat request.
 //! - [`pricing`]: cost of a generation and the hold a request needs.
+//! - [`preferences`]: the request's `provider` preferences.
 //! - [`routing`]: which endpoints may serve a request, in which order.
 //! - [`health`]: endpoint outcomes, circuit breakers, performance statistics, sticky sessions.
 //! - [`error`]: upstream error classification and the contract's error types.
@@ -33,6 +34,7 @@ pub mod health;
 pub mod keys;
 pub mod money;
 pub mod periods;
+pub mod preferences;
 pub mod pricing;
 pub mod restrict;
 pub mod routing;
