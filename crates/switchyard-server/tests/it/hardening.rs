@@ -260,3 +260,57 @@ async fn a_starting_replica_leaves_a_running_gateways_holds() {
     gw.settled().await;
     assert_eq!(gw.state.store.hold_count().await.expect("count"), 0);
 }
+
+#[tokio::test]
+async fn a_stream_that_stalls_is_cut_at_the_idle_timeout_whatever_the_keepalives() {
+    // One chunk, then silence: the upstream keeps its connection open and sends nothing more.
+    let events = stream_events(&["Hel"], (7, 2));
+    let mock = MockUpstream::start(vec![Reply::Gated {
+        before: events[..2].to_vec(),
+        gate: Arc::new(Notify::new()),
+        after: Vec::new(),
+    }])
+    .await;
+    let gw = TestGateway::builder(catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]))
+        .config(|c| {
+            c.server.keepalive_secs = 0.1;
+            c.server.stream_idle_timeout_secs = 1.0;
+        })
+        .build()
+        .await;
+    let started = std::time::Instant::now();
+    let response = gw
+        .post(
+            "/api/v1/chat/completions",
+            json!({"model": "test/model", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let text = tokio::time::timeout(Duration::from_secs(10), response.text())
+        .await
+        .expect("the stream was never cut")
+        .expect("body");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "cut after {elapsed:?}, not about the idle timeout"
+    );
+    assert!(
+        text.matches(": OPENROUTER PROCESSING").count() >= 3,
+        "keep-alives flowed meanwhile: {text}"
+    );
+    assert!(text.contains("\"Hel\""), "{text}");
+    assert!(text.contains("stopped sending for 1s"), "{text}");
+    gw.settled().await;
+    let stats = gw
+        .state
+        .health
+        .stats("test/model", "alpha", gw.state.now_ms());
+    assert_eq!(
+        stats.uptime_last_5m,
+        Some(0.0),
+        "the stall counts as the endpoint's failure"
+    );
+}
