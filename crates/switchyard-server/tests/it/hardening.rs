@@ -314,3 +314,67 @@ async fn a_stream_that_stalls_is_cut_at_the_idle_timeout_whatever_the_keepalives
         "the stall counts as the endpoint's failure"
     );
 }
+
+#[tokio::test]
+async fn a_flood_of_bogus_keys_is_audited_in_a_record_per_source_and_minute() {
+    let (mock, gw) = gateway(|_| {}).await;
+    let mut ids = Vec::new();
+    let requests = futures::stream::iter(0..500)
+        .map(|i| {
+            let gw = &gw;
+            async move {
+                let bogus = format!("sk-or-v1-{i:064x}");
+                let request = gw
+                    .http
+                    .post(gw.url("/api/v1/chat/completions"))
+                    .json(&json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}));
+                // Unknown keys, malformed keys and no key at all.
+                let request = match i % 3 {
+                    0 => request.bearer_auth(bogus),
+                    1 => request.header("x-api-key", "nonsense"),
+                    _ => request,
+                };
+                request.send().await.expect("send")
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    for response in requests {
+        assert_eq!(response.status(), 401);
+        let id = response
+            .headers()
+            .get("x-generation-id")
+            .expect("the 401 carries its generation id")
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        ids.push(id);
+    }
+    gw.settled().await;
+    let rows = gw.state.store.audit_page(0, 1000).await.expect("page");
+    assert!(
+        (1..=2).contains(&rows.len()),
+        "{} audit rows for 500 refusals",
+        rows.len()
+    );
+    let mut total = 0;
+    for row in &rows {
+        let record: Value = serde_json::from_str(&row.body).expect("json");
+        assert_eq!(record["kind"], "auth_failures", "{record}");
+        assert_eq!(record["source"], "127.0.0.1", "{record}");
+        assert_eq!(record["status"], 401, "{record}");
+        assert!(
+            ids.contains(&row.generation_id),
+            "the sample is one of the refused requests"
+        );
+        assert_eq!(record["sample_generation_id"], json!(row.generation_id));
+        total += record["count"].as_u64().expect("count");
+        // Nothing the client sent is stored, its key least of all.
+        assert!(!row.body.contains(&"0".repeat(32)), "{record}");
+        assert!(!row.body.contains("nonsense"), "{record}");
+        assert!(!row.body.contains("hi\""), "{record}");
+    }
+    assert_eq!(total, 500);
+    assert!(mock.requests().is_empty());
+}
