@@ -650,6 +650,70 @@ pub fn redact(text: &str, findings: &Findings) -> String {
     out
 }
 
+/// What [`redact_credentials`] writes over a credential.
+pub const CREDENTIAL_PLACEHOLDER: &str = "[REDACTED]";
+
+/// Known secrets shorter than this are not looked for (they would match ordinary words).
+pub const MIN_SECRET_CHARS: usize = 8;
+
+/// A text ending in this many first characters of a known secret, or more, loses them.
+const MIN_SECRET_TAIL: usize = 6;
+
+detector!(
+    credential_field_re,
+    r#"(?i)\b(?:x-api-key|x-goog-api-key|api[-_]?key|access[-_]?token|(?:proxy-)?authorization)(?:\\?["'])?\s*[:=]\s*(?:\\?["'])?((?:(?:bearer|basic|token)\s+)?[^\s"'\\,;}\]]+)"#
+);
+
+/// `text` with every credential in it replaced by [`CREDENTIAL_PLACEHOLDER`]: each of `known`
+/// (the gateway's own secrets; those shorter than [`MIN_SECRET_CHARS`] are not looked for),
+/// everything the [`secret`] detector finds (`sk-…`, `Bearer …`, `AIza…` and the rest), and the
+/// value of anything named like a credential (`x-api-key: …`, `"authorization": "…"`,
+/// `api_key=…`). A text that ends in the first characters of a known secret (an excerpt cut
+/// inside it) loses them too.
+pub fn redact_credentials(text: &str, known: &[&str]) -> String {
+    let mut spans: Vec<Span> = secret(text);
+    if let Some(r) = credential_field_re() {
+        spans.extend(
+            r.captures_iter(text)
+                .filter_map(|c| c.get(1))
+                .map(|m| (m.start(), m.end())),
+        );
+    }
+    for secret in known
+        .iter()
+        .filter(|s| s.chars().count() >= MIN_SECRET_CHARS)
+    {
+        spans.extend(text.match_indices(secret).map(|(at, s)| (at, at + s.len())));
+        // The longest prefix of the secret the text ends with, if long enough.
+        let tail = secret
+            .char_indices()
+            .map(|(i, _)| i)
+            .skip(MIN_SECRET_TAIL)
+            .filter(|&i| text.ends_with(&secret[..i]))
+            .last();
+        if let Some(len) = tail {
+            spans.push((text.len() - len, text.len()));
+        }
+    }
+    if spans.is_empty() {
+        return text.to_owned();
+    }
+    let findings = Findings {
+        hits: spans
+            .into_iter()
+            .map(|span| Hit {
+                rule: String::new(),
+                kind: "secrets",
+                action: Action::Redact,
+                guardrail: String::new(),
+                span,
+                replacement: CREDENTIAL_PLACEHOLDER.to_owned(),
+            })
+            .collect(),
+    };
+    redact(text, &findings)
+}
+
 /// One rule that matched, for the audit record: never the matched text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
@@ -1330,6 +1394,54 @@ impl crate::restrict::Restriction for Effective {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn credentials_are_redacted_whatever_their_shape() {
+        let known = ["secret-ALPHA_KEY", "short"];
+        // (text, what must be gone, what must stay)
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            (
+                "you sent authorization: Bearer secret-ALPHA_KEY and more",
+                &["secret-ALPHA_KEY", "Bearer secret"],
+                &["you sent authorization: [REDACTED] and more"],
+            ),
+            (
+                r#"{"headers": {"x-api-key": "abc123def", "host": "h"}}"#,
+                &["abc123def"],
+                &[r#""x-api-key": "[REDACTED]""#, r#""host": "h""#],
+            ),
+            (
+                "key sk-proj-abcdefghijklmnopqrstuvwxyz0123 and AIzaSyA1234567890abcdefghijklmnopqrstuv",
+                &["sk-proj-", "AIzaSy"],
+                &["key [REDACTED] and [REDACTED]"],
+            ),
+            (
+                "bare secret-ALPHA_KEY, twice: secret-ALPHA_KEY",
+                &["secret-ALPHA_KEY"],
+                &["bare [REDACTED], twice: [REDACTED]"],
+            ),
+            // An excerpt cut inside the secret.
+            ("...the key was secret-AL", &["secret-AL"], &["...the key was [REDACTED]"]),
+            // A known secret too short to look for, and ordinary text.
+            ("a short answer", &[], &["a short answer"]),
+            ("token=x api_key=sk_live_1 done", &["sk_live_1"], &["api_key=[REDACTED] done"]),
+            // Inside a JSON string, quotes are escaped: the escapes stay.
+            (
+                r#"{"m": "authorization: \"Bearer secret-ALPHA_KEY\", x-api-key: \"abcdefgh\""}"#,
+                &["secret-ALPHA_KEY", "abcdefgh"],
+                &[r#"{"m": "authorization: \"[REDACTED]\", x-api-key: \"[REDACTED]\""}"#],
+            ),
+        ];
+        for (text, gone, kept) in cases {
+            let out = redact_credentials(text, &known);
+            for g in *gone {
+                assert!(!out.contains(g), "{g:?} left in {out:?}");
+            }
+            for k in *kept {
+                assert!(out.contains(k), "{k:?} missing from {out:?}");
+            }
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

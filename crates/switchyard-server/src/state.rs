@@ -295,6 +295,15 @@ impl Secrets {
     pub fn contains(&self, env: &str) -> bool {
         self.0.contains_key(env)
     }
+
+    /// Every secret's value, exposed for redaction (never for display).
+    pub fn values(&self) -> Vec<&str> {
+        self.0
+            .values()
+            .map(Secret::expose)
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
 }
 
 impl From<HashMap<String, String>> for Secrets {

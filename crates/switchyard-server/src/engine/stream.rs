@@ -18,7 +18,7 @@ use switchyard_formats::openrouter::{Chunk, UsageOut};
 use switchyard_providers::{codec_for, StreamEvent};
 use tokio::sync::mpsc;
 
-use crate::engine::attempt::{transport_error, Answer};
+use crate::engine::attempt::{redact, transport_error, Answer};
 use crate::engine::prepare::resolve;
 use crate::engine::respond::with_generation_header;
 use crate::engine::{estimate_tokens, Inference};
@@ -275,6 +275,7 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
             record.status = 499;
         }
         End::Failed(err) => {
+            let err = redact(&p.state, err);
             tracing::warn!(generation_id = %generation_id, provider = %r.provider.slug, kind = ?err.kind, "stream failed after it started");
             let e = GatewayError::upstream(&err, &r.provider.name);
             pending.extend_from_slice(&renderer.failed(&head, &e));

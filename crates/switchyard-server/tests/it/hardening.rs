@@ -378,3 +378,83 @@ async fn a_flood_of_bogus_keys_is_audited_in_a_record_per_source_and_minute() {
     assert_eq!(total, 500);
     assert!(mock.requests().is_empty());
 }
+
+#[tokio::test]
+async fn provider_keys_never_reach_a_client_or_the_audit_chain() {
+    // Per format: a refused request, a refused stream, and a stream that fails after it began
+    // (embeddings do not stream).
+    let chat = json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]});
+    let messages = json!({"model": "test/model", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    let responses = json!({"model": "test/model", "input": "hi"});
+    let completions = json!({"model": "test/model", "prompt": "hi"});
+    let embeddings = json!({"model": "test/embed", "input": "hi"});
+    let streamed = |mut body: Value| {
+        body["stream"] = json!(true);
+        body
+    };
+    let cases: Vec<(&str, Value, Reply)> = [
+        ("/api/v1/chat/completions", chat),
+        ("/api/v1/messages", messages),
+        ("/api/v1/responses", responses),
+        ("/api/v1/completions", completions),
+    ]
+    .into_iter()
+    .flat_map(|(path, body)| {
+        [
+            (path, body.clone(), Reply::Echo(400)),
+            (path, streamed(body.clone()), Reply::Echo(400)),
+            (path, streamed(body), Reply::EchoSse),
+        ]
+    })
+    .chain([("/api/v1/embeddings", embeddings, Reply::Echo(400))])
+    .collect();
+    let mock = MockUpstream::start(cases.iter().map(|c| c.2.clone()).collect()).await;
+    let mut text = catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]);
+    text.push_str("[[models]]\nid = \"test/embed\"\nname = \"Test: Embed\"\nkind = \"embedding\"\ndimensions = 3\ncontext_length = 8000\n\n[[models.endpoints]]\nprovider = \"alpha\"\nupstream_model = \"embed-up\"\npricing = { prompt = \"0.0000001\" }\n\n");
+    let gw = TestGateway::builder(text).build().await;
+    let secret = gw
+        .state
+        .secrets
+        .expose("ALPHA_KEY")
+        .expect("key")
+        .to_owned();
+    let leaks = [
+        secret.as_str(),
+        "sk-proj-abcdefghijklmnopqrstuvwx0123",
+        "other-credential-9",
+    ];
+    for (path, body, reply) in &cases {
+        let response = gw.post(path, body.clone()).send().await.expect("send");
+        let status = response.status();
+        let answer = response.text().await.expect("body");
+        assert!(
+            answer.contains("[REDACTED]"),
+            "{path} {reply:?}: the echo reached the client: {status} {answer}"
+        );
+        for leak in leaks {
+            assert!(
+                !answer.contains(leak),
+                "{path} {reply:?} handed {leak} to the client: {answer}"
+            );
+        }
+    }
+    assert_eq!(mock.requests().len(), cases.len());
+    assert_eq!(
+        mock.requests()[0].headers["authorization"],
+        format!("Bearer {secret}"),
+        "the provider got its key"
+    );
+    gw.settled().await;
+    let rows = gw.state.store.audit_page(0, 1000).await.expect("page");
+    assert_eq!(rows.len(), cases.len());
+    for row in rows {
+        assert!(row.body.contains("[REDACTED]"), "{}", row.body);
+        for leak in leaks {
+            assert!(
+                !row.body.contains(leak),
+                "{leak} in the audit chain: {}",
+                row.body
+            );
+        }
+    }
+}
