@@ -61,6 +61,22 @@ impl UpstreamError {
         }
     }
 
+    /// This error with every credential removed from its message, raw body and code (see
+    /// [`crate::guard::redact_credentials`]; `known` are the gateway's own secrets): a provider
+    /// that echoes the request's headers must not hand the gateway's key to a client or to the
+    /// audit record.
+    #[must_use]
+    pub fn redact_credentials(mut self, known: &[&str]) -> Self {
+        self.message = crate::guard::redact_credentials(&self.message, known);
+        self.raw = self
+            .raw
+            .map(|raw| crate::guard::redact_credentials(&raw, known));
+        self.provider_code = self
+            .provider_code
+            .map(|code| crate::guard::redact_credentials(&code, known));
+        self
+    }
+
     /// Classifies a provider's HTTP status (for providers without finer codes).
     pub fn kind_for_status(status: u16) -> UpstreamErrorKind {
         match status {

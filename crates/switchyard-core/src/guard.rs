@@ -25,11 +25,13 @@
 //!   `false` training switch in any layer wins, every budget is checked.
 //! - Money is never a float: `limit_usd` is read from its JSON number into [`Money`].
 
+mod credentials;
 mod detectors;
 mod policy;
 mod rules;
 mod screen;
 
+pub use credentials::*;
 pub use detectors::*;
 pub use policy::*;
 pub use rules::*;
@@ -852,6 +854,54 @@ mod tests {
                 forward.rules.iter().find(|r| r.name == "email").map(|r| r.action),
                 strongest
             );
+        }
+    }
+
+    #[test]
+    fn credentials_are_redacted_whatever_their_shape() {
+        let known = ["secret-ALPHA_KEY", "short"];
+        // (text, what must be gone, what must stay)
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            (
+                "you sent authorization: Bearer secret-ALPHA_KEY and more",
+                &["secret-ALPHA_KEY", "Bearer secret"],
+                &["you sent authorization: [REDACTED] and more"],
+            ),
+            (
+                r#"{"headers": {"x-api-key": "abc123def", "host": "h"}}"#,
+                &["abc123def"],
+                &[r#""x-api-key": "[REDACTED]""#, r#""host": "h""#],
+            ),
+            (
+                "key sk-proj-abcdefghijklmnopqrstuvwxyz0123 and AIzaSyA1234567890abcdefghijklmnopqrstuv",
+                &["sk-proj-", "AIzaSy"],
+                &["key [REDACTED] and [REDACTED]"],
+            ),
+            (
+                "bare secret-ALPHA_KEY, twice: secret-ALPHA_KEY",
+                &["secret-ALPHA_KEY"],
+                &["bare [REDACTED], twice: [REDACTED]"],
+            ),
+            // An excerpt cut inside the secret.
+            ("...the key was secret-AL", &["secret-AL"], &["...the key was [REDACTED]"]),
+            // A known secret too short to look for, and ordinary text.
+            ("a short answer", &[], &["a short answer"]),
+            ("token=x api_key=sk_live_1 done", &["sk_live_1"], &["api_key=[REDACTED] done"]),
+            // Inside a JSON string, quotes are escaped: the escapes stay.
+            (
+                r#"{"m": "authorization: \"Bearer secret-ALPHA_KEY\", x-api-key: \"abcdefgh\""}"#,
+                &["secret-ALPHA_KEY", "abcdefgh"],
+                &[r#"{"m": "authorization: \"[REDACTED]\", x-api-key: \"[REDACTED]\""}"#],
+            ),
+        ];
+        for (text, gone, kept) in cases {
+            let out = redact_credentials(text, &known);
+            for g in *gone {
+                assert!(!out.contains(g), "{g:?} left in {out:?}");
+            }
+            for k in *kept {
+                assert!(out.contains(k), "{k:?} missing from {out:?}");
+            }
         }
     }
 }

@@ -41,7 +41,8 @@ pub struct ServerConfig {
     /// Time allowed for a provider to answer (non-streamed: the whole answer; streamed: the
     /// response headers), in seconds.
     pub upstream_timeout_secs: f64,
-    /// Longest silence allowed between two streamed chunks, in seconds.
+    /// Longest silence allowed of a streaming provider, counted from its last byte (keep-alives
+    /// sent to the client meanwhile do not restart it), in seconds.
     pub stream_idle_timeout_secs: f64,
     /// Interval of `: OPENROUTER PROCESSING` comments while a stream waits, in seconds.
     pub keepalive_secs: f64,

@@ -5,8 +5,10 @@
 //! Adding a client format is one module implementing [`ClientFormat`] (its pure wire shapes in
 //! `switchyard-formats`), one route using [`serve`], and its fixtures and tests.
 //!
-//! Invariant: every inference answer, error or not, carries the `X-Generation-Id` made when the
-//! request arrived, and every refusal is audited under that id.
+//! Invariants: every inference answer, error or not, carries the `X-Generation-Id` made when
+//! the request arrived, and every refusal is audited under that id: in a record of its own, or,
+//! refused before its key is known (401), counted in its source's record of the minute
+//! ([`crate::auth_failures`]), which names the minute's first id as its sample.
 
 pub mod chat;
 pub mod completions;
@@ -14,8 +16,12 @@ pub mod embeddings;
 pub mod messages;
 pub mod responses;
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::Value;
@@ -104,6 +110,24 @@ pub trait StreamRenderer: Send {
     fn failed(&mut self, head: &Chunk<'_>, e: &GatewayError) -> Vec<u8>;
 }
 
+/// The address a request came from, when the server knows it (the serving workers give every
+/// request its connection's peer address as `ConnectInfo`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Source(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Source(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip()),
+        ))
+    }
+}
+
 /// Whether an error, or any error it was caused by, is a `T`.
 fn caused_by<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(error);
@@ -172,17 +196,29 @@ pub enum Operation {
     CountTokens,
 }
 
-/// Serves one inference request in `format`: the generation id is made first, then the key,
-/// the content type and the body are checked and the request parsed; a refusal on the way is
-/// audited and answered in the format's envelope; the rest is the pipeline's.
+/// Serves one inference request from `source` in `format`: the generation id is made first,
+/// then the key, the content type and the body are checked and the request parsed; a refusal on
+/// the way is audited and answered in the format's envelope; the rest is the pipeline's. A
+/// refusal before the key is known (401) is counted in the source's record of the minute
+/// rather than audited alone.
 pub async fn serve(
     format: &'static dyn ClientFormat,
     state: SharedState,
+    source: Source,
     auth: Result<InferenceAuth, GatewayError>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    serve_operation(Operation::Generate, format, state, auth, headers, body).await
+    serve_operation(
+        Operation::Generate,
+        format,
+        state,
+        source,
+        auth,
+        headers,
+        body,
+    )
+    .await
 }
 
 /// [`serve`] for an operation.
@@ -190,6 +226,7 @@ pub async fn serve_operation(
     operation: Operation,
     format: &'static dyn ClientFormat,
     state: SharedState,
+    source: Source,
     auth: Result<InferenceAuth, GatewayError>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -201,6 +238,17 @@ pub async fn serve_operation(
     );
     let key = match auth {
         Ok(InferenceAuth(key)) => key,
+        Err(e) if e.kind == ErrorKind::Unauthorized => {
+            state.auth_failures.record(
+                &state.recorder,
+                source.0,
+                trail.created_ms,
+                &trail.generation_id,
+                format.name(),
+                &e.message,
+            );
+            return format.error_response(e.with_generation(&trail.generation_id));
+        }
         Err(e) => return crate::engine::refuse(&state, format, &trail, e),
     };
     trail.account_id = Some(key.key.account_id.clone());

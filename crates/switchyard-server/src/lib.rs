@@ -24,6 +24,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod audit;
+pub mod auth_failures;
 pub mod cache;
 pub mod clock;
 pub mod config;
@@ -80,27 +81,38 @@ pub fn load_catalog(path: Option<&str>) -> Result<Catalog, CatalogError> {
 /// `POST /api/v1/chat/completions`.
 async fn chat_completions(
     State(state): State<SharedState>,
+    source: formats::Source,
     auth: Result<InferenceAuth, GatewayError>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    formats::serve(&formats::chat::CHAT, state, auth, headers, body).await
+    formats::serve(&formats::chat::CHAT, state, source, auth, headers, body).await
 }
 
 /// `POST /api/v1/messages`: Anthropic's Messages API, routed like any chat request; answers
 /// and errors in Anthropic's shapes.
 async fn messages(
     State(state): State<SharedState>,
+    source: formats::Source,
     auth: Result<InferenceAuth, GatewayError>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    formats::serve(&formats::messages::MESSAGES, state, auth, headers, body).await
+    formats::serve(
+        &formats::messages::MESSAGES,
+        state,
+        source,
+        auth,
+        headers,
+        body,
+    )
+    .await
 }
 
 /// `POST /api/v1/messages/count_tokens`.
 async fn count_tokens(
     State(state): State<SharedState>,
+    source: formats::Source,
     auth: Result<InferenceAuth, GatewayError>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -110,6 +122,7 @@ async fn count_tokens(
         formats::Operation::CountTokens,
         format,
         state,
+        source,
         auth,
         headers,
         body,
@@ -120,16 +133,26 @@ async fn count_tokens(
 /// `POST /api/v1/responses`: OpenAI's Responses API, stateless.
 async fn responses(
     State(state): State<SharedState>,
+    source: formats::Source,
     auth: Result<InferenceAuth, GatewayError>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    formats::serve(&formats::responses::RESPONSES, state, auth, headers, body).await
+    formats::serve(
+        &formats::responses::RESPONSES,
+        state,
+        source,
+        auth,
+        headers,
+        body,
+    )
+    .await
 }
 
 /// `POST /api/v1/completions`: legacy text completions.
 async fn completions(
     State(state): State<SharedState>,
+    source: formats::Source,
     auth: Result<InferenceAuth, GatewayError>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -137,6 +160,7 @@ async fn completions(
     formats::serve(
         &formats::completions::COMPLETIONS,
         state,
+        source,
         auth,
         headers,
         body,
@@ -147,11 +171,20 @@ async fn completions(
 /// `POST /api/v1/embeddings`.
 async fn embeddings(
     State(state): State<SharedState>,
+    source: formats::Source,
     auth: Result<InferenceAuth, GatewayError>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    formats::serve(&formats::embeddings::EMBEDDINGS, state, auth, headers, body).await
+    formats::serve(
+        &formats::embeddings::EMBEDDINGS,
+        state,
+        source,
+        auth,
+        headers,
+        body,
+    )
+    .await
 }
 
 /// An id for an answer made outside the pipeline (a route the gateway does not serve), in the
@@ -407,6 +440,19 @@ pub async fn serve(
     let mut workers = workers::Workers::start(state.workers(), router(state.clone()), limits)?;
     let pruner = tokio::spawn(prune_periodically(state.clone()));
     let hold_sweeper = tokio::spawn(sweep_holds_periodically(state.clone()));
+    let auth_failures = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            // The minute's aggregated authentication failures are written once it ended.
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                state
+                    .auth_failures
+                    .close_ended(&state.recorder, state.now_ms());
+            }
+        })
+    };
     let housekeeping = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -459,9 +505,11 @@ pub async fn serve(
     pruner.abort();
     hold_sweeper.abort();
     housekeeping.abort();
+    auth_failures.abort();
     if let Some(server) = metrics_server {
         server.abort();
     }
+    state.auth_failures.close_all(&state.recorder);
     state.recorder.flush().await;
     state.store.close().await;
     workers.exit().await;

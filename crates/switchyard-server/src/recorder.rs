@@ -101,6 +101,18 @@ impl Recorder {
         Recorder { tx, depth }
     }
 
+    /// A handle whose records go nowhere, for unit tests of code that queues records.
+    #[cfg(test)]
+    pub(crate) fn detached() -> Recorder {
+        let (tx, rx) = mpsc::unbounded_channel();
+        // Kept open, so that sends succeed; what is sent is never read.
+        std::mem::forget(rx);
+        Recorder {
+            tx,
+            depth: Arc::new(Depths::default()),
+        }
+    }
+
     fn send(&self, item: Item) {
         let depth = self.depth.of(&item);
         if let Some(d) = depth {

@@ -51,6 +51,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Batched writer of settlements and audit records.
     pub recorder: Recorder,
+    /// Refusals before a key is known, counted per source and minute.
+    pub auth_failures: crate::auth_failures::AuthFailures,
     /// Key signing the audit chain's anchors, when configured.
     pub audit_key: Option<Vec<u8>>,
     /// Cipher for logged prompts, when a content key is configured.
@@ -141,6 +143,7 @@ impl AppState {
             secrets,
             tasks,
             recorder: Recorder::spawn(store_for_recorder, audit_key.clone(), clock.clone()),
+            auth_failures: crate::auth_failures::AuthFailures::default(),
             audit_key,
             content_cipher,
             sealer,
@@ -291,6 +294,15 @@ impl Secrets {
     /// Whether a secret named `env` is set.
     pub fn contains(&self, env: &str) -> bool {
         self.0.contains_key(env)
+    }
+
+    /// Every secret's value, exposed for redaction (never for display).
+    pub fn values(&self) -> Vec<&str> {
+        self.0
+            .values()
+            .map(Secret::expose)
+            .filter(|s| !s.is_empty())
+            .collect()
     }
 }
 

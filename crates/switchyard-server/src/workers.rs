@@ -34,6 +34,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use axum::Router;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -106,6 +107,7 @@ const REFUSAL_HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 /// A connection handed to a worker, with its place under the cap.
 struct Handed {
     stream: std::net::TcpStream,
+    peer: SocketAddr,
     open: Slot,
 }
 
@@ -199,7 +201,12 @@ impl Workers {
         self.next = self.next.wrapping_add(1);
         match stream.into_std() {
             Ok(stream) => {
-                if self.inboxes[worker].send(Handed { stream, open }).is_err() {
+                let handed = Handed {
+                    stream,
+                    peer: addr,
+                    open,
+                };
+                if self.inboxes[worker].send(handed).is_err() {
                     tracing::error!(worker, "a worker is gone; the connection is dropped");
                 }
             }
@@ -321,7 +328,7 @@ async fn serve_connection(
     limits: ConnectionLimits,
     mut closing: watch::Receiver<bool>,
 ) {
-    let Handed { stream, open } = handed;
+    let Handed { stream, peer, open } = handed;
     let _open = open;
     let stream = match TcpStream::from_std(stream) {
         Ok(stream) => stream,
@@ -336,13 +343,15 @@ async fn serve_connection(
         hyper::service::service_fn(move |request: Request<Incoming>| {
             let in_flight = InFlight::start(&activity);
             let timed_out = Arc::new(AtomicBool::new(false));
-            let request = request.map(|body| {
+            let mut request = request.map(|body| {
                 Body::new(TimedBody::new(
                     body,
                     limits.body_read_timeout,
                     Arc::clone(&timed_out),
                 ))
             });
+            // Handlers may ask where the request came from (`ConnectInfo`).
+            request.extensions_mut().insert(ConnectInfo(peer));
             let response = app.clone().oneshot(request);
             async move {
                 let Ok(mut response) = response.await;

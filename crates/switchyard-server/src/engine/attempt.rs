@@ -80,6 +80,7 @@ impl Inference {
                     });
                 }
                 Err(err) => {
+                    let err = redact(&self.state, err);
                     tracing::warn!(
                         generation_id = %self.trail.generation_id,
                         provider = %r.provider.slug,
@@ -230,8 +231,28 @@ impl Inference {
             return Ok(response);
         }
         let body = read_limited(response, timeout).await.unwrap_or_default();
-        Err(codec.decode_error(status, &body))
+        Err(decode_error(&self.state, codec, status, &body))
     }
+}
+
+/// A provider's error answer, decoded by its codec after every credential was removed from the
+/// whole body (see [`redact`]), so that a key the codec's excerpt would cut in two goes too.
+pub fn decode_error(
+    state: &crate::state::AppState,
+    codec: &dyn switchyard_providers::Codec,
+    status: u16,
+    body: &[u8],
+) -> UpstreamError {
+    let known = state.secrets.values();
+    let body = switchyard_core::guard::redact_credentials(&String::from_utf8_lossy(body), &known);
+    codec.decode_error(status, body.as_bytes())
+}
+
+/// An upstream failure as the client and the audit record may see it: every provider key the
+/// gateway holds, and anything shaped like a credential, removed from its message and raw body.
+/// Every failure of an attempt, a non-streamed answer and a stream goes through here.
+pub fn redact(state: &crate::state::AppState, err: UpstreamError) -> UpstreamError {
+    err.redact_credentials(&state.secrets.values())
 }
 
 /// Classifies a transport failure.

@@ -10,7 +10,7 @@ use switchyard_core::catalog::ProviderKind;
 use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
 use switchyard_formats::messages as wire;
 use switchyard_providers::anthropic::AnthropicCodec;
-use switchyard_providers::{Codec, Target};
+use switchyard_providers::Target;
 
 use crate::engine::attempt::{read_limited, transport_error};
 use crate::engine::audit::{Ending, Trail};
@@ -49,6 +49,7 @@ pub async fn count_tokens(
     let (tokens, served, estimated) = match asked {
         Some((r, Ok(n))) => (n, Some(r), false),
         Some((r, Err(err))) => {
+            let err = crate::engine::attempt::redact(&p.state, err);
             let e = GatewayError::upstream(&err, &r.provider.name);
             return crate::engine::refuse(&p.state, format, &p.trail, e);
         }
@@ -115,7 +116,9 @@ async fn ask(
     let status = response.status().as_u16();
     let body = read_limited(response, timeout).await?;
     if !(200..300).contains(&status) {
-        return Err(codec.decode_error(status, &body));
+        return Err(crate::engine::attempt::decode_error(
+            state, &codec, status, &body,
+        ));
     }
     codec.decode_count_tokens(&body)
 }

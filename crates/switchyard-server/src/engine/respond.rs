@@ -13,7 +13,7 @@ use switchyard_core::pricing::{self, Usage};
 use switchyard_formats::openrouter::{Completion, UsageOut};
 use switchyard_providers::codec_for;
 
-use crate::engine::attempt::{read_limited, Answer};
+use crate::engine::attempt::{read_limited, redact, Answer};
 use crate::engine::prepare::resolve;
 use crate::engine::{estimate_tokens, Inference};
 use crate::error::GatewayError;
@@ -53,6 +53,7 @@ pub async fn complete(
     let completion = match body {
         Ok(c) => c,
         Err(err) => {
+            let err = redact(&p.state, err);
             p.state.record_failure(&r.model.id, &r.endpoint.tag);
             let e = p.with_previous_errors(GatewayError::upstream(&err, &r.provider.name));
             return Err((p, e));
@@ -155,6 +156,7 @@ pub async fn embeddings(
     let vectors = match decoded {
         Ok(v) => v,
         Err(err) => {
+            let err = redact(&p.state, err);
             p.state.record_failure(&r.model.id, &r.endpoint.tag);
             let e = p.with_previous_errors(GatewayError::upstream(&err, &r.provider.name));
             p.embeddings = Some(request);

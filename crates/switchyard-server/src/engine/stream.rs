@@ -18,7 +18,7 @@ use switchyard_formats::openrouter::{Chunk, UsageOut};
 use switchyard_providers::{codec_for, StreamEvent};
 use tokio::sync::mpsc;
 
-use crate::engine::attempt::{transport_error, Answer};
+use crate::engine::attempt::{redact, transport_error, Answer};
 use crate::engine::prepare::resolve;
 use crate::engine::respond::with_generation_header;
 use crate::engine::{estimate_tokens, Inference};
@@ -106,6 +106,10 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
     let mut pending: Vec<u8> = Vec::new();
     // A piece of the upstream body that was already there when the last was decoded.
     let mut ready = None;
+    // The provider's silence is counted from its last byte: keep-alives sent to the client
+    // meanwhile do not restart it.
+    let idle = config.stream_idle_timeout();
+    let mut idle_deadline = tokio::time::Instant::now() + idle;
     let end = 'outer: loop {
         let next = if let Some(piece) = ready.take() {
             Ok(piece)
@@ -119,9 +123,12 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
                     }
                     continue;
                 }
-                next = tokio::time::timeout(config.stream_idle_timeout(), upstream.next()) => next,
+                next = tokio::time::timeout_at(idle_deadline, upstream.next()) => next,
             }
         };
+        if matches!(next, Ok(Some(_))) {
+            idle_deadline = tokio::time::Instant::now() + idle;
+        }
         let eof = matches!(next, Ok(None));
         let events = match next {
             Err(_) => {
@@ -268,6 +275,7 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
             record.status = 499;
         }
         End::Failed(err) => {
+            let err = redact(&p.state, err);
             tracing::warn!(generation_id = %generation_id, provider = %r.provider.slug, kind = ?err.kind, "stream failed after it started");
             let e = GatewayError::upstream(&err, &r.provider.name);
             pending.extend_from_slice(&renderer.failed(&head, &e));

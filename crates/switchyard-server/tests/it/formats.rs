@@ -95,7 +95,34 @@ async fn every_refusal_carries_its_generation_id_and_is_audited_under_it() {
         }
     }
     let records = audit_records(&gw).await;
-    for (id, status, format) in &seen {
+    // Refusals before the key is known are counted per source and minute: each is a record's
+    // sample or counted, under its format, in its source's record of the minute.
+    let aggregates: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "auth_failures")
+        .collect();
+    let unauthorized: Vec<&(String, u16, &str)> = seen
+        .iter()
+        .filter(|(_, status, _)| *status == 401)
+        .collect();
+    let counted: u64 = aggregates.iter().filter_map(|r| r["count"].as_u64()).sum();
+    assert_eq!(counted, unauthorized.len() as u64, "{aggregates:?}");
+    for (_, format) in paths {
+        let refused = unauthorized.iter().filter(|(_, _, f)| *f == format).count() as u64;
+        let in_records: u64 = aggregates
+            .iter()
+            .filter_map(|r| r["formats"][format].as_u64())
+            .sum();
+        assert_eq!(in_records, refused, "{format}: {aggregates:?}");
+    }
+    let first = unauthorized.first().expect("some 401s");
+    assert!(
+        aggregates
+            .iter()
+            .any(|r| r["sample_generation_id"] == json!(first.0) && r["status"] == 401),
+        "the minute's first 401 is its record's sample"
+    );
+    for (id, status, format) in seen.iter().filter(|(_, status, _)| *status != 401) {
         let record = records
             .iter()
             .find(|r| r["generation_id"] == json!(id))

@@ -260,3 +260,201 @@ async fn a_starting_replica_leaves_a_running_gateways_holds() {
     gw.settled().await;
     assert_eq!(gw.state.store.hold_count().await.expect("count"), 0);
 }
+
+#[tokio::test]
+async fn a_stream_that_stalls_is_cut_at_the_idle_timeout_whatever_the_keepalives() {
+    // One chunk, then silence: the upstream keeps its connection open and sends nothing more.
+    let events = stream_events(&["Hel"], (7, 2));
+    let mock = MockUpstream::start(vec![Reply::Gated {
+        before: events[..2].to_vec(),
+        gate: Arc::new(Notify::new()),
+        after: Vec::new(),
+    }])
+    .await;
+    let gw = TestGateway::builder(catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]))
+        .config(|c| {
+            c.server.keepalive_secs = 0.1;
+            c.server.stream_idle_timeout_secs = 1.0;
+        })
+        .build()
+        .await;
+    let started = std::time::Instant::now();
+    let response = gw
+        .post(
+            "/api/v1/chat/completions",
+            json!({"model": "test/model", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let text = tokio::time::timeout(Duration::from_secs(10), response.text())
+        .await
+        .expect("the stream was never cut")
+        .expect("body");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "cut after {elapsed:?}, not about the idle timeout"
+    );
+    assert!(
+        text.matches(": OPENROUTER PROCESSING").count() >= 3,
+        "keep-alives flowed meanwhile: {text}"
+    );
+    assert!(text.contains("\"Hel\""), "{text}");
+    assert!(text.contains("stopped sending for 1s"), "{text}");
+    gw.settled().await;
+    let stats = gw
+        .state
+        .health
+        .stats("test/model", "alpha", gw.state.now_ms());
+    assert_eq!(
+        stats.uptime_last_5m,
+        Some(0.0),
+        "the stall counts as the endpoint's failure"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_bogus_keys_is_audited_in_a_record_per_source_and_minute() {
+    let (mock, gw) = gateway(|_| {}).await;
+    let mut ids = Vec::new();
+    let requests = futures::stream::iter(0..500)
+        .map(|i| {
+            let gw = &gw;
+            async move {
+                let bogus = format!("sk-or-v1-{i:064x}");
+                let request = gw
+                    .http
+                    .post(gw.url("/api/v1/chat/completions"))
+                    .json(&json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}));
+                // Unknown keys, malformed keys and no key at all.
+                let request = match i % 3 {
+                    0 => request.bearer_auth(bogus),
+                    1 => request.header("x-api-key", "nonsense"),
+                    _ => request,
+                };
+                request.send().await.expect("send")
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    for response in requests {
+        assert_eq!(response.status(), 401);
+        let id = response
+            .headers()
+            .get("x-generation-id")
+            .expect("the 401 carries its generation id")
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        ids.push(id);
+    }
+    gw.settled().await;
+    let rows = gw.state.store.audit_page(0, 1000).await.expect("page");
+    assert!(
+        (1..=2).contains(&rows.len()),
+        "{} audit rows for 500 refusals",
+        rows.len()
+    );
+    let mut total = 0;
+    for row in &rows {
+        let record: Value = serde_json::from_str(&row.body).expect("json");
+        assert_eq!(record["kind"], "auth_failures", "{record}");
+        assert_eq!(record["source"], "127.0.0.1", "{record}");
+        assert_eq!(record["status"], 401, "{record}");
+        assert!(
+            ids.contains(&row.generation_id),
+            "the sample is one of the refused requests"
+        );
+        assert_eq!(record["sample_generation_id"], json!(row.generation_id));
+        total += record["count"].as_u64().expect("count");
+        // Nothing the client sent is stored, its key least of all.
+        assert!(!row.body.contains(&"0".repeat(32)), "{record}");
+        assert!(!row.body.contains("nonsense"), "{record}");
+        assert!(!row.body.contains("hi\""), "{record}");
+    }
+    assert_eq!(total, 500);
+    assert!(mock.requests().is_empty());
+}
+
+#[tokio::test]
+async fn provider_keys_never_reach_a_client_or_the_audit_chain() {
+    // Per format: a refused request, a refused stream, and a stream that fails after it began
+    // (embeddings do not stream).
+    let chat = json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]});
+    let messages = json!({"model": "test/model", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    let responses = json!({"model": "test/model", "input": "hi"});
+    let completions = json!({"model": "test/model", "prompt": "hi"});
+    let embeddings = json!({"model": "test/embed", "input": "hi"});
+    let streamed = |mut body: Value| {
+        body["stream"] = json!(true);
+        body
+    };
+    let cases: Vec<(&str, Value, Reply)> = [
+        ("/api/v1/chat/completions", chat),
+        ("/api/v1/messages", messages),
+        ("/api/v1/responses", responses),
+        ("/api/v1/completions", completions),
+    ]
+    .into_iter()
+    .flat_map(|(path, body)| {
+        [
+            (path, body.clone(), Reply::Echo(400)),
+            (path, streamed(body.clone()), Reply::Echo(400)),
+            (path, streamed(body), Reply::EchoSse),
+        ]
+    })
+    .chain([("/api/v1/embeddings", embeddings, Reply::Echo(400))])
+    .collect();
+    let mock = MockUpstream::start(cases.iter().map(|c| c.2.clone()).collect()).await;
+    let mut text = catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]);
+    text.push_str("[[models]]\nid = \"test/embed\"\nname = \"Test: Embed\"\nkind = \"embedding\"\ndimensions = 3\ncontext_length = 8000\n\n[[models.endpoints]]\nprovider = \"alpha\"\nupstream_model = \"embed-up\"\npricing = { prompt = \"0.0000001\" }\n\n");
+    let gw = TestGateway::builder(text).build().await;
+    let secret = gw
+        .state
+        .secrets
+        .expose("ALPHA_KEY")
+        .expect("key")
+        .to_owned();
+    let leaks = [
+        secret.as_str(),
+        "sk-proj-abcdefghijklmnopqrstuvwx0123",
+        "other-credential-9",
+    ];
+    for (path, body, reply) in &cases {
+        let response = gw.post(path, body.clone()).send().await.expect("send");
+        let status = response.status();
+        let answer = response.text().await.expect("body");
+        assert!(
+            answer.contains("[REDACTED]"),
+            "{path} {reply:?}: the echo reached the client: {status} {answer}"
+        );
+        for leak in leaks {
+            assert!(
+                !answer.contains(leak),
+                "{path} {reply:?} handed {leak} to the client: {answer}"
+            );
+        }
+    }
+    assert_eq!(mock.requests().len(), cases.len());
+    assert_eq!(
+        mock.requests()[0].headers["authorization"],
+        format!("Bearer {secret}"),
+        "the provider got its key"
+    );
+    gw.settled().await;
+    let rows = gw.state.store.audit_page(0, 1000).await.expect("page");
+    assert_eq!(rows.len(), cases.len());
+    for row in rows {
+        assert!(row.body.contains("[REDACTED]"), "{}", row.body);
+        for leak in leaks {
+            assert!(
+                !row.body.contains(leak),
+                "{leak} in the audit chain: {}",
+                row.body
+            );
+        }
+    }
+}

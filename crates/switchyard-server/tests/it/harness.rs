@@ -125,6 +125,8 @@ impl TestGateway {
         self.state.tasks.close();
         self.state.tasks.wait().await;
         self.state.tasks.reopen();
+        // The minute's aggregated authentication failures are written as at shutdown.
+        self.state.auth_failures.close_all(&self.state.recorder);
         self.state.recorder.flush().await;
     }
 }

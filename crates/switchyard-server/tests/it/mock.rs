@@ -36,6 +36,29 @@ pub enum Reply {
     },
     /// Never answers.
     Hang,
+    /// An error with this status whose message and body repeat the request's headers (and a
+    /// few other credentials), as some providers' do.
+    Echo(u16),
+    /// A stream: one chunk, then an error event repeating the request's headers.
+    EchoSse,
+}
+
+/// What [`Reply::Echo`] and [`Reply::EchoSse`] say: the request's headers, and credentials
+/// that are not the gateway's.
+fn echo(headers: &HeaderMap) -> Value {
+    let sent: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), json!(value.to_str().unwrap_or_default())))
+        .collect();
+    let listed: Vec<String> = sent.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    json!({"error": {
+        "message": format!(
+            "Invalid request. You sent {}; also tried sk-proj-abcdefghijklmnopqrstuvwx0123 and x-api-key: other-credential-9",
+            listed.join(", ")
+        ),
+        "type": "invalid_request_error",
+        "headers": sent,
+    }})
 }
 
 /// An event as an SSE frame: one that names its type is sent as is (Anthropic's framing).
@@ -98,6 +121,17 @@ pub fn stream_events(pieces: &[&str], usage: (u64, u64)) -> Vec<String> {
     events
 }
 
+/// The headers of the last recorded request.
+fn headers_of(inner: &Inner) -> HeaderMap {
+    inner
+        .requests
+        .lock()
+        .expect("lock")
+        .last()
+        .map(|r| r.headers.clone())
+        .unwrap_or_default()
+}
+
 struct DropSignal(Arc<Inner>);
 
 impl Drop for DropSignal {
@@ -135,6 +169,24 @@ async fn handle(
         Reply::Hang => {
             std::future::pending::<()>().await;
             unreachable!()
+        }
+        Reply::Echo(status) => (
+            StatusCode::from_u16(status).expect("status"),
+            axum::Json(echo(&headers_of(&inner))),
+        )
+            .into_response(),
+        Reply::EchoSse => {
+            let error = echo(&headers_of(&inner)).to_string();
+            let first = stream_events(&["Hel"], (1, 1)).swap_remove(1);
+            let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+            tokio::spawn(async move {
+                for e in [first, error] {
+                    if tx.send(Ok(frame(&e))).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            sse_response(rx)
         }
         Reply::Sse { events, delay, cut } => {
             let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
