@@ -24,8 +24,8 @@
 //!   as OpenAI `logprobs.content`.
 //! - Usage: prompt tokens include tool-use prompt tokens; completion tokens include thoughts;
 //!   audio prompt tokens come from `promptTokensDetails`.
-//! - A stream ends with [`StreamEvent::Done`](crate::StreamEvent::Done) only when a chunk carried a `finishReason`; a
-//!   stream cut before that is left to the engine to report.
+//! - A stream ends with [`StreamEvent::Done`](crate::StreamEvent::Done) only when a chunk
+//!   carried a `finishReason`; a stream cut before that is left to the engine to report.
 
 mod decode;
 pub mod embeddings;
