@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 use switchyard_core::chat::json_type;
 
-use super::{err, ResponsesError};
+use super::types::{err, ResponsesError};
 
 /// Between a namespace and a member's name in the member's chat tool name.
 const NAMESPACE_SEPARATOR: &str = "__";

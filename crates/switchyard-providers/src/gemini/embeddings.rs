@@ -18,7 +18,7 @@ use switchyard_core::embeddings::{EmbeddingInput, Embeddings, EmbeddingsRequest}
 use switchyard_core::error::UpstreamError;
 use switchyard_core::pricing::Usage;
 
-use super::codec_error;
+use super::encode::codec_error;
 use crate::{estimated_usage, invalid_response, vector, CodecError, Target, UpstreamRequest};
 
 /// Most inputs Gemini embeds in one `batchEmbedContents` request.
