@@ -458,3 +458,139 @@ async fn provider_keys_never_reach_a_client_or_the_audit_chain() {
         }
     }
 }
+
+/// The hold of a chat request of `body` limited to `max_tokens` on the test model's first
+/// endpoint, as the gateway takes it.
+fn hold_of(gw: &TestGateway, body: &Value, max_tokens: u64) -> switchyard_core::money::Money {
+    let request: switchyard_core::chat::ChatRequest =
+        serde_json::from_value(body.clone()).expect("request");
+    let catalog = gw.state.catalog();
+    let pricing = &catalog.model("test/model").expect("model").endpoints[0].pricing;
+    switchyard_core::pricing::max_cost(request.estimated_prompt_tokens() * 2, max_tokens, pricing)
+        .expect("in range")
+}
+
+/// The audit record of a generation.
+async fn audit_of(gw: &TestGateway, id: &str) -> Value {
+    let rows = gw.state.store.audit_page(0, 1000).await.expect("page");
+    let row = rows
+        .iter()
+        .find(|r| r.generation_id == id)
+        .expect("an audit record");
+    serde_json::from_str(&row.body).expect("json")
+}
+
+#[tokio::test]
+async fn a_settled_cost_never_exceeds_its_hold_whatever_the_usage_reported() {
+    let body = json!({"model": "test/model", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]});
+    // (completion tokens reported, the anomaly recorded)
+    let cases = [
+        (1_000_000, Some("usage_exceeds_hold")),
+        (i64::MAX as u64, Some("usage_out_of_range")),
+        (u64::MAX, Some("usage_out_of_range")),
+        (3, None),
+    ];
+    let mock = MockUpstream::start(
+        cases
+            .iter()
+            .map(|(tokens, _)| {
+                let mut answer = completion("hi", 5, 0);
+                answer["usage"]["completion_tokens"] = json!(tokens);
+                answer["usage"]["total_tokens"] = json!(tokens);
+                Reply::Json(200, answer)
+            })
+            .collect(),
+    )
+    .await;
+    let gw = TestGateway::builder(catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]))
+        .build()
+        .await;
+    let hold = hold_of(&gw, &body, 16);
+    for (tokens, anomaly) in cases {
+        let response = gw
+            .post("/api/v1/chat/completions", body.clone())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200);
+        let id = response.headers()["x-generation-id"]
+            .to_str()
+            .expect("id")
+            .to_owned();
+        gw.settled().await;
+        let record = gw
+            .state
+            .store
+            .generation(&id)
+            .await
+            .expect("read")
+            .expect("settled");
+        match anomaly {
+            Some(_) => assert_eq!(record.cost, hold, "{tokens} tokens are charged the hold"),
+            None => assert!(
+                record.cost < hold && !record.cost.is_zero(),
+                "an honest usage is charged its cost"
+            ),
+        }
+        assert!(record.tokens_completion <= 1_000_000_000, "{tokens}");
+        let audit = audit_of(&gw, &id).await;
+        assert_eq!(audit["anomaly"], json!(anomaly), "{tokens}: {audit}");
+        assert_eq!(audit["cost"], json!(record.cost.to_usd().to_string()));
+    }
+}
+
+#[tokio::test]
+async fn a_stream_past_max_tokens_is_cut_and_charged_at_most_its_hold() {
+    // A provider that ignores max_tokens and would stream 100,000 characters.
+    let pieces: Vec<String> = (0..10_000).map(|i| format!("word{i:05} ")).collect();
+    let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    let mock = MockUpstream::start(vec![Reply::Sse {
+        events: stream_events(&pieces, (5, 0)),
+        delay: Duration::ZERO,
+        cut: false,
+    }])
+    .await;
+    let gw = TestGateway::builder(catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]))
+        .build()
+        .await;
+    let body = json!({"model": "test/model", "max_tokens": 16, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let hold = hold_of(&gw, &body, 16);
+    let response = gw
+        .post("/api/v1/chat/completions", body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-generation-id"]
+        .to_str()
+        .expect("id")
+        .to_owned();
+    let text = tokio::time::timeout(Duration::from_secs(10), response.text())
+        .await
+        .expect("the stream ended")
+        .expect("body");
+    assert!(
+        text.contains("kept generating past the request's limit of 16 tokens"),
+        "{}",
+        &text[text.len().saturating_sub(600)..]
+    );
+    let forwarded = text.matches("word").count();
+    assert!(
+        (10..200).contains(&forwarded),
+        "{forwarded} pieces forwarded before the cut"
+    );
+    tokio::time::timeout(Duration::from_secs(5), mock.stream_dropped())
+        .await
+        .expect("the upstream stream was dropped");
+    gw.settled().await;
+    let record = gw
+        .state
+        .store
+        .generation(&id)
+        .await
+        .expect("read")
+        .expect("settled");
+    assert!(record.cost <= hold, "{:?} > {hold:?}", record.cost);
+    let audit = audit_of(&gw, &id).await;
+    assert_eq!(audit["anomaly"], "output_exceeds_max_tokens", "{audit}");
+}
