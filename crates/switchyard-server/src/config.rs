@@ -68,6 +68,9 @@ pub struct ServerConfig {
     pub idle_timeout_secs: f64,
     /// Connections served at once; one more is answered 503 and closed.
     pub max_connections: usize,
+    /// Largest upstream body read whole (a non-streamed answer, an error body), and largest
+    /// single event of a stream, in bytes; past it the attempt fails with a 502.
+    pub max_upstream_body_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +89,7 @@ impl Default for ServerConfig {
             body_read_timeout_secs: 60.0,
             idle_timeout_secs: 30.0,
             max_connections: 10_000,
+            max_upstream_body_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -293,6 +297,12 @@ impl Config {
                 "{source}: server.body_limit_bytes must be positive"
             ));
         }
+        if self.server.max_upstream_body_bytes < 1024 {
+            problems.push(format!(
+                "{source}: server.max_upstream_body_bytes must be at least 1024, got {}",
+                self.server.max_upstream_body_bytes
+            ));
+        }
         for (name, value) in [
             ("upstream_timeout_secs", self.server.upstream_timeout_secs),
             (
@@ -400,6 +410,7 @@ mod tests {
                 ("SWITCHYARD__SERVER__IDLE_TIMEOUT_SECS", "nan"),
                 ("SWITCHYARD__SERVER__MAX_CONNECTIONS", "0"),
                 ("SWITCHYARD__STORE__HOLD_LEASE_SECS", "0.5"),
+                ("SWITCHYARD__SERVER__MAX_UPSTREAM_BODY_BYTES", "10"),
             ]),
         )
         .expect_err("invalid");
@@ -413,6 +424,7 @@ mod tests {
             "server.idle_timeout_secs must be a positive number of seconds",
             "server.max_connections must be between 1 and 1000000, got 0",
             "store.hold_lease_secs must be a number of seconds from 1 to below 86400, got 0.5",
+            "server.max_upstream_body_bytes must be at least 1024, got 10",
             "store.url",
             "server.metrics_address",
             "SWITCHYARD__BAD",

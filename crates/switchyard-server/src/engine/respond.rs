@@ -126,7 +126,7 @@ pub async fn complete(
         return Err((p, e));
     };
     let latency = p.started.elapsed();
-    let body = read_limited(answer.response, p.state.config.server.upstream_timeout())
+    let body = read_limited(answer.response, &p.state.config.server)
         .await
         .and_then(|b| {
             if answer.native_legacy {
@@ -235,7 +235,7 @@ pub async fn embeddings(
         return Err((p, e));
     };
     let latency = p.started.elapsed();
-    let decoded = read_limited(answer.response, p.state.config.server.upstream_timeout())
+    let decoded = read_limited(answer.response, &p.state.config.server)
         .await
         .and_then(|b| codec.decode_embeddings(&request, &b));
     let vectors = match decoded {

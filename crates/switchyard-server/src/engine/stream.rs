@@ -122,6 +122,8 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
     // meanwhile do not restart it.
     let idle = config.stream_idle_timeout();
     let mut idle_deadline = tokio::time::Instant::now() + idle;
+    // Bytes received since the decoder last completed an event.
+    let mut unframed = 0usize;
     let end = 'outer: loop {
         let next = if let Some(piece) = ready.take() {
             Ok(piece)
@@ -155,7 +157,25 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
             }
             Ok(None) => decoder.finish(),
             Ok(Some(Err(e))) => break End::Failed(transport_error(&e, &r.provider.name)),
-            Ok(Some(Ok(bytes))) => decoder.feed(&bytes),
+            Ok(Some(Ok(bytes))) => {
+                // What the decoder holds is bounded: bytes that completed no event yet.
+                unframed = unframed.saturating_add(bytes.len());
+                if unframed > config.max_upstream_body_bytes {
+                    break End::Failed(UpstreamError::new(
+                        UpstreamErrorKind::InvalidResponse,
+                        Some(502),
+                        format!(
+                            "{} sent a stream event larger than {} bytes (server.max_upstream_body_bytes)",
+                            r.provider.name, config.max_upstream_body_bytes
+                        ),
+                    ));
+                }
+                let events = decoder.feed(&bytes);
+                if !events.is_empty() {
+                    unframed = 0;
+                }
+                events
+            }
         };
         for event in events {
             match event {

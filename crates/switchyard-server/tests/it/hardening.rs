@@ -594,3 +594,73 @@ async fn a_stream_past_max_tokens_is_cut_and_charged_at_most_its_hold() {
     let audit = audit_of(&gw, &id).await;
     assert_eq!(audit["anomaly"], "output_exceeds_max_tokens", "{audit}");
 }
+
+#[tokio::test]
+async fn upstream_bodies_past_the_configured_cap_are_refused() {
+    let big = "x".repeat(100 * 1024);
+    let chat = json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]});
+    let mut streamed = chat.clone();
+    streamed["stream"] = json!(true);
+    // (request, reply, status, what the answer says)
+    let cases = [
+        (
+            chat.clone(),
+            Reply::Json(200, completion(&big, 1, 1)),
+            502,
+            "larger than 16384 bytes",
+        ),
+        (
+            chat.clone(),
+            Reply::Unsized(200, completion(&big, 1, 1).to_string()),
+            502,
+            "larger than 16384 bytes",
+        ),
+        (
+            chat.clone(),
+            Reply::Unsized(500, json!({"error": {"message": big}}).to_string()),
+            502,
+            "larger than 16384 bytes",
+        ),
+        (
+            streamed,
+            Reply::Sse {
+                events: stream_events(&[&big], (1, 1)),
+                delay: Duration::ZERO,
+                cut: false,
+            },
+            200,
+            "sent a stream event larger than 16384 bytes",
+        ),
+        (
+            chat,
+            Reply::Json(200, completion("small", 1, 1)),
+            200,
+            "small",
+        ),
+    ];
+    let mock = MockUpstream::start(cases.iter().map(|c| c.1.clone()).collect()).await;
+    let gw = TestGateway::builder(catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]))
+        .config(|c| c.server.max_upstream_body_bytes = 16 * 1024)
+        .build()
+        .await;
+    for (body, reply, status, says) in cases {
+        let name = format!("{reply:?}").chars().take(40).collect::<String>();
+        let response = gw
+            .post("/api/v1/chat/completions", body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), status, "{name}");
+        let text = response.text().await.expect("body");
+        assert!(
+            text.contains(says),
+            "{name}: {}",
+            &text[..text.len().min(600)]
+        );
+        assert!(
+            text.len() < 20 * 1024,
+            "{name}: {} bytes reached the client",
+            text.len()
+        );
+    }
+}
