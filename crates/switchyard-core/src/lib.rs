@@ -32,6 +32,7 @@ pub mod guard;
 pub mod health;
 pub mod keys;
 pub mod money;
+pub mod parse_error;
 pub mod periods;
 pub mod pricing;
 pub mod restrict;

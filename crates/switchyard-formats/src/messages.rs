@@ -443,7 +443,10 @@ fn check_context_management(context: &Value) -> Result<(), MessagesError> {
         return err("context_management: must be an object");
     };
     if let Some(other) = context.keys().find(|k| *k != "edits") {
-        return err(format!("context_management.{other}: is not supported"));
+        return err(format!(
+            "{}: is not supported",
+            switchyard_core::parse_error::field("context_management", other)
+        ));
     }
     let edits = match context.get("edits") {
         None | Some(Value::Null) => return Ok(()),
@@ -455,12 +458,14 @@ fn check_context_management(context: &Value) -> Result<(), MessagesError> {
             Some(kind) if CONTEXT_EDITS.contains(&kind) => {}
             Some(kind) if kind.starts_with("compact") => {
                 return err(format!(
-                    "context_management.edits[{i}].type: {kind:?} (server-side compaction) is not supported; compact on the client"
+                    "context_management.edits[{i}].type: {} (server-side compaction) is not supported; compact on the client",
+                    switchyard_core::parse_error::name(kind)
                 ))
             }
             Some(kind) => {
                 return err(format!(
-                    "context_management.edits[{i}].type: {kind:?} is not supported ({} are)",
+                    "context_management.edits[{i}].type: {} is not supported ({} are)",
+                    switchyard_core::parse_error::name(kind),
                     CONTEXT_EDITS.join(", ")
                 ))
             }
@@ -700,7 +705,8 @@ fn translate_turn(i: usize, turn: &Value, out: &mut Vec<Value>) -> Result<(), Me
         }
         Some(other) => {
             return err(format!(
-                "{at}.role: {other:?} is not allowed (user, assistant or system)"
+                "{at}.role: {} is not allowed (user, assistant or system)",
+                switchyard_core::parse_error::name(other)
             ))
         }
         None => return err(format!("{at}.role: field required")),
@@ -775,7 +781,8 @@ fn translate_turn(i: usize, turn: &Value, out: &mut Vec<Value>) -> Result<(), Me
             (_, "") => return err(format!("{at}.type: field required")),
             (_, other) => {
                 return err(format!(
-                    "{at}.type: {other:?} blocks are not accepted in {role} messages"
+                    "{at}.type: {} blocks are not accepted in {role} messages",
+                    switchyard_core::parse_error::name(other)
                 ))
             }
         }
@@ -823,7 +830,8 @@ fn translate_tool(i: usize, tool: &Value) -> Result<Value, MessagesError> {
             // Server tools run on Anthropic's side and answer with blocks the canonical answer
             // cannot carry; they are never sent to another provider either.
             return err(format!(
-                "{at}.type: server tool {kind:?} is not supported; declare client tools with name, description and input_schema"
+                "{at}.type: server tool {} is not supported; declare client tools with name, description and input_schema",
+                switchyard_core::parse_error::name(kind)
             ));
         }
         Some(_) => return err(format!("{at}.type: must be a string")),
@@ -852,7 +860,12 @@ fn translate_tool(i: usize, tool: &Value) -> Result<Value, MessagesError> {
                 }
             }
             k if TOOL_TUNING.contains(&k) => {}
-            other => return err(format!("{at}.{other}: is not supported")),
+            other => {
+                return err(format!(
+                    "{}: is not supported",
+                    switchyard_core::parse_error::field(&at, other)
+                ))
+            }
         }
     }
     if function.get("parameters").is_none() {

@@ -248,7 +248,7 @@ pub fn request_to_chat(body: &Value, sealer: &dyn Sealer) -> Result<Value, Respo
             "debug" | "image_config" => {
                 return err(format!("{key}: not supported on the Responses API"));
             }
-            other => return err(format!("{other}: unknown field")),
+            other => return err(format!("{}: unknown field", switchyard_core::parse_error::field("", other))),
         }
     }
 
@@ -360,8 +360,9 @@ fn check_include(value: &Value) -> Result<(), ResponsesError> {
             Some("reasoning.encrypted_content") => {}
             Some(other) => {
                 return err(format!(
-                "include[{i}]: {other:?} is not supported; only \"reasoning.encrypted_content\" is"
-            ))
+                    "include[{i}]: {} is not supported; only \"reasoning.encrypted_content\" is",
+                    switchyard_core::parse_error::name(other)
+                ))
             }
             None => return err(format!("include[{i}]: must be a string")),
         }
@@ -453,7 +454,12 @@ fn translate_reasoning(value: &Value) -> Result<(Value, ReasoningContext), Respo
             "mode" => {
                 return err(format!("reasoning.{key}: not supported by this gateway"));
             }
-            other => return err(format!("reasoning.{other}: unknown field")),
+            other => {
+                return err(format!(
+                    "{}: unknown field",
+                    switchyard_core::parse_error::field("reasoning", other)
+                ))
+            }
         }
     }
     Ok((Value::Object(out), context))
@@ -498,7 +504,12 @@ fn translate_text(value: &Value, out: &mut Map<String, Value>) -> Result<(), Res
                             "description" | "strict" => {
                                 json_schema[k.as_str()] = fv.clone();
                             }
-                            other => return err(format!("text.format.{other}: unknown field")),
+                            other => {
+                                return err(format!(
+                                    "{}: unknown field",
+                                    switchyard_core::parse_error::field("text.format", other)
+                                ))
+                            }
                         }
                     }
                     out.insert(
@@ -508,7 +519,12 @@ fn translate_text(value: &Value, out: &mut Map<String, Value>) -> Result<(), Res
                 }
                 _ => return err("text.format.type: must be text, json_object or json_schema"),
             },
-            other => return err(format!("text.{other}: unknown field")),
+            other => {
+                return err(format!(
+                    "{}: unknown field",
+                    switchyard_core::parse_error::field("text", other)
+                ))
+            }
         }
     }
     Ok(())
@@ -590,7 +606,10 @@ fn collapse_parts(mut parts: Vec<Value>) -> Value {
 fn check_keys(item: &Map<String, Value>, allowed: &[&str], at: &str) -> Result<(), ResponsesError> {
     for key in item.keys() {
         if !allowed.contains(&key.as_str()) {
-            return err(format!("{at}.{key}: unknown field"));
+            return err(format!(
+                "{}: unknown field",
+                switchyard_core::parse_error::field(at, key)
+            ));
         }
     }
     Ok(())
@@ -646,7 +665,8 @@ fn translate_input(
                     }
                     other => {
                         return err(format!(
-                            "{at}.role: {other:?} is not one of user, assistant, system, developer"
+                            "{at}.role: {} is not one of user, assistant, system, developer",
+                            switchyard_core::parse_error::name(other)
                         ))
                     }
                 }
@@ -728,7 +748,8 @@ fn translate_input(
             }
             other => {
                 return err(format!(
-                    "{at}.type: {other:?} items are not supported; this gateway runs no built-in tools (message, function_call, function_call_output, custom_tool_call, custom_tool_call_output, additional_tools and reasoning items are)"
+                    "{at}.type: {} items are not supported; this gateway runs no built-in tools (message, function_call, function_call_output, custom_tool_call, custom_tool_call_output, additional_tools and reasoning items are)",
+                    switchyard_core::parse_error::name(other)
                 ))
             }
         }
@@ -841,7 +862,10 @@ fn input_part(part: &Value, role: &str, at: &str) -> Result<Value, ResponsesErro
         "input_image" | "input_file" | "input_audio" | "input_video" => err(format!(
             "{at}.type: {kind} parts are only accepted in user messages and function call outputs"
         )),
-        other => err(format!("{at}.type: {other:?} parts are not accepted here")),
+        other => err(format!(
+            "{at}.type: {} parts are not accepted here",
+            switchyard_core::parse_error::name(other)
+        )),
     }
 }
 

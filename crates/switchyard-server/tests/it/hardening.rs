@@ -664,3 +664,89 @@ async fn upstream_bodies_past_the_configured_cap_are_refused() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_refusal_never_repeats_the_text_sent() {
+    const TEXT: &str = "Please summarise my diagnosis, patient 4111";
+    let cases = [
+        (
+            "/api/v1/chat/completions",
+            json!({"model": "test/model", "messages": TEXT}),
+        ),
+        (
+            "/api/v1/chat/completions",
+            json!({"model": "test/model", "messages": [{"role": TEXT, "content": "hi"}]}),
+        ),
+        (
+            "/api/v1/chat/completions",
+            json!({"model": "test/model", "temperature": TEXT, "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/api/v1/chat/completions",
+            json!({"model": "test/model", "messages": [{"role": "user", "content": [{"type": TEXT, "text": "hi"}]}]}),
+        ),
+        (
+            "/api/v1/chat/completions",
+            json!({"model": "test/model", "provider": {"order": TEXT}, "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/api/v1/messages",
+            json!({"model": "test/model", "max_tokens": 5, "messages": TEXT}),
+        ),
+        (
+            "/api/v1/messages",
+            json!({"model": "test/model", "max_tokens": 5, "messages": [{"role": TEXT, "content": "hi"}]}),
+        ),
+        (
+            "/api/v1/messages",
+            json!({"model": "test/model", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": TEXT}]}]}),
+        ),
+        (
+            "/api/v1/messages/count_tokens",
+            json!({"model": "test/model", "messages": [{"role": TEXT, "content": "hi"}]}),
+        ),
+        (
+            "/api/v1/responses",
+            json!({"model": "test/model", "input": [{"role": TEXT, "content": "hi"}]}),
+        ),
+        (
+            "/api/v1/responses",
+            json!({"model": "test/model", "input": [{"type": TEXT}]}),
+        ),
+        (
+            "/api/v1/responses",
+            json!({"model": "test/model", "input": "hi", "include": [TEXT]}),
+        ),
+        (
+            "/api/v1/completions",
+            json!({"model": "test/model", "prompt": "hi", "temperature": TEXT}),
+        ),
+        (
+            "/api/v1/embeddings",
+            json!({"model": "test/model", "input": "hi", "provider": {"sort": TEXT}}),
+        ),
+        (
+            "/api/v1/embeddings",
+            json!({"model": "test/model", "input": [{"content": [{"type": TEXT}]}]}),
+        ),
+        (
+            "/api/v1/responses",
+            json!({"model": "test/model", "input": "hi", "text": {TEXT: 1}}),
+        ),
+    ];
+    let (mock, gw) = gateway(|_| {}).await;
+    for (path, body) in &cases {
+        let response = gw.post(path, body.clone()).send().await.expect("send");
+        let status = response.status();
+        let answer = response.text().await.expect("body");
+        assert_eq!(status, 400, "{path} {body}: {answer}");
+        assert!(!answer.contains("4111"), "{path} {body}: {answer}");
+    }
+    assert!(mock.requests().is_empty());
+    gw.settled().await;
+    let rows = gw.state.store.audit_page(0, 1000).await.expect("page");
+    assert_eq!(rows.len(), cases.len());
+    for row in rows {
+        assert!(!row.body.contains("4111"), "{}", row.body);
+    }
+}
