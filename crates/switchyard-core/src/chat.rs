@@ -503,8 +503,12 @@ impl ChatRequest {
             request.validate()?;
             return Ok(request);
         }
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| RequestError(format!("Invalid JSON in request body: {e}")))?;
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
+            RequestError(format!(
+                "Invalid JSON in request body: {}",
+                crate::parse_error::value_free(&e.to_string())
+            ))
+        })?;
         Self::from_value(value)
     }
 
@@ -518,7 +522,8 @@ impl ChatRequest {
         }
         let request: ChatRequest = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            let inner = e.into_inner().to_string();
+            // The message names the path and the kinds, never the value: it may be a prompt.
+            let inner = crate::parse_error::value_free(&e.into_inner().to_string());
             if path == "." {
                 RequestError(format!("Invalid request: {inner}"))
             } else {
@@ -600,7 +605,8 @@ impl ChatRequest {
         {
             if !REASONING_EFFORTS.contains(&e) {
                 problems.push(format!(
-                    "reasoning effort {e:?} is not one of {}",
+                    "reasoning effort {} is not one of {}",
+                    crate::parse_error::name(e),
                     REASONING_EFFORTS.join(", ")
                 ));
             }
@@ -608,7 +614,9 @@ impl ChatRequest {
         if let (Some(a), Some(b)) = (effort, self.reasoning_effort.as_deref()) {
             if a != b {
                 problems.push(format!(
-                    "reasoning_effort {b:?} differs from reasoning.effort {a:?}"
+                    "reasoning_effort {} differs from reasoning.effort {}",
+                    crate::parse_error::name(b),
+                    crate::parse_error::name(a)
                 ));
             }
         }

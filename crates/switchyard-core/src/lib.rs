@@ -33,6 +33,7 @@ pub mod guard;
 pub mod health;
 pub mod keys;
 pub mod money;
+pub mod parse_error;
 pub mod periods;
 pub mod preferences;
 pub mod pricing;

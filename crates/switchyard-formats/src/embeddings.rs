@@ -132,8 +132,12 @@ pub fn parse_value(value: &Value) -> Result<EmbeddingsRequest, EmbeddingsError> 
     let provider = match present("provider") {
         None => None,
         Some(p) => Some(
-            serde_json::from_value::<ProviderPreferences>(p.clone())
-                .map_err(|e| EmbeddingsError(format!("Invalid request: provider: {e}")))?,
+            serde_json::from_value::<ProviderPreferences>(p.clone()).map_err(|e| {
+                EmbeddingsError(format!(
+                    "Invalid request: provider: {}",
+                    switchyard_core::parse_error::value_free(&e.to_string())
+                ))
+            })?,
         ),
     };
     Ok(EmbeddingsRequest {
@@ -241,7 +245,8 @@ fn multimodal_text(item: &Map<String, Value>, at: &str) -> Result<String, Embedd
             }
             Some(other) => {
                 return invalid(format!(
-                    "{at}.content[{j}].type: {other:?} is not a content part type"
+                    "{at}.content[{j}].type: {} is not a content part type",
+                    switchyard_core::parse_error::name(other)
                 ))
             }
             None => return invalid(format!("{at}.content[{j}].type: field required")),

@@ -71,6 +71,9 @@ pub struct ServerConfig {
     /// Origins allowed to call the API from a browser (CORS), such as
     /// `https://app.example.com`, or `*` for any; none by default (browsers are refused).
     pub cors_allowed_origins: Vec<String>,
+    /// Largest upstream body read whole (a non-streamed answer, an error body), and largest
+    /// single event of a stream, in bytes; past it the attempt fails with a 502.
+    pub max_upstream_body_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +93,7 @@ impl Default for ServerConfig {
             idle_timeout_secs: 30.0,
             max_connections: 10_000,
             cors_allowed_origins: Vec::new(),
+            max_upstream_body_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -313,6 +317,12 @@ impl Config {
                 "{source}: server.body_limit_bytes must be positive"
             ));
         }
+        if self.server.max_upstream_body_bytes < 1024 {
+            problems.push(format!(
+                "{source}: server.max_upstream_body_bytes must be at least 1024, got {}",
+                self.server.max_upstream_body_bytes
+            ));
+        }
         for (name, value) in [
             ("upstream_timeout_secs", self.server.upstream_timeout_secs),
             (
@@ -427,6 +437,7 @@ mod tests {
                 ("SWITCHYARD__SERVER__IDLE_TIMEOUT_SECS", "nan"),
                 ("SWITCHYARD__SERVER__MAX_CONNECTIONS", "0"),
                 ("SWITCHYARD__STORE__HOLD_LEASE_SECS", "0.5"),
+                ("SWITCHYARD__SERVER__MAX_UPSTREAM_BODY_BYTES", "10"),
             ]),
         )
         .expect_err("invalid");
@@ -440,6 +451,7 @@ mod tests {
             "server.idle_timeout_secs must be a positive number of seconds",
             "server.max_connections must be between 1 and 1000000, got 0",
             "store.hold_lease_secs must be a number of seconds from 1 to below 86400, got 0.5",
+            "server.max_upstream_body_bytes must be at least 1024, got 10",
             "store.url",
             "server.metrics_address",
             "server.cors_allowed_origins: \"ftp://no\"",

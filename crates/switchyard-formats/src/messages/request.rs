@@ -408,7 +408,10 @@ fn check_context_management(context: &Value) -> Result<(), MessagesError> {
         return err("context_management: must be an object");
     };
     if let Some(other) = context.keys().find(|k| *k != "edits") {
-        return err(format!("context_management.{other}: is not supported"));
+        return err(format!(
+            "{}: is not supported",
+            switchyard_core::parse_error::field("context_management", other)
+        ));
     }
     let edits = match context.get("edits") {
         None | Some(Value::Null) => return Ok(()),
@@ -420,12 +423,14 @@ fn check_context_management(context: &Value) -> Result<(), MessagesError> {
             Some(kind) if CONTEXT_EDITS.contains(&kind) => {}
             Some(kind) if kind.starts_with("compact") => {
                 return err(format!(
-                    "context_management.edits[{i}].type: {kind:?} (server-side compaction) is not supported; compact on the client"
+                    "context_management.edits[{i}].type: {} (server-side compaction) is not supported; compact on the client",
+                    switchyard_core::parse_error::name(kind)
                 ))
             }
             Some(kind) => {
                 return err(format!(
-                    "context_management.edits[{i}].type: {kind:?} is not supported ({} are)",
+                    "context_management.edits[{i}].type: {} is not supported ({} are)",
+                    switchyard_core::parse_error::name(kind),
                     CONTEXT_EDITS.join(", ")
                 ))
             }

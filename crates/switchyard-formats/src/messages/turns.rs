@@ -184,7 +184,8 @@ pub(super) fn translate_turn(
         }
         Some(other) => {
             return err(format!(
-                "{at}.role: {other:?} is not allowed (user, assistant or system)"
+                "{at}.role: {} is not allowed (user, assistant or system)",
+                switchyard_core::parse_error::name(other)
             ))
         }
         None => return err(format!("{at}.role: field required")),
@@ -259,7 +260,8 @@ pub(super) fn translate_turn(
             (_, "") => return err(format!("{at}.type: field required")),
             (_, other) => {
                 return err(format!(
-                    "{at}.type: {other:?} blocks are not accepted in {role} messages"
+                    "{at}.type: {} blocks are not accepted in {role} messages",
+                    switchyard_core::parse_error::name(other)
                 ))
             }
         }
@@ -307,7 +309,8 @@ pub(super) fn translate_tool(i: usize, tool: &Value) -> Result<Value, MessagesEr
             // Server tools run on Anthropic's side and answer with blocks the canonical answer
             // cannot carry; they are never sent to another provider either.
             return err(format!(
-                "{at}.type: server tool {kind:?} is not supported; declare client tools with name, description and input_schema"
+                "{at}.type: server tool {} is not supported; declare client tools with name, description and input_schema",
+                switchyard_core::parse_error::name(kind)
             ));
         }
         Some(_) => return err(format!("{at}.type: must be a string")),
@@ -336,7 +339,12 @@ pub(super) fn translate_tool(i: usize, tool: &Value) -> Result<Value, MessagesEr
                 }
             }
             k if TOOL_TUNING.contains(&k) => {}
-            other => return err(format!("{at}.{other}: is not supported")),
+            other => {
+                return err(format!(
+                    "{}: is not supported",
+                    switchyard_core::parse_error::field(&at, other)
+                ))
+            }
         }
     }
     if function.get("parameters").is_none() {

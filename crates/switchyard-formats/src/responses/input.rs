@@ -83,7 +83,10 @@ fn collapse_parts(mut parts: Vec<Value>) -> Value {
 fn check_keys(item: &Map<String, Value>, allowed: &[&str], at: &str) -> Result<(), ResponsesError> {
     for key in item.keys() {
         if !allowed.contains(&key.as_str()) {
-            return err(format!("{at}.{key}: unknown field"));
+            return err(format!(
+                "{}: unknown field",
+                switchyard_core::parse_error::field(at, key)
+            ));
         }
     }
     Ok(())
@@ -139,7 +142,8 @@ pub(super) fn translate_input(
                     }
                     other => {
                         return err(format!(
-                            "{at}.role: {other:?} is not one of user, assistant, system, developer"
+                            "{at}.role: {} is not one of user, assistant, system, developer",
+                            switchyard_core::parse_error::name(other)
                         ))
                     }
                 }
@@ -221,7 +225,8 @@ pub(super) fn translate_input(
             }
             other => {
                 return err(format!(
-                    "{at}.type: {other:?} items are not supported; this gateway runs no built-in tools (message, function_call, function_call_output, custom_tool_call, custom_tool_call_output, additional_tools and reasoning items are)"
+                    "{at}.type: {} items are not supported; this gateway runs no built-in tools (message, function_call, function_call_output, custom_tool_call, custom_tool_call_output, additional_tools and reasoning items are)",
+                    switchyard_core::parse_error::name(other)
                 ))
             }
         }
@@ -334,7 +339,10 @@ fn input_part(part: &Value, role: &str, at: &str) -> Result<Value, ResponsesErro
         "input_image" | "input_file" | "input_audio" | "input_video" => err(format!(
             "{at}.type: {kind} parts are only accepted in user messages and function call outputs"
         )),
-        other => err(format!("{at}.type: {other:?} parts are not accepted here")),
+        other => err(format!(
+            "{at}.type: {} parts are not accepted here",
+            switchyard_core::parse_error::name(other)
+        )),
     }
 }
 

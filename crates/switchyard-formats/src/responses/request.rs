@@ -133,7 +133,7 @@ pub fn request_to_chat(body: &Value, sealer: &dyn Sealer) -> Result<Value, Respo
             "debug" | "image_config" => {
                 return err(format!("{key}: not supported on the Responses API"));
             }
-            other => return err(format!("{other}: unknown field")),
+            other => return err(format!("{}: unknown field", switchyard_core::parse_error::field("", other))),
         }
     }
 
@@ -245,8 +245,9 @@ fn check_include(value: &Value) -> Result<(), ResponsesError> {
             Some("reasoning.encrypted_content") => {}
             Some(other) => {
                 return err(format!(
-                "include[{i}]: {other:?} is not supported; only \"reasoning.encrypted_content\" is"
-            ))
+                    "include[{i}]: {} is not supported; only \"reasoning.encrypted_content\" is",
+                    switchyard_core::parse_error::name(other)
+                ))
             }
             None => return err(format!("include[{i}]: must be a string")),
         }
@@ -338,7 +339,12 @@ fn translate_reasoning(value: &Value) -> Result<(Value, ReasoningContext), Respo
             "mode" => {
                 return err(format!("reasoning.{key}: not supported by this gateway"));
             }
-            other => return err(format!("reasoning.{other}: unknown field")),
+            other => {
+                return err(format!(
+                    "{}: unknown field",
+                    switchyard_core::parse_error::field("reasoning", other)
+                ))
+            }
         }
     }
     Ok((Value::Object(out), context))
@@ -383,7 +389,12 @@ fn translate_text(value: &Value, out: &mut Map<String, Value>) -> Result<(), Res
                             "description" | "strict" => {
                                 json_schema[k.as_str()] = fv.clone();
                             }
-                            other => return err(format!("text.format.{other}: unknown field")),
+                            other => {
+                                return err(format!(
+                                    "{}: unknown field",
+                                    switchyard_core::parse_error::field("text.format", other)
+                                ))
+                            }
                         }
                     }
                     out.insert(
@@ -393,7 +404,12 @@ fn translate_text(value: &Value, out: &mut Map<String, Value>) -> Result<(), Res
                 }
                 _ => return err("text.format.type: must be text, json_object or json_schema"),
             },
-            other => return err(format!("text.{other}: unknown field")),
+            other => {
+                return err(format!(
+                    "{}: unknown field",
+                    switchyard_core::parse_error::field("text", other)
+                ))
+            }
         }
     }
     Ok(())

@@ -76,7 +76,8 @@ impl ToolKinds {
     ) -> Result<(), ResponsesError> {
         if self.by_chat_name.contains_key(&chat_name) {
             return err(format!(
-                "{at}.name: a tool named {chat_name:?} is already declared; tool names must be unique (namespace members are named namespace__name)"
+                "{at}.name: a tool named {} is already declared; tool names must be unique (namespace members are named namespace__name)",
+                switchyard_core::parse_error::name(&chat_name)
             ));
         }
         self.by_chat_name.insert(chat_name, tool);
@@ -152,7 +153,12 @@ pub(super) fn collect(
                     }
                 }
                 "tools" => {}
-                other => return err(format!("{at}.{other}: unknown field")),
+                other => {
+                    return err(format!(
+                        "{}: unknown field",
+                        switchyard_core::parse_error::field(&at, other)
+                    ))
+                }
             }
         }
         let Some(list) = obj.get("tools").and_then(Value::as_array) else {
@@ -214,7 +220,10 @@ fn declare_tool(
         "namespace" if namespace.is_none() => {
             for key in obj.keys() {
                 if !matches!(key.as_str(), "type" | "name" | "description" | "tools") {
-                    return err(format!("{at}.{key}: unknown field"));
+                    return err(format!(
+                        "{}: unknown field",
+                        switchyard_core::parse_error::field(at, key)
+                    ));
                 }
             }
             let name = match obj.get("name") {
@@ -244,7 +253,8 @@ fn declare_tool(
             "{at}.type: a namespace holds function and custom tools, not other namespaces"
         )),
         kind => err(format!(
-            "{at}.type: built-in tool {kind:?} is not supported: this gateway runs no tools; declare function, custom or namespace tools"
+            "{at}.type: built-in tool {} is not supported: this gateway runs no tools; declare function, custom or namespace tools",
+            switchyard_core::parse_error::name(kind)
         )),
     }
 }
@@ -308,7 +318,12 @@ fn function(
                 function.insert(key.clone(), v.clone());
             }
             "defer_loading" => check_defer_loading(v, at)?,
-            other => return err(format!("{at}.{other}: unknown field")),
+            other => {
+                return err(format!(
+                    "{}: unknown field",
+                    switchyard_core::parse_error::field(at, other)
+                ))
+            }
         }
     }
     if let Some(description) = describe(optional_str(obj, "description", at)?, namespace) {
@@ -333,7 +348,12 @@ fn custom_function(
             "type" | "name" | "description" | "format" => {}
             _ if v.is_null() => {}
             "defer_loading" => check_defer_loading(v, at)?,
-            other => return err(format!("{at}.{other}: unknown field")),
+            other => {
+                return err(format!(
+                    "{}: unknown field",
+                    switchyard_core::parse_error::field(at, other)
+                ))
+            }
         }
     }
     let mut description = describe(optional_str(obj, "description", at)?, namespace)
@@ -374,7 +394,10 @@ fn custom_function(
             }
             for key in format.keys() {
                 if !matches!(key.as_str(), "type" | "syntax" | "definition") {
-                    return err(format!("{at}.{key}: unknown field"));
+                    return err(format!(
+                        "{}: unknown field",
+                        switchyard_core::parse_error::field(&at, key)
+                    ));
                 }
             }
         }
@@ -410,7 +433,10 @@ pub(super) fn translate_choice(value: &Value, kinds: &ToolKinds) -> Result<Value
                 };
                 for key in o.keys() {
                     if !matches!(key.as_str(), "type" | "name" | "namespace") {
-                        return err(format!("tool_choice.{key}: unknown field"));
+                        return err(format!(
+                            "{}: unknown field",
+                            switchyard_core::parse_error::field("tool_choice", key)
+                        ));
                     }
                 }
                 let namespace = optional_str(o, "namespace", "tool_choice")?;
@@ -418,7 +444,8 @@ pub(super) fn translate_choice(value: &Value, kinds: &ToolKinds) -> Result<Value
                 Ok(json!({"type": "function", "function": {"name": name}}))
             }
             Some(kind) => err(format!(
-                "tool_choice.type: {kind:?} is not supported; use {SHAPES}"
+                "tool_choice.type: {} is not supported; use {SHAPES}",
+                switchyard_core::parse_error::name(kind)
             )),
             None => err("tool_choice.type: field required"),
         },

@@ -4,14 +4,15 @@
 //!
 //! Invariant: only the transport lives here; the codecs build and read the bodies.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde_json::{json, Value};
 use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
 use switchyard_core::routing::Candidate;
 use switchyard_providers::{codec_for, Target};
 
+use crate::config::ServerConfig;
 use crate::engine::audit::AttemptRecord;
 use crate::engine::prepare::{resolve, Resolved};
 use crate::engine::Inference;
@@ -230,7 +231,13 @@ impl Inference {
         if (200..300).contains(&status) {
             return Ok(response);
         }
-        let body = read_limited(response, timeout).await.unwrap_or_default();
+        // An error body past the limit is the provider's failure; one that could not be read
+        // leaves the status to speak.
+        let body = match read_limited(response, &self.state.config.server).await {
+            Ok(body) => body,
+            Err(e) if e.kind == UpstreamErrorKind::InvalidResponse => return Err(e),
+            Err(_) => Bytes::new(),
+        };
         Err(decode_error(&self.state, codec, status, &body))
     }
 }
@@ -272,18 +279,51 @@ pub fn transport_error(err: &reqwest::Error, provider: &str) -> UpstreamError {
     }
 }
 
-/// Reads a whole upstream body (error bodies, non-streamed answers) within the timeout.
+/// The failure of an upstream body past `server.max_upstream_body_bytes`.
+pub fn too_large(limit: usize) -> UpstreamError {
+    UpstreamError::new(
+        UpstreamErrorKind::InvalidResponse,
+        Some(502),
+        format!(
+            "The provider's answer is larger than {limit} bytes (server.max_upstream_body_bytes)"
+        ),
+    )
+}
+
+/// Reads a whole upstream body (error bodies, non-streamed answers) within the upstream
+/// timeout and at most `server.max_upstream_body_bytes` of it: a larger body is refused (as
+/// soon as its `Content-Length` says so, else once that much arrived) with [`too_large`].
 pub async fn read_limited(
-    response: reqwest::Response,
-    timeout: Duration,
+    mut response: reqwest::Response,
+    config: &ServerConfig,
 ) -> Result<Bytes, UpstreamError> {
-    match tokio::time::timeout(timeout, response.bytes()).await {
+    let limit = config.max_upstream_body_bytes;
+    if response
+        .content_length()
+        .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
+    {
+        return Err(too_large(limit));
+    }
+    let read = async {
+        let mut body = BytesMut::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| transport_error(&e, "the provider"))?
+        {
+            if body.len().saturating_add(chunk.len()) > limit {
+                return Err(too_large(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    match tokio::time::timeout(config.upstream_timeout(), read).await {
         Err(_) => Err(UpstreamError::new(
             UpstreamErrorKind::Timeout,
             None,
             "The provider stopped sending its answer",
         )),
-        Ok(Err(e)) => Err(transport_error(&e, "the provider")),
-        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(result) => result,
     }
 }

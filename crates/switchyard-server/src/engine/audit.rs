@@ -17,6 +17,19 @@ use switchyard_store::GenerationRecord;
 use crate::engine::prepare::{Attribution, Resolved};
 use crate::recorder::Recorder;
 
+/// What a serving provider did that it should not have, as the audit record's `anomaly` names
+/// it.
+pub mod anomaly {
+    /// The usage it reported costs more than the request's hold: the hold was charged.
+    pub const USAGE_EXCEEDS_HOLD: &str = "usage_exceeds_hold";
+    /// The usage it reported is out of range (a count no request reaches, a cost that
+    /// overflows): the hold was charged.
+    pub const USAGE_OUT_OF_RANGE: &str = "usage_out_of_range";
+    /// It streamed far more than the request's `max_tokens` (or the endpoint's cap): the stream
+    /// was cut.
+    pub const OUTPUT_EXCEEDS_MAX_TOKENS: &str = "output_exceeds_max_tokens";
+}
+
 /// One attempt's outcome, for `previous_errors`, `openrouter_metadata` and the audit record.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
@@ -59,6 +72,9 @@ pub struct Trail {
     pub plan: RoutePlan,
     /// The attempts, in order.
     pub attempts: Vec<AttemptRecord>,
+    /// What the serving provider did that it should not have (reported usage costing more
+    /// than the hold, or out of range; output past the request's bound), when it did.
+    pub anomaly: Option<&'static str>,
 }
 
 /// How a request ended, for its record.
@@ -93,6 +109,7 @@ impl Trail {
             guardrail: None,
             plan: RoutePlan::default(),
             attempts: Vec::new(),
+            anomaly: None,
         }
     }
 
@@ -111,6 +128,7 @@ impl Trail {
         let record = ending.generation;
         let body = AuditRecord {
             account_id: self.account_id.as_deref(),
+            anomaly: self.anomaly,
             app: AuditApp {
                 http_referer: self.attribution.http_referer.as_deref(),
                 title: self.attribution.app_title.as_deref(),
@@ -202,6 +220,7 @@ pub fn prompt_sha256(request: &switchyard_core::chat::ChatRequest) -> String {
 #[derive(Serialize)]
 struct AuditRecord<'a> {
     account_id: Option<&'a str>,
+    anomaly: Option<&'static str>,
     app: AuditApp<'a>,
     cancelled: bool,
     completion_sha256: Option<&'a str>,
@@ -357,7 +376,8 @@ mod tests {
         for with_guardrail in [true, false] {
             let raw = with_guardrail
                 .then(|| RawValue::from_string(audit::canonical_json(&guardrail)).expect("raw"));
-            let t = trail(raw);
+            let mut t = trail(raw);
+            t.anomaly = with_guardrail.then_some("usage_exceeds_hold");
             for ending in [
                 Ending {
                     generation: Some(&generation),

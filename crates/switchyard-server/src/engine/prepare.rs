@@ -140,6 +140,32 @@ fn emptied(code: &'static str, message: String, plan: &RoutePlan) -> GatewayErro
     })
 }
 
+impl Inference {
+    /// The most completion tokens `r` may produce for this request: its `max_tokens`, else the
+    /// endpoint's cap, else the room left in the context window; for every completion a legacy
+    /// request asks for; none for embeddings. The hold is taken for this, and a stream that
+    /// produces far more is cut.
+    pub fn completion_bound(&self, r: &Resolved<'_>) -> u64 {
+        if self.embeddings.is_some() {
+            return 0;
+        }
+        let room = r
+            .endpoint
+            .context_length
+            .saturating_sub(self.request.estimated_prompt_tokens());
+        let mut max_out = self
+            .request
+            .max_output_tokens()
+            .unwrap_or_else(|| r.endpoint.max_completion_tokens.unwrap_or(room));
+        if let Some(cap) = r.endpoint.max_completion_tokens {
+            max_out = max_out.min(cap);
+        }
+        // A legacy request may ask for several completions of each prompt.
+        let generations = self.legacy.as_ref().map_or(1, |l| l.generations());
+        max_out.saturating_mul(generations)
+    }
+}
+
 /// Plans, narrows and holds. The trail keeps what is learnt on the way, also when the request
 /// is refused.
 pub async fn prepare(
@@ -160,29 +186,12 @@ pub async fn prepare(
     // Hold the most any candidate could cost; at least one pico-dollar, so that an account
     // without credits is refused even for free models.
     let prompt_bound = p.request.estimated_prompt_tokens().saturating_mul(2);
-    // A legacy request may ask for several completions of each prompt.
-    let generations = p.legacy.as_ref().map_or(1, |l| l.generations());
     let mut amount = Money::from_picos(1);
     for c in &p.trail.plan.candidates {
         let Some(r) = resolve(&p.catalog, c) else {
             continue;
         };
-        let room = r
-            .endpoint
-            .context_length
-            .saturating_sub(p.request.estimated_prompt_tokens());
-        let mut max_out = p
-            .request
-            .max_output_tokens()
-            .unwrap_or_else(|| r.endpoint.max_completion_tokens.unwrap_or(room));
-        if let Some(cap) = r.endpoint.max_completion_tokens {
-            max_out = max_out.min(cap);
-        }
-        let max_out = if p.embeddings.is_some() {
-            0
-        } else {
-            max_out.saturating_mul(generations)
-        };
+        let max_out = p.completion_bound(&r);
         let Some(cost) = pricing::max_cost(prompt_bound, max_out, &r.endpoint.pricing) else {
             refuse!(GatewayError::bad_request(
                 "This request's maximum cost is out of range"

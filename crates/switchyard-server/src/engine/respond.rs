@@ -9,14 +9,99 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use sha2::Digest as _;
 use switchyard_core::audit;
-use switchyard_core::pricing::{self, Usage};
+use switchyard_core::money::Money;
+use switchyard_core::pricing::{self, Cost, Usage};
 use switchyard_formats::openrouter::{Completion, UsageOut};
 use switchyard_providers::codec_for;
 
 use crate::engine::attempt::{read_limited, redact, Answer};
-use crate::engine::prepare::resolve;
+use crate::engine::audit::anomaly;
+use crate::engine::prepare::{resolve, Resolved};
 use crate::engine::{estimate_tokens, Inference};
 use crate::error::GatewayError;
+
+/// More tokens of one kind than any request reads or writes: a usage past it is out of range.
+pub const MAX_PLAUSIBLE_TOKENS: u64 = 1_000_000_000;
+
+impl Inference {
+    /// What the request is charged for `usage` at `r`'s prices: the exact cost, never more than
+    /// the hold. A usage that costs more than the hold, or is out of range (a count past
+    /// [`MAX_PLAUSIBLE_TOKENS`], which is clamped to it; a cost that overflows), is charged the
+    /// hold and recorded as the provider's anomaly: in the audit record and in
+    /// `switchyard_upstream_anomalies_total`.
+    pub fn charge(&mut self, usage: &mut Usage, r: &Resolved<'_>) -> Cost {
+        let mut anomaly = None;
+        for count in [
+            &mut usage.prompt_tokens,
+            &mut usage.completion_tokens,
+            &mut usage.cached_tokens,
+            &mut usage.cache_write_tokens,
+            &mut usage.reasoning_tokens,
+            &mut usage.audio_prompt_tokens,
+            &mut usage.web_search_requests,
+        ] {
+            if *count > MAX_PLAUSIBLE_TOKENS {
+                *count = MAX_PLAUSIBLE_TOKENS;
+                anomaly = Some(anomaly::USAGE_OUT_OF_RANGE);
+            }
+        }
+        let exact = pricing::cost(usage, &r.endpoint.pricing).filter(|_| anomaly.is_none());
+        let held = self.hold.as_ref().map(|h| h.amount);
+        let cost = match (exact, held) {
+            (Some(cost), Some(held)) if cost.total > held => {
+                anomaly = Some(anomaly::USAGE_EXCEEDS_HOLD);
+                capped(cost, held)
+            }
+            (Some(cost), _) => cost,
+            (None, held) => {
+                anomaly = Some(anomaly::USAGE_OUT_OF_RANGE);
+                let held = held.unwrap_or(Money::ZERO);
+                Cost {
+                    completion: held,
+                    total: held,
+                    ..Cost::default()
+                }
+            }
+        };
+        if let Some(anomaly) = anomaly {
+            tracing::warn!(
+                generation_id = %self.trail.generation_id,
+                provider = %r.provider.slug,
+                anomaly,
+                "the provider's usage was charged at the hold"
+            );
+            self.note_anomaly(anomaly, &r.provider.slug);
+        }
+        cost
+    }
+
+    /// Records a provider's anomaly: the audit record keeps the first.
+    pub fn note_anomaly(&mut self, anomaly: &'static str, provider: &str) {
+        metrics::counter!("switchyard_upstream_anomalies_total",
+            "provider" => provider.to_owned(), "anomaly" => anomaly)
+        .increment(1);
+        self.trail.anomaly.get_or_insert(anomaly);
+    }
+}
+
+/// `cost` cut down to `held`, taken off the completion side first, then the per-request
+/// charges, then the prompt side.
+fn capped(cost: Cost, held: Money) -> Cost {
+    let prompt = cost.prompt.min(held);
+    let other = cost
+        .other
+        .min(held.checked_sub(prompt).unwrap_or(Money::ZERO));
+    let completion = held
+        .checked_sub(prompt)
+        .and_then(|m| m.checked_sub(other))
+        .unwrap_or(Money::ZERO);
+    Cost {
+        prompt,
+        completion,
+        other,
+        total: held,
+    }
+}
 
 /// Adds the generation id header to an answer.
 pub fn with_generation_header(mut response: Response, id: &str) -> Response {
@@ -41,7 +126,7 @@ pub async fn complete(
         return Err((p, e));
     };
     let latency = p.started.elapsed();
-    let body = read_limited(answer.response, p.state.config.server.upstream_timeout())
+    let body = read_limited(answer.response, &p.state.config.server)
         .await
         .and_then(|b| {
             if answer.native_legacy {
@@ -59,7 +144,7 @@ pub async fn complete(
             return Err((p, e));
         }
     };
-    let usage = completion.usage.unwrap_or_else(|| {
+    let mut usage = completion.usage.unwrap_or_else(|| {
         let chars: usize = completion
             .choices
             .iter()
@@ -72,7 +157,7 @@ pub async fn complete(
             ..Usage::default()
         }
     });
-    let cost = pricing::cost(&usage, &r.endpoint.pricing).unwrap_or_default();
+    let cost = p.charge(&mut usage, &r);
     p.record_success(&r, Some(latency), usage.completion_tokens);
     let metadata = p
         .trail
@@ -150,7 +235,7 @@ pub async fn embeddings(
         return Err((p, e));
     };
     let latency = p.started.elapsed();
-    let decoded = read_limited(answer.response, p.state.config.server.upstream_timeout())
+    let decoded = read_limited(answer.response, &p.state.config.server)
         .await
         .and_then(|b| codec.decode_embeddings(&request, &b));
     let vectors = match decoded {
@@ -163,7 +248,8 @@ pub async fn embeddings(
             return Err((p, e));
         }
     };
-    let cost = pricing::cost(&vectors.usage, &r.endpoint.pricing).unwrap_or_default();
+    let mut vectors = vectors;
+    let cost = p.charge(&mut vectors.usage, &r);
     p.record_success(&r, Some(latency), 0);
     let out = switchyard_formats::embeddings::EmbeddingsAnswer {
         id: &p.trail.generation_id,

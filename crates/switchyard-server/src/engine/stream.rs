@@ -13,12 +13,13 @@ use futures::{FutureExt, StreamExt};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
-use switchyard_core::pricing::{self, Usage};
+use switchyard_core::pricing::Usage;
 use switchyard_formats::openrouter::{Chunk, UsageOut};
 use switchyard_providers::{codec_for, StreamEvent};
 use tokio::sync::mpsc;
 
 use crate::engine::attempt::{redact, transport_error, Answer};
+use crate::engine::audit::anomaly;
 use crate::engine::prepare::resolve;
 use crate::engine::respond::with_generation_header;
 use crate::engine::{estimate_tokens, Inference};
@@ -51,6 +52,14 @@ pub async fn stream(mut p: Inference) -> Result<Response, (Inference, GatewayErr
     let tasks = p.state.tasks.clone();
     tasks.spawn(pump(p, answer, tx));
     Ok(response)
+}
+
+/// The most characters of output a stream bounded to `tokens` completion tokens may carry
+/// before it is cut: four characters a token (as [`estimate_tokens`] counts), four times the
+/// bound and 64 tokens more, a margin no honest tokenizer comes near.
+pub fn output_chars_allowed(tokens: u64) -> usize {
+    let tokens = tokens.saturating_mul(4).saturating_add(64);
+    usize::try_from(tokens.saturating_mul(4)).unwrap_or(usize::MAX)
 }
 
 /// How a stream ended.
@@ -95,6 +104,9 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
     let generation_id = p.trail.generation_id.clone();
     let head = Chunk::head(&generation_id, p.created(), &r.model.id, &r.provider.name);
     let mut renderer = p.format.streamer(p.render_context(), &head);
+    // Past this many characters of output the provider is not honouring the request's bound.
+    let bound = p.completion_bound(&r);
+    let max_chars = output_chars_allowed(bound);
     let active = metrics::gauge!("switchyard_active_streams");
     active.increment(1.0);
 
@@ -110,6 +122,8 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
     // meanwhile do not restart it.
     let idle = config.stream_idle_timeout();
     let mut idle_deadline = tokio::time::Instant::now() + idle;
+    // Bytes received since the decoder last completed an event.
+    let mut unframed = 0usize;
     let end = 'outer: loop {
         let next = if let Some(piece) = ready.take() {
             Ok(piece)
@@ -143,7 +157,25 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
             }
             Ok(None) => decoder.finish(),
             Ok(Some(Err(e))) => break End::Failed(transport_error(&e, &r.provider.name)),
-            Ok(Some(Ok(bytes))) => decoder.feed(&bytes),
+            Ok(Some(Ok(bytes))) => {
+                // What the decoder holds is bounded: bytes that completed no event yet.
+                unframed = unframed.saturating_add(bytes.len());
+                if unframed > config.max_upstream_body_bytes {
+                    break End::Failed(UpstreamError::new(
+                        UpstreamErrorKind::InvalidResponse,
+                        Some(502),
+                        format!(
+                            "{} sent a stream event larger than {} bytes (server.max_upstream_body_bytes)",
+                            r.provider.name, config.max_upstream_body_bytes
+                        ),
+                    ));
+                }
+                let events = decoder.feed(&bytes);
+                if !events.is_empty() {
+                    unframed = 0;
+                }
+                events
+            }
         };
         for event in events {
             match event {
@@ -187,6 +219,17 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
                         }
                     }
                     first_byte.get_or_insert_with(|| p.started.elapsed());
+                    if produced_chars > max_chars {
+                        p.note_anomaly(anomaly::OUTPUT_EXCEEDS_MAX_TOKENS, &r.provider.slug);
+                        break 'outer End::Failed(UpstreamError::new(
+                            UpstreamErrorKind::InvalidResponse,
+                            Some(502),
+                            format!(
+                                "{} kept generating past the request's limit of {bound} tokens; the stream was cut",
+                                r.provider.name
+                            ),
+                        ));
+                    }
                     if let Some(bytes) = renderer.chunk(&Chunk {
                         choices: &choices,
                         ..head
@@ -236,7 +279,7 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
 
     // Billed for what was produced: the provider's count, else an estimate from the text
     // forwarded; a stream that produced nothing and reported nothing costs nothing.
-    let usage = match usage {
+    let mut usage = match usage {
         Some(u) => u,
         None if first_byte.is_some() => Usage {
             prompt_tokens: p.request.estimated_prompt_tokens(),
@@ -245,7 +288,7 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
         },
         None => Usage::default(),
     };
-    let cost = pricing::cost(&usage, &r.endpoint.pricing).unwrap_or_default();
+    let cost = p.charge(&mut usage, &r);
     let mut record = p.record(&r, &usage, cost.total);
     record.streamed = true;
     record.upstream_id = upstream_id;

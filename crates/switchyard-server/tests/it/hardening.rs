@@ -458,3 +458,295 @@ async fn provider_keys_never_reach_a_client_or_the_audit_chain() {
         }
     }
 }
+
+/// The hold of a chat request of `body` limited to `max_tokens` on the test model's first
+/// endpoint, as the gateway takes it.
+fn hold_of(gw: &TestGateway, body: &Value, max_tokens: u64) -> switchyard_core::money::Money {
+    let request: switchyard_core::chat::ChatRequest =
+        serde_json::from_value(body.clone()).expect("request");
+    let catalog = gw.state.catalog();
+    let pricing = &catalog.model("test/model").expect("model").endpoints[0].pricing;
+    switchyard_core::pricing::max_cost(request.estimated_prompt_tokens() * 2, max_tokens, pricing)
+        .expect("in range")
+}
+
+/// The audit record of a generation.
+async fn audit_of(gw: &TestGateway, id: &str) -> Value {
+    let rows = gw.state.store.audit_page(0, 1000).await.expect("page");
+    let row = rows
+        .iter()
+        .find(|r| r.generation_id == id)
+        .expect("an audit record");
+    serde_json::from_str(&row.body).expect("json")
+}
+
+#[tokio::test]
+async fn a_settled_cost_never_exceeds_its_hold_whatever_the_usage_reported() {
+    let body = json!({"model": "test/model", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]});
+    // (completion tokens reported, the anomaly recorded)
+    let cases = [
+        (1_000_000, Some("usage_exceeds_hold")),
+        (i64::MAX as u64, Some("usage_out_of_range")),
+        (u64::MAX, Some("usage_out_of_range")),
+        (3, None),
+    ];
+    let mock = MockUpstream::start(
+        cases
+            .iter()
+            .map(|(tokens, _)| {
+                let mut answer = completion("hi", 5, 0);
+                answer["usage"]["completion_tokens"] = json!(tokens);
+                answer["usage"]["total_tokens"] = json!(tokens);
+                Reply::Json(200, answer)
+            })
+            .collect(),
+    )
+    .await;
+    let gw = TestGateway::builder(catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]))
+        .build()
+        .await;
+    let hold = hold_of(&gw, &body, 16);
+    for (tokens, anomaly) in cases {
+        let response = gw
+            .post("/api/v1/chat/completions", body.clone())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200);
+        let id = response.headers()["x-generation-id"]
+            .to_str()
+            .expect("id")
+            .to_owned();
+        gw.settled().await;
+        let record = gw
+            .state
+            .store
+            .generation(&id)
+            .await
+            .expect("read")
+            .expect("settled");
+        match anomaly {
+            Some(_) => assert_eq!(record.cost, hold, "{tokens} tokens are charged the hold"),
+            None => assert!(
+                record.cost < hold && !record.cost.is_zero(),
+                "an honest usage is charged its cost"
+            ),
+        }
+        assert!(record.tokens_completion <= 1_000_000_000, "{tokens}");
+        let audit = audit_of(&gw, &id).await;
+        assert_eq!(audit["anomaly"], json!(anomaly), "{tokens}: {audit}");
+        assert_eq!(audit["cost"], json!(record.cost.to_usd().to_string()));
+    }
+}
+
+#[tokio::test]
+async fn a_stream_past_max_tokens_is_cut_and_charged_at_most_its_hold() {
+    // A provider that ignores max_tokens and would stream 100,000 characters.
+    let pieces: Vec<String> = (0..10_000).map(|i| format!("word{i:05} ")).collect();
+    let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    let mock = MockUpstream::start(vec![Reply::Sse {
+        events: stream_events(&pieces, (5, 0)),
+        delay: Duration::ZERO,
+        cut: false,
+    }])
+    .await;
+    let gw = TestGateway::builder(catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]))
+        .build()
+        .await;
+    let body = json!({"model": "test/model", "max_tokens": 16, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let hold = hold_of(&gw, &body, 16);
+    let response = gw
+        .post("/api/v1/chat/completions", body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-generation-id"]
+        .to_str()
+        .expect("id")
+        .to_owned();
+    let text = tokio::time::timeout(Duration::from_secs(10), response.text())
+        .await
+        .expect("the stream ended")
+        .expect("body");
+    assert!(
+        text.contains("kept generating past the request's limit of 16 tokens"),
+        "{}",
+        &text[text.len().saturating_sub(600)..]
+    );
+    let forwarded = text.matches("word").count();
+    assert!(
+        (10..200).contains(&forwarded),
+        "{forwarded} pieces forwarded before the cut"
+    );
+    tokio::time::timeout(Duration::from_secs(5), mock.stream_dropped())
+        .await
+        .expect("the upstream stream was dropped");
+    gw.settled().await;
+    let record = gw
+        .state
+        .store
+        .generation(&id)
+        .await
+        .expect("read")
+        .expect("settled");
+    assert!(record.cost <= hold, "{:?} > {hold:?}", record.cost);
+    let audit = audit_of(&gw, &id).await;
+    assert_eq!(audit["anomaly"], "output_exceeds_max_tokens", "{audit}");
+}
+
+#[tokio::test]
+async fn upstream_bodies_past_the_configured_cap_are_refused() {
+    let big = "x".repeat(100 * 1024);
+    let chat = json!({"model": "test/model", "messages": [{"role": "user", "content": "hi"}]});
+    let mut streamed = chat.clone();
+    streamed["stream"] = json!(true);
+    // (request, reply, status, what the answer says)
+    let cases = [
+        (
+            chat.clone(),
+            Reply::Json(200, completion(&big, 1, 1)),
+            502,
+            "larger than 16384 bytes",
+        ),
+        (
+            chat.clone(),
+            Reply::Unsized(200, completion(&big, 1, 1).to_string()),
+            502,
+            "larger than 16384 bytes",
+        ),
+        (
+            chat.clone(),
+            Reply::Unsized(500, json!({"error": {"message": big}}).to_string()),
+            502,
+            "larger than 16384 bytes",
+        ),
+        (
+            streamed,
+            Reply::Sse {
+                events: stream_events(&[&big], (1, 1)),
+                delay: Duration::ZERO,
+                cut: false,
+            },
+            200,
+            "sent a stream event larger than 16384 bytes",
+        ),
+        (
+            chat,
+            Reply::Json(200, completion("small", 1, 1)),
+            200,
+            "small",
+        ),
+    ];
+    let mock = MockUpstream::start(cases.iter().map(|c| c.1.clone()).collect()).await;
+    let gw = TestGateway::builder(catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]))
+        .config(|c| c.server.max_upstream_body_bytes = 16 * 1024)
+        .build()
+        .await;
+    for (body, reply, status, says) in cases {
+        let name = format!("{reply:?}").chars().take(40).collect::<String>();
+        let response = gw
+            .post("/api/v1/chat/completions", body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), status, "{name}");
+        let text = response.text().await.expect("body");
+        assert!(
+            text.contains(says),
+            "{name}: {}",
+            &text[..text.len().min(600)]
+        );
+        assert!(
+            text.len() < 20 * 1024,
+            "{name}: {} bytes reached the client",
+            text.len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_never_repeats_the_text_sent() {
+    const TEXT: &str = "Please summarise my diagnosis, patient 4111";
+    let cases = [
+        (
+            "/api/v1/chat/completions",
+            json!({"model": "test/model", "messages": TEXT}),
+        ),
+        (
+            "/api/v1/chat/completions",
+            json!({"model": "test/model", "messages": [{"role": TEXT, "content": "hi"}]}),
+        ),
+        (
+            "/api/v1/chat/completions",
+            json!({"model": "test/model", "temperature": TEXT, "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/api/v1/chat/completions",
+            json!({"model": "test/model", "messages": [{"role": "user", "content": [{"type": TEXT, "text": "hi"}]}]}),
+        ),
+        (
+            "/api/v1/chat/completions",
+            json!({"model": "test/model", "provider": {"order": TEXT}, "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/api/v1/messages",
+            json!({"model": "test/model", "max_tokens": 5, "messages": TEXT}),
+        ),
+        (
+            "/api/v1/messages",
+            json!({"model": "test/model", "max_tokens": 5, "messages": [{"role": TEXT, "content": "hi"}]}),
+        ),
+        (
+            "/api/v1/messages",
+            json!({"model": "test/model", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": TEXT}]}]}),
+        ),
+        (
+            "/api/v1/messages/count_tokens",
+            json!({"model": "test/model", "messages": [{"role": TEXT, "content": "hi"}]}),
+        ),
+        (
+            "/api/v1/responses",
+            json!({"model": "test/model", "input": [{"role": TEXT, "content": "hi"}]}),
+        ),
+        (
+            "/api/v1/responses",
+            json!({"model": "test/model", "input": [{"type": TEXT}]}),
+        ),
+        (
+            "/api/v1/responses",
+            json!({"model": "test/model", "input": "hi", "include": [TEXT]}),
+        ),
+        (
+            "/api/v1/completions",
+            json!({"model": "test/model", "prompt": "hi", "temperature": TEXT}),
+        ),
+        (
+            "/api/v1/embeddings",
+            json!({"model": "test/model", "input": "hi", "provider": {"sort": TEXT}}),
+        ),
+        (
+            "/api/v1/embeddings",
+            json!({"model": "test/model", "input": [{"content": [{"type": TEXT}]}]}),
+        ),
+        (
+            "/api/v1/responses",
+            json!({"model": "test/model", "input": "hi", "text": {TEXT: 1}}),
+        ),
+    ];
+    let (mock, gw) = gateway(|_| {}).await;
+    for (path, body) in &cases {
+        let response = gw.post(path, body.clone()).send().await.expect("send");
+        let status = response.status();
+        let answer = response.text().await.expect("body");
+        assert_eq!(status, 400, "{path} {body}: {answer}");
+        assert!(!answer.contains("4111"), "{path} {body}: {answer}");
+    }
+    assert!(mock.requests().is_empty());
+    gw.settled().await;
+    let rows = gw.state.store.audit_page(0, 1000).await.expect("page");
+    assert_eq!(rows.len(), cases.len());
+    for row in rows {
+        assert!(!row.body.contains("4111"), "{}", row.body);
+    }
+}

@@ -41,6 +41,8 @@ pub enum Reply {
     Echo(u16),
     /// A stream: one chunk, then an error event repeating the request's headers.
     EchoSse,
+    /// A body with this status sent in pieces, without a `Content-Length`.
+    Unsized(u16, String),
 }
 
 /// What [`Reply::Echo`] and [`Reply::EchoSse`] say: the request's headers, and credentials
@@ -175,6 +177,18 @@ async fn handle(
             axum::Json(echo(&headers_of(&inner))),
         )
             .into_response(),
+        Reply::Unsized(status, body) => {
+            let pieces: Vec<Result<Bytes, std::io::Error>> = body
+                .into_bytes()
+                .chunks(4096)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Body::from_stream(futures::stream::iter(pieces)))
+                .expect("response")
+        }
         Reply::EchoSse => {
             let error = echo(&headers_of(&inner)).to_string();
             let first = stream_events(&["Hel"], (1, 1)).swap_remove(1);
