@@ -352,7 +352,8 @@ class Gateway:
         """The audit record of one generation; audit records are written off the request path."""
         deadline = time.monotonic() + timeout
         while True:
-            found = [r for r in self.audit_records() if r["generation_id"] == gen_id]
+            # Refusals before a key is known are aggregated in records of another kind.
+            found = [r for r in self.audit_records() if r.get("generation_id") == gen_id]
             if found or time.monotonic() > deadline:
                 assert len(found) == 1, f"{len(found)} audit records for {gen_id}"
                 return found[0]

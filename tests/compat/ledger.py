@@ -36,4 +36,4 @@ def assert_recorded(gateway, gen_id, *, api, model, cost, requested=None, stream
 def records_since(gateway, count_before, **match):
     """The audit records written after the first `count_before` whose fields equal `match`."""
     return [r for r in gateway.audit_records()[count_before:]
-            if all(r.get(k) == v for k, v in match.items())]
+            if r.get("kind") == "inference" and all(r.get(k) == v for k, v in match.items())]
