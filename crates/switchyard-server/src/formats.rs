@@ -3,7 +3,7 @@
 //! [`GatewayError`]s) in its own shapes; the pipeline ([`crate::engine`]) knows none of them.
 //!
 //! Adding a client format is one module implementing [`ClientFormat`] (its pure wire shapes in
-//! `switchyard-formats`), one route using [`serve`], and its fixtures and tests.
+//! `switchyard-formats`), one route using [`crate::inference::serve`], and its fixtures and tests.
 //!
 //! Invariants: every inference answer, error or not, carries the `X-Generation-Id` made when
 //! the request arrived, and every refusal is audited under that id: in a record of its own, or,
@@ -18,21 +18,16 @@ pub mod responses;
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::Value;
-use switchyard_core::audit;
 use switchyard_core::chat::ChatRequest;
 use switchyard_formats::openrouter::{Chunk, Completion};
 
-use crate::engine::audit::Trail;
-use crate::engine::Attribution;
 use crate::error::{ErrorKind, GatewayError};
-use crate::state::{InferenceAuth, SharedState};
 
 /// A request parsed by its format: the canonical request, and what the format keeps of the
 /// client's own request to render the answer.
@@ -184,93 +179,5 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), GatewayError> {
                 ct.chars().take(100).collect::<String>()
             ),
         )),
-    }
-}
-
-/// What a parsed request is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    /// A generation (or embeddings): through the whole pipeline.
-    Generate,
-    /// Counting input tokens: routed, never generated.
-    CountTokens,
-}
-
-/// Serves one inference request from `source` in `format`: the generation id is made first,
-/// then the key, the content type and the body are checked and the request parsed; a refusal on
-/// the way is audited and answered in the format's envelope; the rest is the pipeline's. A
-/// refusal before the key is known (401) is counted in the source's record of the minute
-/// rather than audited alone.
-pub async fn serve(
-    format: &'static dyn ClientFormat,
-    state: SharedState,
-    source: Source,
-    auth: Result<InferenceAuth, GatewayError>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    serve_operation(
-        Operation::Generate,
-        format,
-        state,
-        source,
-        auth,
-        headers,
-        body,
-    )
-    .await
-}
-
-/// [`serve`] for an operation.
-pub async fn serve_operation(
-    operation: Operation,
-    format: &'static dyn ClientFormat,
-    state: SharedState,
-    source: Source,
-    auth: Result<InferenceAuth, GatewayError>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let mut trail = Trail::arrive(
-        state.now_ms(),
-        format.name(),
-        Attribution::from_headers(&headers),
-    );
-    let key = match auth {
-        Ok(InferenceAuth(key)) => key,
-        Err(e) if e.kind == ErrorKind::Unauthorized => {
-            state.auth_failures.record(
-                &state.recorder,
-                source.0,
-                trail.created_ms,
-                &trail.generation_id,
-                format.name(),
-                &e.message,
-            );
-            return format.error_response(e.with_generation(&trail.generation_id));
-        }
-        Err(e) => return crate::engine::refuse(&state, format, &trail, e),
-    };
-    trail.account_id = Some(key.key.account_id.clone());
-    trail.key_hash = Some(key.key.hash.clone());
-    let parsed = key
-        .require_standard()
-        .and_then(|()| require_json(&headers))
-        .and_then(|()| body.map_err(body_error))
-        .and_then(|body| {
-            // Until the body parses, its hash stands for the prompt.
-            trail.prompt_sha256 = audit::sha256_hex(&body);
-            format.parse(&state, &body)
-        });
-    match parsed {
-        Ok(parsed) => match operation {
-            Operation::Generate => {
-                crate::engine::run(state, format, trail, key, headers, parsed).await
-            }
-            Operation::CountTokens => {
-                crate::engine::count::count_tokens(state, format, trail, key, headers, parsed).await
-            }
-        },
-        Err(e) => crate::engine::refuse(&state, format, &trail, e),
     }
 }

@@ -34,6 +34,7 @@ pub mod error;
 pub mod extract;
 pub mod formats;
 pub mod guardrails;
+pub mod inference;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;
@@ -86,7 +87,7 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    formats::serve(&formats::chat::CHAT, state, source, auth, headers, body).await
+    inference::serve(&formats::chat::CHAT, state, source, auth, headers, body).await
 }
 
 /// `POST /api/v1/messages`: Anthropic's Messages API, routed like any chat request; answers
@@ -98,7 +99,7 @@ async fn messages(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    formats::serve(
+    inference::serve(
         &formats::messages::MESSAGES,
         state,
         source,
@@ -118,8 +119,8 @@ async fn count_tokens(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let format = &formats::messages::COUNT_TOKENS;
-    formats::serve_operation(
-        formats::Operation::CountTokens,
+    inference::serve_operation(
+        inference::Operation::CountTokens,
         format,
         state,
         source,
@@ -138,7 +139,7 @@ async fn responses(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    formats::serve(
+    inference::serve(
         &formats::responses::RESPONSES,
         state,
         source,
@@ -157,7 +158,7 @@ async fn completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    formats::serve(
+    inference::serve(
         &formats::completions::COMPLETIONS,
         state,
         source,
@@ -176,7 +177,7 @@ async fn embeddings(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    formats::serve(
+    inference::serve(
         &formats::embeddings::EMBEDDINGS,
         state,
         source,
