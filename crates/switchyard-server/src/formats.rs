@@ -157,6 +157,17 @@ pub fn body_error(rejection: BytesRejection) -> GatewayError {
     }
 }
 
+/// A request body as JSON; the error names where it stops being JSON, never what it holds.
+pub fn json_body(body: &[u8]) -> Result<Value, GatewayError> {
+    serde_json::from_slice(body).map_err(|e| {
+        GatewayError::bad_request(format!(
+            "Request body is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
 /// Refuses a body that says it is something other than JSON.
 pub fn require_json(headers: &HeaderMap) -> Result<(), GatewayError> {
     match headers

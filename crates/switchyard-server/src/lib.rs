@@ -79,113 +79,21 @@ pub fn load_catalog(path: Option<&str>) -> Result<Catalog, CatalogError> {
     }
 }
 
-/// `POST /api/v1/chat/completions`.
-async fn chat_completions(
-    State(state): State<SharedState>,
-    source: formats::Source,
-    auth: Result<InferenceAuth, GatewayError>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    inference::serve(&formats::chat::CHAT, state, source, auth, headers, body).await
-}
-
-/// `POST /api/v1/messages`: Anthropic's Messages API, routed like any chat request; answers
-/// and errors in Anthropic's shapes.
-async fn messages(
-    State(state): State<SharedState>,
-    source: formats::Source,
-    auth: Result<InferenceAuth, GatewayError>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    inference::serve(
-        &formats::messages::MESSAGES,
-        state,
-        source,
-        auth,
-        headers,
-        body,
+/// The route of an inference operation in a client format (`POST`): every one is served by
+/// [`inference::serve_operation`], which makes the generation id before anything else.
+fn inference_route(
+    operation: inference::Operation,
+    format: &'static dyn ClientFormat,
+) -> axum::routing::MethodRouter<SharedState> {
+    post(
+        move |State(state): State<SharedState>,
+              source: formats::Source,
+              auth: Result<InferenceAuth, GatewayError>,
+              headers: HeaderMap,
+              body: Result<Bytes, BytesRejection>| async move {
+            inference::serve_operation(operation, format, state, source, auth, headers, body).await
+        },
     )
-    .await
-}
-
-/// `POST /api/v1/messages/count_tokens`.
-async fn count_tokens(
-    State(state): State<SharedState>,
-    source: formats::Source,
-    auth: Result<InferenceAuth, GatewayError>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let format = &formats::messages::COUNT_TOKENS;
-    inference::serve_operation(
-        inference::Operation::CountTokens,
-        format,
-        state,
-        source,
-        auth,
-        headers,
-        body,
-    )
-    .await
-}
-
-/// `POST /api/v1/responses`: OpenAI's Responses API, stateless.
-async fn responses(
-    State(state): State<SharedState>,
-    source: formats::Source,
-    auth: Result<InferenceAuth, GatewayError>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    inference::serve(
-        &formats::responses::RESPONSES,
-        state,
-        source,
-        auth,
-        headers,
-        body,
-    )
-    .await
-}
-
-/// `POST /api/v1/completions`: legacy text completions.
-async fn completions(
-    State(state): State<SharedState>,
-    source: formats::Source,
-    auth: Result<InferenceAuth, GatewayError>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    inference::serve(
-        &formats::completions::COMPLETIONS,
-        state,
-        source,
-        auth,
-        headers,
-        body,
-    )
-    .await
-}
-
-/// `POST /api/v1/embeddings`.
-async fn embeddings(
-    State(state): State<SharedState>,
-    source: formats::Source,
-    auth: Result<InferenceAuth, GatewayError>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    inference::serve(
-        &formats::embeddings::EMBEDDINGS,
-        state,
-        source,
-        auth,
-        headers,
-        body,
-    )
-    .await
 }
 
 /// An id for an answer made outside the pipeline (a route the gateway does not serve), in the
@@ -242,12 +150,42 @@ pub fn router(state: SharedState) -> Router {
     let limit = state.config.server.body_limit_bytes;
     // Full paths rather than a nested router: nesting rewrites every request's URI.
     let router = Router::new()
-        .route("/api/v1/chat/completions", post(chat_completions))
-        .route("/api/v1/messages", post(messages))
-        .route("/api/v1/messages/count_tokens", post(count_tokens))
-        .route("/api/v1/responses", post(responses))
-        .route("/api/v1/completions", post(completions))
-        .route("/api/v1/embeddings", post(embeddings))
+        .route(
+            "/api/v1/chat/completions",
+            inference_route(inference::Operation::Generate, &formats::chat::CHAT),
+        )
+        .route(
+            "/api/v1/messages",
+            inference_route(inference::Operation::Generate, &formats::messages::MESSAGES),
+        )
+        .route(
+            "/api/v1/messages/count_tokens",
+            inference_route(
+                inference::Operation::CountTokens,
+                &formats::messages::COUNT_TOKENS,
+            ),
+        )
+        .route(
+            "/api/v1/responses",
+            inference_route(
+                inference::Operation::Generate,
+                &formats::responses::RESPONSES,
+            ),
+        )
+        .route(
+            "/api/v1/completions",
+            inference_route(
+                inference::Operation::Generate,
+                &formats::completions::COMPLETIONS,
+            ),
+        )
+        .route(
+            "/api/v1/embeddings",
+            inference_route(
+                inference::Operation::Generate,
+                &formats::embeddings::EMBEDDINGS,
+            ),
+        )
         .route("/api/v1/embeddings/models", get(models::embedding_models))
         .route("/api/v1/models", get(models::list))
         .route(

@@ -23,13 +23,7 @@ impl ClientFormat for Messages {
     }
 
     fn parse(&self, _state: &AppState, body: &[u8]) -> Result<Parsed, GatewayError> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            GatewayError::bad_request(format!(
-                "Request body is not valid JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
+        let value = crate::formats::json_body(body)?;
         let chat = wire::request_to_chat(&value).map_err(|e| GatewayError::bad_request(e.0))?;
         ChatRequest::from_value(chat)
             .map(Parsed::plain)
@@ -71,13 +65,7 @@ impl ClientFormat for CountTokens {
     }
 
     fn parse(&self, _state: &AppState, body: &[u8]) -> Result<Parsed, GatewayError> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            GatewayError::bad_request(format!(
-                "Request body is not valid JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
+        let value = crate::formats::json_body(body)?;
         let chat =
             wire::count_tokens_request(&value).map_err(|e| GatewayError::bad_request(e.0))?;
         ChatRequest::from_value(chat)

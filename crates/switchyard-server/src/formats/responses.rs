@@ -42,13 +42,7 @@ impl ClientFormat for Responses {
     }
 
     fn parse(&self, state: &AppState, body: &[u8]) -> Result<Parsed, GatewayError> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            GatewayError::bad_request(format!(
-                "Request body is not valid JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
+        let value = crate::formats::json_body(body)?;
         let chat = wire::request_to_chat(&value, state.sealer.as_ref())
             .map_err(|e| GatewayError::bad_request(e.0))?;
         let request = ChatRequest::from_value(chat).map_err(|e| GatewayError::bad_request(e.0))?;
