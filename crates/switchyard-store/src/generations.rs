@@ -1,0 +1,202 @@
+//! Generation records and the activity report.
+
+use serde::Serialize;
+use sqlx::Row;
+use switchyard_core::money::Money;
+
+use crate::{money, Store, StoreResult};
+
+/// One row of the activity report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityRow {
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+    /// Model id.
+    pub model: String,
+    /// Provider slug.
+    pub provider_slug: String,
+    /// Provider name.
+    pub provider_name: String,
+    /// Requests.
+    pub requests: u64,
+    /// Spend charged to credits.
+    pub usage: Money,
+    /// Spend on BYOK endpoints.
+    pub byok_usage: Money,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: u64,
+    /// Cached prompt tokens.
+    pub cached_tokens: u64,
+}
+
+/// A generation's metadata, written when it is settled.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GenerationRecord {
+    /// `gen-...`.
+    pub id: String,
+    /// Account.
+    pub account_id: String,
+    /// Key hash.
+    pub key_hash: String,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Serving model id.
+    pub model: String,
+    /// Serving provider slug.
+    pub provider_slug: String,
+    /// Serving provider display name.
+    pub provider_name: String,
+    /// Provider's id.
+    pub upstream_id: Option<String>,
+    /// Streamed.
+    pub streamed: bool,
+    /// Cancelled by the client.
+    pub cancelled: bool,
+    /// Contract finish reason.
+    pub finish_reason: Option<String>,
+    /// Provider finish reason.
+    pub native_finish_reason: Option<String>,
+    /// Prompt tokens.
+    pub tokens_prompt: u64,
+    /// Completion tokens.
+    pub tokens_completion: u64,
+    /// Reasoning tokens.
+    pub tokens_reasoning: u64,
+    /// Cached prompt tokens.
+    pub tokens_cached: u64,
+    /// Charged.
+    pub cost: Money,
+    /// Served with the operator's own provider key.
+    pub is_byok: bool,
+    /// Time to first byte, ms.
+    pub latency_ms: Option<i64>,
+    /// Total generation time, ms.
+    pub generation_time_ms: Option<i64>,
+    /// `HTTP-Referer`.
+    pub http_referer: Option<String>,
+    /// `X-OpenRouter-Title`.
+    pub app_title: Option<String>,
+    /// End user.
+    pub end_user: Option<String>,
+    /// Session.
+    pub session_id: Option<String>,
+    /// HTTP status given to the client.
+    pub status: u16,
+    /// Error message when it failed.
+    pub error_message: Option<String>,
+}
+
+pub(crate) const GENERATION_COLUMNS: &str = "id, account_id, key_hash, created_at, model, provider_slug, provider_name, \
+     upstream_id, streamed, cancelled, finish_reason, native_finish_reason, tokens_prompt, tokens_completion, \
+     tokens_reasoning, tokens_cached, cost, is_byok, latency_ms, generation_time_ms, http_referer, app_title, \
+     end_user, session_id, status, error_message";
+
+impl Store {
+    /// Activity of an account in `[since_ms, until_ms)`, per UTC day, model and provider,
+    /// optionally for one key; newest day first.
+    pub async fn activity(
+        &self,
+        account_id: &str,
+        since_ms: i64,
+        until_ms: i64,
+        key_hash: Option<&str>,
+    ) -> StoreResult<Vec<ActivityRow>> {
+        let rows = sqlx::query(
+            "SELECT CAST(created_at / 86400000 AS BIGINT) AS day, model, provider_slug, provider_name, \
+             CAST(COUNT(*) AS BIGINT) AS requests, \
+             CAST(SUM(CASE WHEN is_byok = 0 THEN cost ELSE 0 END) AS BIGINT) AS usage, \
+             CAST(SUM(CASE WHEN is_byok = 1 THEN cost ELSE 0 END) AS BIGINT) AS byok_usage, \
+             CAST(SUM(tokens_prompt) AS BIGINT) AS prompt_tokens, \
+             CAST(SUM(tokens_completion) AS BIGINT) AS completion_tokens, \
+             CAST(SUM(tokens_reasoning) AS BIGINT) AS reasoning_tokens, \
+             CAST(SUM(tokens_cached) AS BIGINT) AS cached_tokens \
+             FROM generations WHERE account_id = $1 AND created_at >= $2 AND created_at < $3 \
+             AND ($4 = '' OR key_hash = $4) \
+             GROUP BY CAST(created_at / 86400000 AS BIGINT), model, provider_slug, provider_name \
+             ORDER BY day DESC, model, provider_slug",
+        )
+        .bind(account_id)
+        .bind(since_ms)
+        .bind(until_ms)
+        .bind(key_hash.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let count = |c: &str| -> StoreResult<u64> {
+                    Ok(u64::try_from(r.try_get::<i64, _>(c)?).unwrap_or(0))
+                };
+                Ok(ActivityRow {
+                    day: r.try_get("day")?,
+                    model: r.try_get("model")?,
+                    provider_slug: r.try_get("provider_slug")?,
+                    provider_name: r.try_get("provider_name")?,
+                    requests: count("requests")?,
+                    usage: money(r, "usage")?,
+                    byok_usage: money(r, "byok_usage")?,
+                    prompt_tokens: count("prompt_tokens")?,
+                    completion_tokens: count("completion_tokens")?,
+                    reasoning_tokens: count("reasoning_tokens")?,
+                    cached_tokens: count("cached_tokens")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Number of generations of an account and the sum of their non-BYOK costs (what the
+    /// account's `usage` must equal).
+    pub async fn generation_totals(&self, account_id: &str) -> StoreResult<(i64, Money)> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n, CAST(COALESCE(SUM(CASE WHEN is_byok = 0 THEN cost ELSE 0 END), 0) AS BIGINT) AS total \
+             FROM generations WHERE account_id = $1",
+        )
+        .bind(account_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("n")?, money(&row, "total")?))
+    }
+
+    /// A generation record.
+    pub async fn generation(&self, id: &str) -> StoreResult<Option<GenerationRecord>> {
+        let row = sqlx::query("SELECT * FROM generations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let u = |col: &str| -> StoreResult<u64> {
+            Ok(u64::try_from(r.try_get::<i64, _>(col)?).unwrap_or(0))
+        };
+        Ok(Some(GenerationRecord {
+            id: r.try_get("id")?,
+            account_id: r.try_get("account_id")?,
+            key_hash: r.try_get("key_hash")?,
+            created_at: r.try_get("created_at")?,
+            model: r.try_get("model")?,
+            provider_slug: r.try_get("provider_slug")?,
+            provider_name: r.try_get("provider_name")?,
+            upstream_id: r.try_get("upstream_id")?,
+            streamed: r.try_get::<i64, _>("streamed")? != 0,
+            cancelled: r.try_get::<i64, _>("cancelled")? != 0,
+            finish_reason: r.try_get("finish_reason")?,
+            native_finish_reason: r.try_get("native_finish_reason")?,
+            tokens_prompt: u("tokens_prompt")?,
+            tokens_completion: u("tokens_completion")?,
+            tokens_reasoning: u("tokens_reasoning")?,
+            tokens_cached: u("tokens_cached")?,
+            cost: money(&r, "cost")?,
+            is_byok: r.try_get::<i64, _>("is_byok")? != 0,
+            latency_ms: r.try_get("latency_ms")?,
+            generation_time_ms: r.try_get("generation_time_ms")?,
+            http_referer: r.try_get("http_referer")?,
+            app_title: r.try_get("app_title")?,
+            end_user: r.try_get("end_user")?,
+            session_id: r.try_get("session_id")?,
+            status: u16::try_from(r.try_get::<i64, _>("status")?).unwrap_or(0),
+            error_message: r.try_get("error_message")?,
+        }))
+    }
+}
