@@ -20,9 +20,9 @@ use tokio::sync::mpsc;
 
 use crate::engine::attempt::{redact, transport_error, Answer};
 use crate::engine::audit::anomaly;
-use crate::engine::prepare::resolve;
+use crate::engine::inference::{estimate_tokens, Inference};
+use crate::engine::resolved::resolve;
 use crate::engine::respond::with_generation_header;
-use crate::engine::{estimate_tokens, Inference};
 use crate::error::GatewayError;
 
 /// The most of a stream gathered for one write to the client.
