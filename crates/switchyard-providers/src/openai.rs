@@ -395,17 +395,11 @@ impl OpenAiStream {
             if data.is_empty() {
                 continue;
             }
-            let mut value: Value = match serde_json::from_str(data) {
+            let mut value = match crate::stream_json(data, "Provider sent an invalid stream chunk")
+            {
                 Ok(v) => v,
                 Err(e) => {
-                    out.push(StreamEvent::Error(UpstreamError {
-                        raw: Some(raw_excerpt(data.as_bytes())),
-                        ..UpstreamError::new(
-                            UpstreamErrorKind::InvalidResponse,
-                            None,
-                            format!("Provider sent an invalid stream chunk: {e}"),
-                        )
-                    }));
+                    out.push(e);
                     continue;
                 }
             };
