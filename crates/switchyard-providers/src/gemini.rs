@@ -55,6 +55,7 @@ impl Codec for GeminiCodec {
         request: &ChatRequest,
         target: &Target<'_>,
     ) -> Result<UpstreamRequest, CodecError> {
+        crate::one_choice(request, "Gemini")?;
         encode::request(request, target)
     }
 
