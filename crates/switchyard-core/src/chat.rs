@@ -15,7 +15,7 @@ mod fields;
 mod heal;
 mod message;
 pub use compress::Compressed;
-pub use fields::{MAX_CHOICES, PLUGINS, TRANSFORMS};
+pub use fields::{EXTRA_FIELDS, MAX_CHOICES, PLUGINS, TRANSFORMS};
 pub use heal::heal_json;
 pub use message::{
     Content, ContentPart, FunctionCall, FunctionDefinition, ImageUrl, Message, Tool, ToolCall,

@@ -190,7 +190,7 @@ impl Serialize for Body<'_> {
         if n > 1 {
             map.serialize_entry("n", &n)?;
         }
-        for field in ["prompt_cache_key", "prompt_cache_options"] {
+        for field in ["prompt_cache_key", "prompt_cache_options", "image_config"] {
             if let Some(value) = request.extra.get(field).filter(|v| !v.is_null()) {
                 if supports(target, field) {
                     map.serialize_entry(field, value)?;

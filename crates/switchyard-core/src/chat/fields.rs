@@ -20,6 +20,25 @@ use super::ChatRequest;
 /// The most choices (`n`) a request may ask for, as OpenAI's chat API allows.
 pub const MAX_CHOICES: u64 = 128;
 
+/// The members of a chat request held in `extra` that the gateway knows: each is read, checked
+/// or refused here or by the codecs. Any other member is refused by the chat format.
+pub const EXTRA_FIELDS: &[&str] = &[
+    "n",
+    "prompt_cache_key",
+    "prompt_cache_options",
+    "cache_control",
+    "transforms",
+    "plugins",
+    "debug",
+    "metadata",
+    "trace",
+    "usage",
+    "stream_options",
+    "preset",
+    "image_config",
+    "stop_server_tools_when",
+];
+
 /// The plugins the gateway runs.
 pub const PLUGINS: &[&str] = &["response-healing", "file-parser", "context-compression"];
 
@@ -42,6 +61,14 @@ fn refused_plugin(id: &str) -> Option<&'static str> {
 }
 
 impl ChatRequest {
+    /// The first member of `extra` that is not a field of the request the gateway knows.
+    pub fn unknown_field(&self) -> Option<&str> {
+        self.extra
+            .keys()
+            .map(String::as_str)
+            .find(|k| !EXTRA_FIELDS.contains(k))
+    }
+
     /// The number of choices asked for (`n`, 1 when absent).
     pub fn choices(&self) -> u64 {
         self.extra.get("n").and_then(Value::as_u64).unwrap_or(1)
@@ -136,6 +163,9 @@ impl ChatRequest {
         if let Some(debug) = extra.get("debug").filter(|v| !v.is_null()) {
             check_debug(debug, self.is_stream(), problems);
         }
+        if let Some(metadata) = extra.get("metadata").filter(|v| !v.is_null()) {
+            check_metadata(metadata, problems);
+        }
         if extra.contains_key("stop_server_tools_when") {
             problems.push(
                 "stop_server_tools_when: not supported: this gateway runs no server tools".into(),
@@ -154,6 +184,25 @@ impl ChatRequest {
                     crate::parse_error::name(&tool.kind)
                 ));
             }
+        }
+    }
+}
+
+/// `metadata`: at most 16 string pairs, keys of at most 64 characters, values of at most 512.
+fn check_metadata(metadata: &Value, problems: &mut Vec<String>) {
+    let Some(pairs) = metadata.as_object() else {
+        problems.push("metadata must be an object of strings".into());
+        return;
+    };
+    if pairs.len() > 16 {
+        problems.push("metadata takes at most 16 pairs".into());
+    }
+    for (key, value) in pairs {
+        let at = crate::parse_error::field("metadata", key);
+        if key.chars().count() > 64 {
+            problems.push("metadata keys are at most 64 characters".into());
+        } else if !value.as_str().is_some_and(|v| v.chars().count() <= 512) {
+            problems.push(format!("{at} must be a string of at most 512 characters"));
         }
     }
 }
@@ -324,6 +373,8 @@ mod tests {
             (json!({"tools": [{"type": "openrouter:web_search"}]}), "tools[0].type: \"openrouter:web_search\" is not supported: this gateway runs no server tools"),
             (json!({"tools": [{"type": "function", "function": {"name": "f"}}, {"type": "web_search_preview"}]}), "tools[1].type: \"web_search_preview\""),
             (json!({"tools": [{"type": "openrouter:datetime", "parameters": {"timezone": "UTC"}}]}), "tools[0].type"),
+            (json!({"metadata": {"a": 1}}), "metadata.a must be a string"),
+            (json!({"metadata": []}), "metadata must be an object"),
         ];
         for (fields, needle) in cases {
             let err = with(fields.clone()).expect_err(&fields.to_string());
@@ -346,6 +397,7 @@ mod tests {
             json!({"debug": {"echo_upstream_body": false}}),
             json!({"cache_control": {"type": "ephemeral", "ttl": "1h"}}),
             json!({"prompt_cache_key": "conversation-1"}),
+            json!({"metadata": {"user": "u-1"}, "trace": {"trace_id": "t"}}),
         ] {
             with(fields.clone()).unwrap_or_else(|e| panic!("{fields}: {e}"));
         }
@@ -355,6 +407,11 @@ mod tests {
     fn reads_what_the_fields_ask_for() {
         let plain = with(json!({})).expect("valid");
         assert_eq!(plain.choices(), 1);
+        assert_eq!(plain.unknown_field(), None);
+        assert_eq!(
+            with(json!({"store": true})).expect("valid").unknown_field(),
+            Some("store")
+        );
         assert!(!plain.reasoning_excluded() && !plain.middle_out() && !plain.echo_upstream_body());
         assert_eq!(with(json!({"n": 3})).expect("valid").choices(), 3);
         assert!(with(json!({"reasoning": {"exclude": true}}))
