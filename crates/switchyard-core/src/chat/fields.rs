@@ -166,7 +166,10 @@ impl ChatRequest {
         if let Some(metadata) = extra.get("metadata").filter(|v| !v.is_null()) {
             check_metadata(metadata, problems);
         }
-        if extra.contains_key("stop_server_tools_when") {
+        if extra
+            .get("stop_server_tools_when")
+            .is_some_and(|v| !v.is_null())
+        {
             problems.push(
                 "stop_server_tools_when: not supported: this gateway runs no server tools".into(),
             );
