@@ -274,9 +274,10 @@ pricing = { prompt = "0.0000003", completion = "0.0000025" }
                 json!({"reasoning": {"exclude": true}}),
                 json!({"includeThoughts": false}),
             ),
+            // `include_reasoning: true` alone turns reasoning on, as `reasoning: {}` does.
             (
                 json!({"include_reasoning": true}),
-                json!({"includeThoughts": true}),
+                json!({"thinkingBudget": -1, "includeThoughts": true}),
             ),
         ];
         for (extra, want) in cases {

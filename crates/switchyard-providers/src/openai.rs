@@ -598,7 +598,7 @@ pricing = { prompt = "0", completion = "0" }
             "response_format": {"type": "json_object"}, "prediction": {"type": "content", "content": "x"},
             "modalities": ["text"], "service_tier": "auto", "verbosity": "low",
             "web_search_options": {"search_context_size": "low"}, "audio": {"voice": "alloy"},
-            "user": "u-1", "plugins": [{"id": "web"}], "provider": {"sort": "price"}
+            "user": "u-1", "plugins": [{"id": "response-healing"}], "provider": {"sort": "price"}
         });
         let parsed = ChatRequest::from_value(request).expect("request");
         let typed = serde_json::to_value(&parsed).expect("value");
