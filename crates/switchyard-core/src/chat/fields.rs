@@ -204,7 +204,7 @@ fn check_metadata(metadata: &Value, problems: &mut Vec<String>) {
         let at = crate::parse_error::field("metadata", key);
         if key.chars().count() > 64 {
             problems.push("metadata keys are at most 64 characters".into());
-        } else if !value.as_str().is_some_and(|v| v.chars().count() <= 512) {
+        } else if value.as_str().is_none_or(|v| v.chars().count() > 512) {
             problems.push(format!("{at} must be a string of at most 512 characters"));
         }
     }
