@@ -10,7 +10,13 @@ use serde_json::{Map, Value};
 pub use crate::error::json_type;
 use crate::preferences::ProviderPreferences;
 
+mod compress;
+mod fields;
+mod heal;
 mod message;
+pub use compress::Compressed;
+pub use fields::{EXTRA_FIELDS, MAX_CHOICES, PLUGINS, TRANSFORMS};
+pub use heal::heal_json;
 pub use message::{
     Content, ContentPart, FunctionCall, FunctionDefinition, ImageUrl, Message, Tool, ToolCall,
 };
@@ -185,7 +191,9 @@ pub struct ChatRequest {
     /// Audio output options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio: Option<Value>,
-    /// Every other field (plugins, transforms, metadata, trace, usage, stream_options, debug...).
+    /// Every other field (plugins, transforms, metadata, trace, usage, stream_options, debug,
+    /// n, prompt_cache_key, cache_control...): those the gateway reads are checked and read in
+    /// `chat/fields.rs`.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -235,8 +243,9 @@ impl ChatRequest {
     pub fn from_json(body: &[u8]) -> Result<ChatRequest, RequestError> {
         // Straight from the bytes when the body is valid; the slower path through a `Value`
         // names what is wrong when it is not.
-        if let Ok(request) = serde_json::from_slice::<ChatRequest>(body) {
+        if let Ok(mut request) = serde_json::from_slice::<ChatRequest>(body) {
             request.validate()?;
+            request.normalize();
             return Ok(request);
         }
         let value: Value = serde_json::from_slice(body).map_err(|e| {
@@ -256,7 +265,7 @@ impl ChatRequest {
                 json_type(&value)
             )));
         }
-        let request: ChatRequest = serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut request: ChatRequest = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             // The message names the path and the kinds, never the value: it may be a prompt.
             let inner = crate::parse_error::value_free(&e.into_inner().to_string());
@@ -267,6 +276,7 @@ impl ChatRequest {
             }
         })?;
         request.validate()?;
+        request.normalize();
         Ok(request)
     }
 
@@ -394,6 +404,7 @@ impl ChatRequest {
                 ),
             }
         }
+        self.check_fields(&mut problems);
         for (i, message) in self.messages.iter().enumerate() {
             if let Message::Assistant {
                 content: None,
@@ -594,7 +605,7 @@ mod tests {
             "tool_choice": {"type": "function", "function": {"name": "f"}},
             "temperature": 0.5, "stop": "END", "seed": 7, "logprobs": true, "top_logprobs": 3,
             "reasoning": {"effort": "high"},
-            "plugins": [{"id": "web"}]
+            "plugins": [{"id": "response-healing"}]
         }))
         .expect("valid");
         assert_eq!(request.messages.len(), 6);

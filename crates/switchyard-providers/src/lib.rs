@@ -91,6 +91,17 @@ pub enum StreamEvent {
 #[error("{0}")]
 pub struct CodecError(pub String);
 
+/// Refuses a request asking for several choices (`n`) from a provider whose API returns one.
+pub(crate) fn one_choice(request: &ChatRequest, provider: &str) -> Result<(), CodecError> {
+    let n = request.choices();
+    if n > 1 {
+        return Err(CodecError(format!(
+            "n: {provider} endpoints return one choice, and this request asks for {n}; send n: 1 or choose an OpenAI-compatible endpoint"
+        )));
+    }
+    Ok(())
+}
+
 /// Decodes a provider's stream incrementally.
 pub trait StreamDecoder: Send {
     /// Feeds bytes as they arrive; returns the events completed by them.

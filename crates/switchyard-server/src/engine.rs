@@ -17,6 +17,7 @@
 pub mod attempt;
 pub mod audit;
 pub mod count;
+pub mod fields;
 pub mod inference;
 pub mod prepare;
 pub mod resolved;

@@ -32,6 +32,7 @@ pub mod content;
 pub mod engine;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod formats;
 pub mod guardrails;
 pub mod inference;

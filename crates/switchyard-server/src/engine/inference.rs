@@ -259,7 +259,11 @@ impl Inference {
             max_out = max_out.min(cap);
         }
         // A legacy request may ask for several completions of each prompt.
-        let generations = self.legacy.as_ref().map_or(1, |l| l.generations());
+        // A chat request may ask for several choices (`n`).
+        let generations = self
+            .legacy
+            .as_ref()
+            .map_or_else(|| self.request.choices(), |l| l.generations());
         max_out.saturating_mul(generations)
     }
 }

@@ -146,6 +146,11 @@ pub async fn route(
         };
     }
     let now = trail.created_ms;
+    crate::engine::fields::annotate(&request, &trail.generation_id);
+    // Files read into text are screened like the rest of the prompt.
+    if let Err(e) = crate::engine::fields::before_screening(&mut request) {
+        refuse!(e);
+    }
     if request.session_id.is_some() {
         trail.attribution.session_id.clone_from(&request.session_id);
     }
@@ -221,6 +226,7 @@ pub async fn route(
         }
     }
     let catalog = state.catalog();
+    crate::engine::fields::fit_context(&mut request, &catalog);
     let session = request
         .session_id
         .clone()

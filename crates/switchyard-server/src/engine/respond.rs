@@ -135,7 +135,7 @@ pub async fn complete(
                 codec.decode(&b)
             }
         });
-    let completion = match body {
+    let mut completion = match body {
         Ok(c) => c,
         Err(err) => {
             let err = redact(&p.state, err);
@@ -144,6 +144,7 @@ pub async fn complete(
             return Err((p, e));
         }
     };
+    p.shape_answer(&mut completion.choices);
     let mut usage = completion.usage.unwrap_or_else(|| {
         let chars: usize = completion
             .choices
