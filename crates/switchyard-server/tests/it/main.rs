@@ -15,6 +15,7 @@ mod kinds;
 mod messages;
 mod metrics;
 mod mock;
+mod presets;
 mod privilege;
 mod routing;
 mod stages;
