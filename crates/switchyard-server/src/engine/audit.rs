@@ -399,6 +399,7 @@ mod tests {
                 reason: "data_policy".into(),
             }],
             requested_models: vec!["a/b".into(), "c/d".into()],
+            router: None,
         };
         t.attempts = vec![AttemptRecord {
             provider: "p".into(),

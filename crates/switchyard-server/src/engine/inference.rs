@@ -108,7 +108,7 @@ impl Inference {
             .collect();
         json!({
             "requested": self.request.model,
-            "strategy": if plan.requested_models.len() > 1 { "fallback" } else { "direct" },
+            "strategy": plan.router.unwrap_or(if plan.requested_models.len() > 1 { "fallback" } else { "direct" }),
             "attempt": self.trail.attempts.len(),
             "is_byok": selected.and_then(|c| self.catalog.provider(&c.provider)).is_some_and(|p| p.byok),
             "endpoints": {

@@ -17,5 +17,6 @@ mod metrics;
 mod mock;
 mod presets;
 mod privilege;
+mod routers;
 mod routing;
 mod stages;
