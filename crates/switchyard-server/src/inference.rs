@@ -97,7 +97,10 @@ pub async fn serve_operation(
     let parsed = match parsed {
         Ok(mut parsed) => {
             match crate::presets::apply(&state, &key.key.account_id, &mut parsed).await {
-                Ok(_) => Ok(parsed),
+                Ok(preset) => {
+                    trail.preset_id = preset.map(|p| p.id.clone());
+                    Ok(parsed)
+                }
                 Err(e) => Err(e),
             }
         }

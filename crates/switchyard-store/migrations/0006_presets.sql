@@ -25,3 +25,7 @@ CREATE TABLE preset_versions (
     created_at     BIGINT NOT NULL,
     UNIQUE (preset_id, version)
 );
+
+-- What chose the generation's model: the preset applied and the router named, when any.
+ALTER TABLE generations ADD COLUMN preset_id TEXT;
+ALTER TABLE generations ADD COLUMN router TEXT;

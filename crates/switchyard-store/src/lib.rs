@@ -122,7 +122,7 @@ fn to_i64(n: u64) -> i64 {
 }
 
 /// Most rows per multi-row `INSERT`: well within SQLite's and PostgreSQL's limits on bound
-/// parameters (32,766 and 65,535) at 26 columns.
+/// parameters (32,766 and 65,535) at 28 columns.
 const MAX_ROWS_PER_INSERT: usize = 256;
 
 /// Splits `items` for multi-row inserts into chunks of power-of-two sizes (256, 128, ..., 1), so

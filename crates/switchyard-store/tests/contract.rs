@@ -1089,3 +1089,24 @@ async fn concurrent_preset_saves_number_versions_without_gaps() {
         );
     }
 }
+
+#[tokio::test]
+async fn generations_keep_their_preset_and_router() {
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "1").await;
+        key(s, "k", None, None).await;
+        let mut g = generation("gp", "k", "0.1", NOW);
+        g.preset_id = Some("preset-1".into());
+        g.router = Some("openrouter/auto".into());
+        s.settle(&g, None).await.expect("settle");
+        let plain = generation("gq", "k", "0.1", NOW);
+        s.settle(&plain, None).await.expect("settle");
+        assert_eq!(s.generation("gp").await.expect("read"), Some(g), "{name}");
+        assert_eq!(
+            s.generation("gq").await.expect("read"),
+            Some(plain),
+            "{name}"
+        );
+    }
+}

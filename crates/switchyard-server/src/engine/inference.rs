@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde_json::{json, Value};
 use switchyard_core::catalog::Catalog;
 use switchyard_core::chat::ChatRequest;
-use switchyard_core::routing::Candidate;
+use switchyard_core::routing::{Candidate, RoutePlan};
 use switchyard_store::GenerationRecord;
 
 use crate::engine::audit::{Ending, Trail};
@@ -233,6 +233,8 @@ impl Inference {
             end_user: self.request.user.clone(),
             session_id: a.session_id.clone(),
             status: 200,
+            preset_id: self.trail.preset_id.clone(),
+            router: router_name(&self.trail.plan),
             ..GenerationRecord::default()
         }
     }
@@ -262,4 +264,18 @@ impl Inference {
         let generations = self.legacy.as_ref().map_or(1, |l| l.generations());
         max_out.saturating_mul(generations)
     }
+}
+
+/// The requested name that designated a router (`openrouter/auto`, `openrouter/free`, a
+/// `~author/family-latest` name), for the generation record.
+fn router_name(plan: &RoutePlan) -> Option<String> {
+    plan.router?;
+    plan.requested_models
+        .iter()
+        .find(|m| {
+            m.as_str() == switchyard_core::routing::AUTO
+                || m.as_str() == switchyard_core::routing::FREE
+                || m.starts_with('~')
+        })
+        .cloned()
 }

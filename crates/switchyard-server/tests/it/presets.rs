@@ -271,6 +271,24 @@ async fn requests_take_the_preset_under_their_own_fields() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["model"], "test/model");
+    // The generation record names the preset.
+    gw.settled().await;
+    let id = body["id"].as_str().expect("id").to_owned();
+    let (status, generation) = call(
+        &gw,
+        &key,
+        "GET",
+        &format!("/api/v1/generation?id={id}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200, "{generation}");
+    let (_, preset) = call(&gw, &admin, "GET", "/api/v1/presets/brief", Value::Null).await;
+    assert_eq!(
+        generation["data"]["preset_id"], preset["data"]["id"],
+        "{generation}"
+    );
+    assert_eq!(generation["data"]["router"], Value::Null, "{generation}");
     let sent = last_sent(&mock);
     assert_eq!(
         sent["messages"][0],

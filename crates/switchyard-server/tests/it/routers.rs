@@ -49,6 +49,22 @@ async fn free_and_auto_choose_by_their_rules_and_say_so() {
     assert_eq!(body["openrouter_metadata"]["strategy"], "auto", "{body}");
     assert_eq!(body["openrouter_metadata"]["requested"], "openrouter/auto");
     assert_eq!(paid.requests().len(), 0);
+    // The generation record names the router.
+    gw.settled().await;
+    let id = body["id"].as_str().expect("id");
+    let r = gw
+        .http
+        .get(gw.url(&format!("/api/v1/generation?id={id}")))
+        .bearer_auth(&gw.key)
+        .send()
+        .await
+        .expect("send");
+    let generation: Value = r.json().await.expect("json");
+    assert_eq!(
+        generation["data"]["router"], "openrouter/auto",
+        "{generation}"
+    );
+    assert_eq!(generation["data"]["preset_id"], Value::Null, "{generation}");
 
     let gw = TestGateway::builder(catalog(&[
         ("alpha", &paid.url(), "0.000002", "0.000004"),
