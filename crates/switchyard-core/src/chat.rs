@@ -280,7 +280,8 @@ impl ChatRequest {
         Ok(request)
     }
 
-    fn validate(&self) -> Result<(), RequestError> {
+    /// Checks the request's values (ranges, lengths, that it has messages).
+    pub fn validate(&self) -> Result<(), RequestError> {
         let mut problems = Vec::new();
         if self.messages.is_empty() {
             problems.push("messages must contain at least one message".to_owned());

@@ -111,6 +111,8 @@ pub struct Trail {
     pub key_hash: Option<String>,
     /// The model asked for.
     pub requested_model: Option<String>,
+    /// The preset applied to the request (its id), when it named one.
+    pub preset_id: Option<String>,
     /// End user.
     pub user: Option<String>,
     /// SHA-256 of the canonical messages, or of the raw body when it did not parse.
@@ -154,6 +156,7 @@ impl Trail {
             account_id: None,
             key_hash: None,
             requested_model: None,
+            preset_id: None,
             user: None,
             prompt_sha256: String::new(),
             classification: None,
@@ -399,6 +402,7 @@ mod tests {
                 reason: "data_policy".into(),
             }],
             requested_models: vec!["a/b".into(), "c/d".into()],
+            router: None,
         };
         t.attempts = vec![AttemptRecord {
             provider: "p".into(),

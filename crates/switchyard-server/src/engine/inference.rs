@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde_json::{json, Value};
 use switchyard_core::catalog::Catalog;
 use switchyard_core::chat::ChatRequest;
-use switchyard_core::routing::Candidate;
+use switchyard_core::routing::{Candidate, RoutePlan};
 use switchyard_store::GenerationRecord;
 
 use crate::engine::audit::{Ending, Trail};
@@ -108,7 +108,7 @@ impl Inference {
             .collect();
         json!({
             "requested": self.request.model,
-            "strategy": if plan.requested_models.len() > 1 { "fallback" } else { "direct" },
+            "strategy": plan.router.unwrap_or(if plan.requested_models.len() > 1 { "fallback" } else { "direct" }),
             "attempt": self.trail.attempts.len(),
             "is_byok": selected.and_then(|c| self.catalog.provider(&c.provider)).is_some_and(|p| p.byok),
             "endpoints": {
@@ -233,6 +233,8 @@ impl Inference {
             end_user: self.request.user.clone(),
             session_id: a.session_id.clone(),
             status: 200,
+            preset_id: self.trail.preset_id.clone(),
+            router: router_name(&self.trail.plan),
             ..GenerationRecord::default()
         }
     }
@@ -266,4 +268,18 @@ impl Inference {
             .map_or_else(|| self.request.choices(), |l| l.generations());
         max_out.saturating_mul(generations)
     }
+}
+
+/// The requested name that designated a router (`openrouter/auto`, `openrouter/free`, a
+/// `~author/family-latest` name), for the generation record.
+fn router_name(plan: &RoutePlan) -> Option<String> {
+    plan.router?;
+    plan.requested_models
+        .iter()
+        .find(|m| {
+            m.as_str() == switchyard_core::routing::AUTO
+                || m.as_str() == switchyard_core::routing::FREE
+                || m.starts_with('~')
+        })
+        .cloned()
 }

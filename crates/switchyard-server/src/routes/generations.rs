@@ -68,6 +68,8 @@ pub async fn get(
         "num_media_prompt": Value::Null,
         "num_media_completion": Value::Null,
         "num_search_results": Value::Null,
+        "preset_id": g.preset_id,
+        "router": g.router,
     });
     // Fields the gateway has no value for, present (null) because the contract requires them.
     if let Some(map) = data.as_object_mut() {
@@ -75,9 +77,7 @@ pub async fn get(
             "num_fetches",
             "num_input_audio_prompt",
             "native_tokens_completion_images",
-            "preset_id",
             "provider_responses",
-            "router",
             "service_tier",
             "user_agent",
             "web_search_engine",

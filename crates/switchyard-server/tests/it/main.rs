@@ -16,6 +16,8 @@ mod kinds;
 mod messages;
 mod metrics;
 mod mock;
+mod presets;
 mod privilege;
+mod routers;
 mod routing;
 mod stages;
