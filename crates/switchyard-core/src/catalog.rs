@@ -255,12 +255,14 @@ pub struct Model {
     pub input_modalities: Vec<String>,
     /// Output modalities.
     pub output_modalities: Vec<String>,
-    /// Tokenizer family.
+    /// Tokenizer family, one of the contract's [`card::TOKENIZERS`].
     pub tokenizer: String,
     /// Instruct format, if any.
     pub instruct_type: Option<String>,
     /// Hugging Face id, for open weights.
     pub hugging_face_id: Option<String>,
+    /// What the models API shows of the model besides its endpoints.
+    pub card: ModelCard,
     /// Endpoints, in catalogue order.
     pub endpoints: Vec<Endpoint>,
 }
@@ -353,7 +355,10 @@ fn render_problems(problems: &[Problem]) -> String {
         .join("\n")
 }
 
+pub mod card;
 mod toml;
+
+pub use card::ModelCard;
 
 impl Catalog {
     /// Every provider, in catalogue order.
@@ -379,6 +384,43 @@ impl Catalog {
     /// The model that serves chat requests naming no model, when the catalogue sets one.
     pub fn default_model(&self) -> Option<&Model> {
         self.default_model.map(|i| &self.models[i])
+    }
+
+    /// The contract's request parameters an endpoint of `model` takes, in the contract's order:
+    /// those the catalogue lists, or, when it lists none, those its provider kind's codec
+    /// forwards ([`ProviderKind::parameters`]); none for an embedding model. Names that are not
+    /// request parameters of the contract (capabilities the codecs read) are left out.
+    pub fn endpoint_parameters(&self, model: &Model, endpoint: &Endpoint) -> Vec<&'static str> {
+        if model.kind() == ModelKind::Embedding {
+            return Vec::new();
+        }
+        let kind = self.provider(&endpoint.provider).map(|p| p.kind);
+        card::PARAMETERS
+            .iter()
+            .copied()
+            .filter(|p| {
+                if endpoint.supported_parameters.is_empty() {
+                    kind.is_some_and(|k| k.parameters().contains(p))
+                } else {
+                    endpoint.supports(p)
+                }
+            })
+            .collect()
+    }
+
+    /// The union of [`Catalog::endpoint_parameters`] over a model's endpoints, in the
+    /// contract's order.
+    pub fn model_parameters(&self, model: &Model) -> Vec<&'static str> {
+        let each: Vec<Vec<&'static str>> = model
+            .endpoints
+            .iter()
+            .map(|e| self.endpoint_parameters(model, e))
+            .collect();
+        card::PARAMETERS
+            .iter()
+            .copied()
+            .filter(|p| each.iter().any(|e| e.contains(p)))
+            .collect()
     }
 }
 
