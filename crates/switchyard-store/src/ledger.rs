@@ -184,7 +184,7 @@ impl Store {
         for chunk in insert_chunks(settlements) {
             let sql = format!(
                 "INSERT INTO generations ({GENERATION_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
-                placeholders(dialect, chunk.len(), 26)
+                placeholders(dialect, chunk.len(), 29)
             );
             let mut q = sqlx::query(&sql);
             for s in chunk {
@@ -215,7 +215,10 @@ impl Store {
                     .bind(r.end_user.as_deref())
                     .bind(r.session_id.as_deref())
                     .bind(i64::from(r.status))
-                    .bind(r.error_message.as_deref());
+                    .bind(r.error_message.as_deref())
+                    .bind(r.api_type.as_deref())
+                    .bind(r.user_agent.as_deref())
+                    .bind(r.provider_responses_json());
             }
             for row in q.fetch_all(&mut **tx).await? {
                 inserted.insert(row.try_get::<String, _>("id")?);

@@ -325,6 +325,7 @@ mod tests {
                 app_title: Some("App \"quoted\" é".into()),
                 session_id: Some("s".into()),
                 metadata: false,
+                user_agent: Some("client/1.0".into()),
             },
         );
         t.account_id = Some("acct".into());

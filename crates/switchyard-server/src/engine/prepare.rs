@@ -37,6 +37,8 @@ pub struct Attribution {
     pub session_id: Option<String>,
     /// `X-OpenRouter-Metadata: enabled`.
     pub metadata: bool,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
 }
 
 impl Attribution {
@@ -61,6 +63,7 @@ impl Attribution {
             app_title: get("x-openrouter-title").or_else(|| get("x-title")),
             session_id: get("x-session-id"),
             metadata,
+            user_agent: get("user-agent"),
         }
     }
 }

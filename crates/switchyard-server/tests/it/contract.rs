@@ -176,10 +176,13 @@ impl Checker {
                 self.contract
                     .component_errors("BadRequestResponse", instance)
             } else {
-                vec![format!("status {status} is not documented for this operation")]
+                vec![format!(
+                    "status {status} is not documented for this operation"
+                )]
             };
             for e in errors {
-                self.failures.push(format!("{at} {status}: {e}\n  in {instance}"));
+                self.failures
+                    .push(format!("{at} {status}: {e}\n  in {instance}"));
             }
         }
         Answer {
@@ -358,7 +361,10 @@ async fn every_implemented_operation_answers_as_the_contract_says() {
         let request = world
             .gw
             .http
-            .request(method.parse().expect("method"), world.gw.url(&format!("/api/v1{concrete}")))
+            .request(
+                method.parse().expect("method"),
+                world.gw.url(&format!("/api/v1{concrete}")),
+            )
             .bearer_auth(&world.gw.key)
             .json(&json!({}));
         let r = request.send().await.expect("send");
@@ -379,7 +385,10 @@ async fn every_implemented_operation_answers_as_the_contract_says() {
     for (op, status, why) in UNDOCUMENTED {
         checker.expect(
             checker.undocumented.contains(&(*op, *status)),
-            format!("{} {} {status} ({why}) is listed as undocumented but was not seen", op.0, op.1),
+            format!(
+                "{} {} {status} ({why}) is listed as undocumented but was not seen",
+                op.0, op.1
+            ),
         );
     }
 
@@ -390,7 +399,10 @@ async fn every_implemented_operation_answers_as_the_contract_says() {
         let listed = table.get(&(method.clone(), path.clone()));
         let served = implemented.contains(&(method.clone(), path.clone()));
         match listed.map(String::as_str) {
-            None => checker.expect(false, format!("the compatibility table lacks {method} {path}")),
+            None => checker.expect(
+                false,
+                format!("the compatibility table lacks {method} {path}"),
+            ),
             Some("implemented") => checker.expect(
                 served,
                 format!("the compatibility table says {method} {path} is implemented; it is not"),
@@ -408,7 +420,9 @@ async fn every_implemented_operation_answers_as_the_contract_says() {
     for (method, path) in table.keys() {
         checker.expect(
             operations.contains(&(method.clone(), path.clone())),
-            format!("the compatibility table lists {method} {path}, which the document does not have"),
+            format!(
+                "the compatibility table lists {method} {path}, which the document does not have"
+            ),
         );
     }
     assert!(
@@ -442,14 +456,19 @@ fn the_validator_catches_an_answer_off_the_contract() {
         "architecture": {"modality": "text->text", "input_modalities": ["text"], "output_modalities": ["text"], "tokenizer": tokenizer}})
     };
     assert!(contract.component_errors("Model", &model("GPT")).is_empty());
-    assert!(!contract.component_errors("Model", &model("openai")).is_empty());
+    assert!(!contract
+        .component_errors("Model", &model("openai"))
+        .is_empty());
     // Only a provider's display name may be outside its enum.
     let endpoint = |name: &str| json!({"provider_name": name, "status": 200});
     assert!(contract
         .component_errors("ProviderResponse", &endpoint("My Own Server"))
         .is_empty());
     assert!(!contract
-        .component_errors("ProviderResponse", &json!({"provider_name": "OpenAI", "status": "x"}))
+        .component_errors(
+            "ProviderResponse",
+            &json!({"provider_name": "OpenAI", "status": "x"})
+        )
         .is_empty());
     // Undocumented statuses and content types are reported, not passed.
     assert!(contract

@@ -39,14 +39,13 @@ async fn infer(
     expected: u16,
     what: &str,
 ) -> super::Answer {
-    let request = w
-        .gw
-        .http
-        .post(w.gw.url(&format!("/api/v1{}", op.1)))
-        .bearer_auth(&w.gw.key)
-        .header("X-OpenRouter-Metadata", "enabled")
-        .header("User-Agent", "contract-test/1.0")
-        .json(&body);
+    let request =
+        w.gw.http
+            .post(w.gw.url(&format!("/api/v1{}", op.1)))
+            .bearer_auth(&w.gw.key)
+            .header("X-OpenRouter-Metadata", "enabled")
+            .header("User-Agent", "contract-test/1.0")
+            .json(&body);
     c.call(op, request, expected, what).await
 }
 
@@ -66,34 +65,81 @@ pub async fn check(c: &mut Checker, w: &World) {
         streamed.events.len() >= 3,
         format!("a stream of chunks: {:?}", streamed.events),
     );
-    infer(c, w, CHAT, body(CHAT, "test/cut", true), 200, "cut mid-stream").await;
-    let fallback = infer(c, w, CHAT, json!({"model": "test/fallback", "provider": {"sort": "price"},
-        "messages": [{"role": "user", "content": "hi"}]}), 200, "fallback")
+    infer(
+        c,
+        w,
+        CHAT,
+        body(CHAT, "test/cut", true),
+        200,
+        "cut mid-stream",
+    )
+    .await;
+    let fallback = infer(
+        c,
+        w,
+        CHAT,
+        json!({"model": "test/fallback", "provider": {"sort": "price"},
+        "messages": [{"role": "user", "content": "hi"}]}),
+        200,
+        "fallback",
+    )
     .await;
 
     // Every error status of chat.
-    infer(c, w, CHAT, json!({"model": "test/model", "messages": "hi"}), 400, "bad messages").await;
-    c.call(CHAT, post("/chat/completions").json(&chat("test/model")), 401, "no key")
-        .await;
+    infer(
+        c,
+        w,
+        CHAT,
+        json!({"model": "test/model", "messages": "hi"}),
+        400,
+        "bad messages",
+    )
+    .await;
     c.call(
         CHAT,
-        post("/chat/completions").bearer_auth(&w.broke).json(&chat("test/model")),
+        post("/chat/completions").json(&chat("test/model")),
+        401,
+        "no key",
+    )
+    .await;
+    c.call(
+        CHAT,
+        post("/chat/completions")
+            .bearer_auth(&w.broke)
+            .json(&chat("test/model")),
         402,
         "a limit that covers nothing",
     )
     .await;
     c.call(
         CHAT,
-        post("/chat/completions").bearer_auth(&w.admin).json(&chat("test/model")),
+        post("/chat/completions")
+            .bearer_auth(&w.admin)
+            .json(&chat("test/model")),
         403,
         "a management key",
     )
     .await;
-    infer(c, w, CHAT, json!({"model": "test/model", "provider": {"only": ["nobody"]},
-        "messages": [{"role": "user", "content": "hi"}]}), 404, "no endpoint allowed")
+    infer(
+        c,
+        w,
+        CHAT,
+        json!({"model": "test/model", "provider": {"only": ["nobody"]},
+        "messages": [{"role": "user", "content": "hi"}]}),
+        404,
+        "no endpoint allowed",
+    )
     .await;
     let huge = "x".repeat(70 * 1024);
-    infer(c, w, CHAT, json!({"model": "test/model", "messages": [{"role": "user", "content": huge}]}), 413, "too large").await;
+    infer(
+        c,
+        w,
+        CHAT,
+        json!({"model": "test/model", "messages": [{"role": "user", "content": huge}]}),
+        413,
+        "too large",
+    )
+    .await;
     c.call(
         CHAT,
         post("/chat/completions")
@@ -106,7 +152,15 @@ pub async fn check(c: &mut Checker, w: &World) {
     .await;
     infer(c, w, CHAT, chat("test/busy"), 429, "rate limited").await;
     infer(c, w, CHAT, chat("test/broken"), 502, "provider failed").await;
-    infer(c, w, CHAT, chat("test/overloaded"), 503, "provider overloaded").await;
+    infer(
+        c,
+        w,
+        CHAT,
+        chat("test/overloaded"),
+        503,
+        "provider overloaded",
+    )
+    .await;
     infer(c, w, CHAT, chat("test/slow"), 408, "provider timed out").await;
 
     // Anthropic's Messages and OpenAI's Responses, against their shapes in the document.
@@ -114,8 +168,13 @@ pub async fn check(c: &mut Checker, w: &World) {
         infer(c, w, op, body(op, "test/model", false), 200, "served").await;
         infer(c, w, op, body(op, "test/stream", true), 200, "stream").await;
         infer(c, w, op, json!({"model": "test/model"}), 400, "no input").await;
-        c.call(op, post(op.1).json(&body(op, "test/model", false)), 401, "no key")
-            .await;
+        c.call(
+            op,
+            post(op.1).json(&body(op, "test/model", false)),
+            401,
+            "no key",
+        )
+        .await;
         c.call(
             op,
             post(op.1)
@@ -129,42 +188,108 @@ pub async fn check(c: &mut Checker, w: &World) {
         unroutable["provider"] = json!({"only": ["nobody"]});
         infer(c, w, op, unroutable, 404, "no endpoint allowed").await;
         infer(c, w, op, body(op, "test/busy", false), 429, "rate limited").await;
-        infer(c, w, op, body(op, "test/overloaded", false), 503, "overloaded").await;
+        infer(
+            c,
+            w,
+            op,
+            body(op, "test/overloaded", false),
+            503,
+            "overloaded",
+        )
+        .await;
     }
     c.call(
         RESPONSES,
-        post("/responses").bearer_auth(&w.broke).json(&body(RESPONSES, "test/model", false)),
+        post("/responses")
+            .bearer_auth(&w.broke)
+            .json(&body(RESPONSES, "test/model", false)),
         402,
         "a limit that covers nothing",
     )
     .await;
-    infer(c, w, RESPONSES, body(RESPONSES, "test/broken", false), 502, "provider failed").await;
-    infer(c, w, RESPONSES, body(RESPONSES, "test/slow", false), 408, "timed out").await;
+    infer(
+        c,
+        w,
+        RESPONSES,
+        body(RESPONSES, "test/broken", false),
+        502,
+        "provider failed",
+    )
+    .await;
+    infer(
+        c,
+        w,
+        RESPONSES,
+        body(RESPONSES, "test/slow", false),
+        408,
+        "timed out",
+    )
+    .await;
 
     // Embeddings.
-    infer(c, w, EMBEDDINGS, body(EMBEDDINGS, "test/embed", false), 200, "served").await;
-    infer(c, w, EMBEDDINGS, json!({"model": "test/embed"}), 400, "no input").await;
-    c.call(EMBEDDINGS, post("/embeddings").json(&body(EMBEDDINGS, "test/embed", false)), 401, "no key")
-        .await;
+    infer(
+        c,
+        w,
+        EMBEDDINGS,
+        body(EMBEDDINGS, "test/embed", false),
+        200,
+        "served",
+    )
+    .await;
+    infer(
+        c,
+        w,
+        EMBEDDINGS,
+        json!({"model": "test/embed"}),
+        400,
+        "no input",
+    )
+    .await;
     c.call(
         EMBEDDINGS,
-        post("/embeddings").bearer_auth(&w.broke).json(&body(EMBEDDINGS, "test/embed", false)),
+        post("/embeddings").json(&body(EMBEDDINGS, "test/embed", false)),
+        401,
+        "no key",
+    )
+    .await;
+    c.call(
+        EMBEDDINGS,
+        post("/embeddings")
+            .bearer_auth(&w.broke)
+            .json(&body(EMBEDDINGS, "test/embed", false)),
         402,
         "a limit that covers nothing",
     )
     .await;
-    infer(c, w, EMBEDDINGS, json!({"model": "test/embed", "input": "hi", "provider": {"only": ["nobody"]}}), 404, "no endpoint allowed").await;
+    infer(
+        c,
+        w,
+        EMBEDDINGS,
+        json!({"model": "test/embed", "input": "hi", "provider": {"only": ["nobody"]}}),
+        404,
+        "no endpoint allowed",
+    )
+    .await;
 
     // The generations the requests left.
     gw.settled().await;
     let get = |path: String| gw.http.get(gw.url(&format!("/api/v1{path}")));
-    for (answer, what) in [(&served, "served"), (&streamed, "streamed"), (&fallback, "fallback")] {
+    for (answer, what) in [
+        (&served, "served"),
+        (&streamed, "streamed"),
+        (&fallback, "fallback"),
+    ] {
         let Some(id) = answer.generation_id.clone() else {
             c.expect(false, format!("{what}: no X-Generation-Id"));
             continue;
         };
         let g = c
-            .call(GENERATION, get(format!("/generation?id={id}")).bearer_auth(&gw.key), 200, what)
+            .call(
+                GENERATION,
+                get(format!("/generation?id={id}")).bearer_auth(&gw.key),
+                200,
+                what,
+            )
             .await;
         let d = &g.body["data"];
         c.expect(
@@ -173,21 +298,58 @@ pub async fn check(c: &mut Checker, w: &World) {
         );
         if what == "fallback" {
             c.expect(
-                d["provider_responses"].as_array().is_some_and(|r| r.len() == 2),
+                d["provider_responses"]
+                    .as_array()
+                    .is_some_and(|r| r.len() == 2),
                 format!("both attempts in provider_responses: {d}"),
             );
         }
         let content = c
-            .call(CONTENT, get(format!("/generation/content?id={id}")).bearer_auth(&gw.key), 200, what)
+            .call(
+                CONTENT,
+                get(format!("/generation/content?id={id}")).bearer_auth(&gw.key),
+                200,
+                what,
+            )
             .await;
         c.expect(
             content.body["data"]["output"]["completion"].is_string(),
             format!("{what}: the logged completion: {}", content.body),
         );
     }
-    c.call(GENERATION, get("/generation?id=gen-nothing".into()).bearer_auth(&gw.key), 404, "unknown").await;
-    c.call(GENERATION, get("/generation".into()).bearer_auth(&gw.key), 400, "no id").await;
-    c.call(GENERATION, get("/generation?id=gen-nothing".into()), 401, "no key").await;
-    c.call(CONTENT, get("/generation/content?id=gen-nothing".into()).bearer_auth(&gw.key), 404, "unknown").await;
-    c.call(CONTENT, get("/generation/content?id=gen-nothing".into()), 401, "no key").await;
+    c.call(
+        GENERATION,
+        get("/generation?id=gen-nothing".into()).bearer_auth(&gw.key),
+        404,
+        "unknown",
+    )
+    .await;
+    c.call(
+        GENERATION,
+        get("/generation".into()).bearer_auth(&gw.key),
+        400,
+        "no id",
+    )
+    .await;
+    c.call(
+        GENERATION,
+        get("/generation?id=gen-nothing".into()),
+        401,
+        "no key",
+    )
+    .await;
+    c.call(
+        CONTENT,
+        get("/generation/content?id=gen-nothing".into()).bearer_auth(&gw.key),
+        404,
+        "unknown",
+    )
+    .await;
+    c.call(
+        CONTENT,
+        get("/generation/content?id=gen-nothing".into()),
+        401,
+        "no key",
+    )
+    .await;
 }

@@ -75,9 +75,12 @@ pub async fn check(c: &mut Checker, w: &World) {
         "?sort=latency-low-to-high",
         "?offset=1&limit=2",
     ] {
-        c.call(MODELS, get(&format!("/models{query}")), 200, query).await;
+        c.call(MODELS, get(&format!("/models{query}")), 200, query)
+            .await;
     }
-    let one = c.call(MODELS, get("/models?category=programming"), 200, "category").await;
+    let one = c
+        .call(MODELS, get("/models?category=programming"), 200, "category")
+        .await;
     c.expect(
         one.body["total_count"] == 1,
         format!("category filters: {}", one.body),
@@ -113,7 +116,9 @@ pub async fn check(c: &mut Checker, w: &World) {
         ("?max_price=cheap", "max_price"),
         ("?zdr=maybe", "zdr"),
     ] {
-        let a = c.call(MODELS, get(&format!("/models{query}")), 400, query).await;
+        let a = c
+            .call(MODELS, get(&format!("/models{query}")), 400, query)
+            .await;
         let message = a.body["error"]["message"].as_str().unwrap_or("");
         c.expect(
             message.contains(needle),
@@ -126,16 +131,25 @@ pub async fn check(c: &mut Checker, w: &World) {
         n.body["data"]["count"] == all.body["total_count"],
         format!("count {} = total_count {}", n.body, all.body["total_count"]),
     );
-    c.call(COUNT, get("/models/count?output_modalities=all"), 200, "all")
-        .await;
+    c.call(
+        COUNT,
+        get("/models/count?output_modalities=all"),
+        200,
+        "all",
+    )
+    .await;
     c.call(COUNT, get("/models/count?sort=top-weekly"), 400, "sort")
         .await;
 
     let one = c.call(MODEL, get("/model/test/model"), 200, "one").await;
-    c.expect(one.body["data"]["id"] == "test/model", "the model by author/slug");
+    c.expect(
+        one.body["data"]["id"] == "test/model",
+        "the model by author/slug",
+    );
     c.call(MODEL, get("/model/test/model:free"), 200, "a variant")
         .await;
-    c.call(MODEL, get("/model/test/nothing"), 404, "unknown").await;
+    c.call(MODEL, get("/model/test/nothing"), 404, "unknown")
+        .await;
     // The openai SDK's `models.retrieve`: the id with its slash encoded, or not.
     for path in ["/models/test%2Fmodel", "/models/test/model"] {
         let r = get(path).bearer_auth(&gw.key).send().await.expect("send");
@@ -148,15 +162,32 @@ pub async fn check(c: &mut Checker, w: &World) {
         c.component("Model", &body, path);
     }
 
-    let e = c.call(ENDPOINTS, get("/models/test/model/endpoints"), 200, "endpoints").await;
+    let e = c
+        .call(
+            ENDPOINTS,
+            get("/models/test/model/endpoints"),
+            200,
+            "endpoints",
+        )
+        .await;
     c.expect(
         e.body["data"]["endpoints"][0]["supports_tool_choice"] == true,
         format!("supports_tool_choice: {}", e.body),
     );
-    c.call(ENDPOINTS, get("/models/test/broken/endpoints"), 200, "a name off the enum")
-        .await;
-    c.call(ENDPOINTS, get("/models/test/nothing/endpoints"), 404, "unknown")
-        .await;
+    c.call(
+        ENDPOINTS,
+        get("/models/test/broken/endpoints"),
+        200,
+        "a name off the enum",
+    )
+    .await;
+    c.call(
+        ENDPOINTS,
+        get("/models/test/nothing/endpoints"),
+        404,
+        "unknown",
+    )
+    .await;
 
     let mine = c
         .call(USER, get("/models/user").bearer_auth(&gw.key), 200, "user")
@@ -173,8 +204,13 @@ pub async fn check(c: &mut Checker, w: &World) {
     )
     .await;
     c.call(USER, get("/models/user"), 401, "no key").await;
-    c.call(USER, get("/models/user").bearer_auth(&w.admin), 403, "management")
-        .await;
+    c.call(
+        USER,
+        get("/models/user").bearer_auth(&w.admin),
+        403,
+        "management",
+    )
+    .await;
 
     let zdr = c.call(ZDR, get("/endpoints/zdr"), 200, "zdr").await;
     c.expect(

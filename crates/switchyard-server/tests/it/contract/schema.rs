@@ -76,11 +76,9 @@ impl Contract {
         let response = op["responses"]
             .get(status.to_string())
             .ok_or_else(|| format!("{method} {path} does not document status {status}"))?;
-        let content = response["content"]
-            .get(content_type)
-            .ok_or_else(|| {
-                format!("{method} {path} {status} documents no {content_type} answer")
-            })?;
+        let content = response["content"].get(content_type).ok_or_else(|| {
+            format!("{method} {path} {status} documents no {content_type} answer")
+        })?;
         Ok(content["schema"].clone())
     }
 
