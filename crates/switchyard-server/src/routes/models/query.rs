@@ -73,11 +73,6 @@ const UNSUPPORTED_SORTS: &[&str] = &[
     "design-arena-elo-high-to-low",
 ];
 
-/// A parameter's value, cut short for an error message.
-fn shown(value: &str) -> String {
-    value.chars().take(64).collect()
-}
-
 fn csv(text: &Option<String>) -> Vec<String> {
     text.iter()
         .flat_map(|t| t.split(','))
@@ -97,8 +92,8 @@ fn integer(name: &str, text: &Option<String>) -> Result<Option<u64>, ApiError> {
     }
 }
 
-/// A price in USD per million tokens, as exact money per token... scaled: the amount per
-/// million tokens, to compare with a per-token price times a million.
+/// A price bound in USD per million tokens, as exact money (compared with a per-token price
+/// times a million).
 fn price_per_million(name: &str, text: &Option<String>) -> Result<Option<Money>, ApiError> {
     match text.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
@@ -223,8 +218,7 @@ impl ModelsQuery {
                 let c = c.to_ascii_lowercase();
                 if !CATEGORIES.contains(&c.as_str()) {
                     return Err(ApiError::bad_request(format!(
-                        "category {:?} is not one of {}",
-                        shown(&c),
+                        "category must be one of {}",
                         CATEGORIES.join(", ")
                     )));
                 }
@@ -232,24 +226,22 @@ impl ModelsQuery {
             }
         };
         let inputs = csv(&self.input_modalities);
-        if let Some(bad) = inputs
+        if inputs
             .iter()
-            .find(|i| !INPUT_MODALITIES.contains(&i.as_str()))
+            .any(|i| !INPUT_MODALITIES.contains(&i.as_str()))
         {
             return Err(ApiError::bad_request(format!(
-                "input_modalities: {:?} is not one of {}",
-                shown(bad),
+                "input_modalities must be a comma-separated list of {}",
                 INPUT_MODALITIES.join(", ")
             )));
         }
         let mut outputs = csv(&self.output_modalities);
-        if let Some(bad) = outputs
+        if outputs
             .iter()
-            .find(|o| *o != "all" && !OUTPUT_MODALITIES.contains(&o.as_str()))
+            .any(|o| o != "all" && !OUTPUT_MODALITIES.contains(&o.as_str()))
         {
             return Err(ApiError::bad_request(format!(
-                "output_modalities: {:?} is not one of all, {}",
-                shown(bad),
+                "output_modalities must be all or a comma-separated list of {}",
                 OUTPUT_MODALITIES.join(", ")
             )));
         }
@@ -265,10 +257,9 @@ impl ModelsQuery {
                     SORTS[..6].join(", ")
                 )))
             }
-            Some(s) => {
+            Some(_) => {
                 return Err(ApiError::bad_request(format!(
-                    "sort {:?} is not one of {}",
-                    shown(s),
+                    "sort must be one of {}",
                     SORTS[..6].join(", ")
                 )))
             }

@@ -53,38 +53,54 @@ pub async fn check(c: &mut Checker, w: &World) {
             .is_some_and(|p| p.len() > 5 && p.contains(&"temperature".into())),
         format!("supported_parameters derived from the provider kind: {stream}"),
     );
-    for query in [
-        "?output_modalities=all",
-        "?output_modalities=embeddings",
-        "?category=programming",
-        "?supported_parameters=tools,temperature",
-        "?input_modalities=image",
-        "?q=stream",
-        "?context=8000",
-        "?min_price=0.5&max_price=2&min_output_price=1&max_output_price=3",
-        "?arch=other",
-        "?model_authors=test",
-        "?providers=OpenAI,groq",
-        "?zdr=true",
-        "?min_age_days=1&max_age_days=100000",
-        "?sort=newest",
-        "?sort=pricing-low-to-high",
-        "?sort=pricing-high-to-low",
-        "?sort=context-high-to-low",
-        "?sort=throughput-high-to-low",
-        "?sort=latency-low-to-high",
-        "?offset=1&limit=2",
-    ] {
-        c.call(MODELS, get(&format!("/models{query}")), 200, query)
+    // (query, models it selects, the first one when the order is decided)
+    let cases: &[(&str, u64, Option<&str>)] = &[
+        ("?output_modalities=all", 9, None),
+        ("?output_modalities=embeddings", 1, Some("test/embed")),
+        ("?category=programming", 1, Some("test/model")),
+        ("?supported_parameters=tools,temperature", 8, None),
+        ("?supported_parameters=top_a", 7, None),
+        ("?input_modalities=image", 7, None),
+        ("?q=stream", 1, Some("test/stream")),
+        ("?context=8000", 8, None),
+        ("?context=8001", 0, None),
+        (
+            "?min_price=0.5&max_price=2&min_output_price=1&max_output_price=3",
+            7,
+            None,
+        ),
+        ("?max_price=0.5", 1, Some("test/fallback")),
+        ("?arch=other", 8, None),
+        ("?arch=gpt", 0, None),
+        ("?model_authors=test", 8, None),
+        ("?model_authors=nobody", 0, None),
+        ("?providers=OpenAI,groq", 3, None),
+        ("?zdr=true", 8, None),
+        ("?min_age_days=1&max_age_days=100000", 8, None),
+        ("?max_age_days=1", 0, None),
+        ("?sort=newest", 8, Some("test/model")),
+        ("?sort=pricing-low-to-high", 8, Some("test/fallback")),
+        ("?sort=pricing-high-to-low", 8, None),
+        ("?sort=context-high-to-low", 8, None),
+        ("?sort=throughput-high-to-low", 8, None),
+        ("?sort=latency-low-to-high", 8, None),
+        ("?offset=1&limit=2", 8, None),
+    ];
+    for (query, total, first) in cases {
+        let a = c
+            .call(MODELS, get(&format!("/models{query}")), 200, query)
             .await;
+        c.expect(
+            a.body["total_count"] == *total,
+            format!("{query} selects {total}: {}", a.body["total_count"]),
+        );
+        if let Some(first) = first {
+            c.expect(
+                a.body["data"][0]["id"] == *first,
+                format!("{query} lists {first} first: {}", a.body["data"][0]["id"]),
+            );
+        }
     }
-    let one = c
-        .call(MODELS, get("/models?category=programming"), 200, "category")
-        .await;
-    c.expect(
-        one.body["total_count"] == 1,
-        format!("category filters: {}", one.body),
-    );
     // Following `links.next` ends.
     let mut next = Some("/api/v1/models?limit=3".to_owned());
     let mut pages = 0;

@@ -35,7 +35,7 @@ impl Contract {
         })
     }
 
-    /// Every operation of the document: (`GET`, `/models`), in the document's order.
+    /// Every operation of the document: (`GET`, `/models`).
     pub fn operations(&self) -> BTreeSet<(String, String)> {
         let mut ops = BTreeSet::new();
         for (path, item) in self.doc["paths"].as_object().expect("paths") {
