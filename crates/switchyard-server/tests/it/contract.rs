@@ -230,8 +230,12 @@ const MODELS: &[(&str, &str, &str)] = &[
 ];
 
 async fn world() -> World {
-    let sse = |cut| Reply::Sse {
-        events: stream_events(&["Hel", "lo"], (3, 2)),
+    // A whole stream, or its first two events and then the connection cut.
+    let sse = |cut: bool| Reply::Sse {
+        events: stream_events(&["Hel", "lo"], (3, 2))
+            .into_iter()
+            .take(if cut { 2 } else { usize::MAX })
+            .collect(),
         delay: Duration::from_millis(1),
         cut,
     };

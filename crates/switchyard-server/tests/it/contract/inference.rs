@@ -65,7 +65,7 @@ pub async fn check(c: &mut Checker, w: &World) {
         streamed.events.len() >= 3,
         format!("a stream of chunks: {:?}", streamed.events),
     );
-    infer(
+    let cut = infer(
         c,
         w,
         CHAT,
@@ -74,6 +74,15 @@ pub async fn check(c: &mut Checker, w: &World) {
         "cut mid-stream",
     )
     .await;
+    c.expect(
+        cut.events
+            .last()
+            .is_some_and(|e| e["data"]["error"].is_object()),
+        format!(
+            "a cut chat stream ends with the error chunk: {:?}",
+            cut.events.last()
+        ),
+    );
     let fallback = infer(
         c,
         w,
@@ -167,6 +176,17 @@ pub async fn check(c: &mut Checker, w: &World) {
     for op in [MESSAGES, RESPONSES] {
         infer(c, w, op, body(op, "test/model", false), 200, "served").await;
         infer(c, w, op, body(op, "test/stream", true), 200, "stream").await;
+        let cut = infer(c, w, op, body(op, "test/cut", true), 200, "cut mid-stream").await;
+        c.expect(
+            cut.events
+                .last()
+                .is_some_and(|e| e["event"] == "error" || e["data"]["type"] == "response.failed"),
+            format!(
+                "{} ends a cut stream with its error event: {:?}",
+                op.1,
+                cut.events.last()
+            ),
+        );
         infer(c, w, op, json!({"model": "test/model"}), 400, "no input").await;
         c.call(
             op,

@@ -265,6 +265,45 @@ pub async fn check(c: &mut Checker, w: &World) {
         "assigned",
     )
     .await;
+    // A key under the guardrail sees only the models its providers serve.
+    let restricted = c
+        .call(
+            CREATE_KEY,
+            admin(Method::POST, "/keys").json(&json!({"name": "restricted"})),
+            201,
+            "for the guardrail",
+        )
+        .await;
+    let restricted_key = restricted.body["key"].as_str().unwrap_or("none").to_owned();
+    let restricted_hash = restricted.body["data"]["hash"]
+        .as_str()
+        .unwrap_or("none")
+        .to_owned();
+    c.call(
+        ASSIGN,
+        admin(Method::POST, &assignments).json(&json!({"key_hashes": [restricted_hash]})),
+        200,
+        "assigned",
+    )
+    .await;
+    let mine = c
+        .call(
+            Op("GET", "/models/user"),
+            gw.http
+                .get(url("/models/user"))
+                .bearer_auth(&restricted_key),
+            200,
+            "under a guardrail",
+        )
+        .await;
+    let ids: Vec<&str> = mine.body["data"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|m| m["id"].as_str()).collect())
+        .unwrap_or_default();
+    c.expect(
+        ids == ["test/model", "test/fallback"],
+        format!("the guardrail allows the provider good only: {ids:?}"),
+    );
     c.call(
         ASSIGN,
         admin(Method::POST, &assignments).json(&json!({"key_hashes": "x"})),
