@@ -7,7 +7,7 @@
 mod query;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::Json;
 use serde_json::{json, Value};
 use switchyard_core::catalog::{Catalog, Endpoint, Model};
@@ -53,8 +53,15 @@ fn select<'a>(
 }
 
 /// A page of models as the contract's list: `data`, `links.next` (only while models remain,
-/// so that following it ends) and `total_count`.
-fn page(catalog: &Catalog, selected: &[&Model], selection: &query::Selection, path: &str) -> Value {
+/// so that following it ends; with the request's other parameters, so that the next page is of
+/// the same selection) and `total_count`.
+fn page(
+    catalog: &Catalog,
+    selected: &[&Model],
+    selection: &query::Selection,
+    path: &str,
+    raw_query: Option<&str>,
+) -> Value {
     let total = selected.len();
     let offset = selection.offset;
     let data: Vec<Value> = selected
@@ -65,7 +72,13 @@ fn page(catalog: &Catalog, selected: &[&Model], selection: &query::Selection, pa
         .collect();
     let next = selection.limit.and_then(|l| {
         let next = offset.saturating_add(l);
-        (next < total).then(|| format!("{path}?offset={next}&limit={l}"))
+        let kept: String = raw_query
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("offset=") && !p.starts_with("limit="))
+            .map(|p| format!("{p}&"))
+            .collect();
+        (next < total).then(|| format!("{path}?{kept}offset={next}&limit={l}"))
     });
     json!({"data": data, "links": {"next": next}, "total_count": total})
 }
@@ -73,6 +86,7 @@ fn page(catalog: &Catalog, selected: &[&Model], selection: &query::Selection, pa
 /// `GET /api/v1/models`.
 pub async fn list(
     State(state): State<SharedState>,
+    RawQuery(raw): RawQuery,
     query: ModelsQueryResult,
 ) -> Result<Json<Value>, ApiError> {
     let selection = read_query(query)?.selection()?;
@@ -83,6 +97,7 @@ pub async fn list(
         &selected,
         &selection,
         "/api/v1/models",
+        raw.as_deref(),
     )))
 }
 
@@ -127,6 +142,7 @@ fn usable(
 pub async fn user(
     State(state): State<SharedState>,
     auth: Authenticated,
+    RawQuery(raw): RawQuery,
     query: ModelsQueryResult,
 ) -> Result<Json<Value>, ApiError> {
     if auth.key.is_management {
@@ -155,6 +171,7 @@ pub async fn user(
         &selected,
         &selection,
         "/api/v1/models/user",
+        raw.as_deref(),
     )))
 }
 

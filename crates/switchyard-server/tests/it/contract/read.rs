@@ -101,14 +101,19 @@ pub async fn check(c: &mut Checker, w: &World) {
             );
         }
     }
-    // Following `links.next` ends.
-    let mut next = Some("/api/v1/models?limit=3".to_owned());
+    // Following `links.next` ends, and keeps the selection.
+    let mut next = Some("/api/v1/models?limit=3&model_authors=test".to_owned());
     let mut pages = 0;
     while let Some(path) = next.take() {
         let page = c
             .call(MODELS, gw.http.get(gw.url(&path)), 200, "pages")
             .await;
         next = page.body["links"]["next"].as_str().map(str::to_owned);
+        c.expect(
+            next.as_deref()
+                .is_none_or(|n| n.starts_with("/api/v1/models?model_authors=test&offset=")),
+            format!("links.next keeps the filters: {next:?}"),
+        );
         pages += 1;
         if pages > 10 {
             c.expect(false, "links.next does not end");
