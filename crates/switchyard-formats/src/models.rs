@@ -2,6 +2,9 @@
 //! and `/embeddings/models` show models) and public endpoint (`PublicEndpoint`, as
 //! `/models/{author}/{slug}/endpoints` and `/endpoints/zdr` show endpoints).
 //!
+//! An endpoint also has the members OpenRouter's SDKs require beyond the document
+//! (`supports_tool_choice` per value, `native_tools`, `supports_diarization`).
+//!
 //! A model's prices are those of its cheapest endpoint, written as the catalogue wrote them.
 //! Its `supported_parameters` are the contract's request parameters its endpoints take
 //! ([`Catalog::model_parameters`]): never empty for a chat model, since an endpoint that lists
@@ -104,6 +107,7 @@ pub fn endpoint_entry(
     stats: &EndpointStats,
 ) -> Value {
     let parameters = catalog.endpoint_parameters(m, e);
+    let tool_choice = parameters.contains(&"tool_choice");
     json!({
         "name": format!("{provider_name} | {}", m.id),
         "model_id": m.id,
@@ -118,7 +122,14 @@ pub fn endpoint_entry(
         // 0 when serving, -1 while the circuit breaker keeps requests away.
         "status": if stats.circuit == CircuitState::Open { -1 } else { 0 },
         "service_tier": e.service_tier,
-        "supports_tool_choice": parameters.contains(&"tool_choice"),
+        // Which `tool_choice` values the endpoint takes: every one when it takes the parameter
+        // (each codec translates all four), none otherwise.
+        "supports_tool_choice": {
+            "auto": tool_choice, "none": tool_choice, "required": tool_choice, "function": tool_choice,
+        },
+        // No server tool runs natively at a provider: the gateway sends only client tools.
+        "native_tools": {},
+        "supports_diarization": false,
         "supported_parameters": parameters,
         "supports_implicit_caching": e.supports_implicit_caching,
         "uptime_last_5m": stats.uptime_last_5m,

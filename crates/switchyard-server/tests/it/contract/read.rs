@@ -192,7 +192,7 @@ pub async fn check(c: &mut Checker, w: &World) {
         )
         .await;
     c.expect(
-        e.body["data"]["endpoints"][0]["supports_tool_choice"] == true,
+        e.body["data"]["endpoints"][0]["supports_tool_choice"]["function"] == true,
         format!("supports_tool_choice: {}", e.body),
     );
     c.call(
