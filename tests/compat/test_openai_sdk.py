@@ -142,3 +142,11 @@ def test_other_provider_kinds_tool_calls(client, model):
             call = completion.choices[0].message.tool_calls[0]
             assert completion.choices[0].finish_reason == "tool_calls"
             assert json.loads(call.function.arguments) == {"city": "Paris"}
+
+
+def test_models_retrieve(client):
+    # The SDK encodes the slash of the id; the answer is OpenAI's model object.
+    model = client.models.retrieve("mock/chat")
+    assert model.id == "mock/chat"
+    assert model.object == "model"
+    assert model.owned_by == "mock"

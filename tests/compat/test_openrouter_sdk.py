@@ -223,3 +223,24 @@ def test_activity(admin):
     with pytest.raises(errors.OpenRouterError) as info:
         admin.analytics.get_user_activity(request=GetUserActivityRequest(date_="not-a-date"))
     assert info.value.status_code == 400
+
+
+def test_catalogue_reads(client, gateway):
+    # Every read of the catalogue parses into the SDK's typed models.
+    page = client.models.list()
+    ids = [m.id for m in page.result.data]
+    assert ids == ["mock/claude", "mock/gemini", "mock/chat"]
+    chat = page.result.data[-1]
+    assert chat.architecture.tokenizer == "Other"
+    assert "temperature" in chat.supported_parameters
+    assert page.result.total_count == 3 and page.result.links.next is None
+    assert client.models.count().data.count == 3
+    assert client.models.get(author="mock", slug="chat").data.id == "mock/chat"
+    mine = client.models.list_for_user(security={"bearer": gateway.key})
+    assert [m.id for m in mine.result.data] == ids
+    endpoints = client.endpoints.list(author="mock", slug="chat").data
+    assert endpoints.id == "mock/chat" and endpoints.endpoints[0].supported_parameters
+    zdr = client.endpoints.list_zdr_endpoints()
+    assert isinstance(zdr.data, list)
+    with pytest.raises(errors.OpenRouterError):
+        client.models.list(limit=0)

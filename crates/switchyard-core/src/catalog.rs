@@ -255,12 +255,14 @@ pub struct Model {
     pub input_modalities: Vec<String>,
     /// Output modalities.
     pub output_modalities: Vec<String>,
-    /// Tokenizer family.
+    /// Tokenizer family, one of the contract's [`card::TOKENIZERS`].
     pub tokenizer: String,
     /// Instruct format, if any.
     pub instruct_type: Option<String>,
     /// Hugging Face id, for open weights.
     pub hugging_face_id: Option<String>,
+    /// What the models API shows of the model besides its endpoints.
+    pub card: ModelCard,
     /// Endpoints, in catalogue order.
     pub endpoints: Vec<Endpoint>,
 }
@@ -353,7 +355,10 @@ fn render_problems(problems: &[Problem]) -> String {
         .join("\n")
 }
 
+pub mod card;
 mod toml;
+
+pub use card::ModelCard;
 
 impl Catalog {
     /// Every provider, in catalogue order.
@@ -379,6 +384,43 @@ impl Catalog {
     /// The model that serves chat requests naming no model, when the catalogue sets one.
     pub fn default_model(&self) -> Option<&Model> {
         self.default_model.map(|i| &self.models[i])
+    }
+
+    /// The contract's request parameters an endpoint of `model` takes, in the contract's order:
+    /// those the catalogue lists, or, when it lists none, those its provider kind's codec
+    /// forwards ([`ProviderKind::parameters`]); none for an embedding model. Names that are not
+    /// request parameters of the contract (capabilities the codecs read) are left out.
+    pub fn endpoint_parameters(&self, model: &Model, endpoint: &Endpoint) -> Vec<&'static str> {
+        if model.kind() == ModelKind::Embedding {
+            return Vec::new();
+        }
+        let kind = self.provider(&endpoint.provider).map(|p| p.kind);
+        card::PARAMETERS
+            .iter()
+            .copied()
+            .filter(|p| {
+                if endpoint.supported_parameters.is_empty() {
+                    kind.is_some_and(|k| k.parameters().contains(p))
+                } else {
+                    endpoint.supports(p)
+                }
+            })
+            .collect()
+    }
+
+    /// The union of [`Catalog::endpoint_parameters`] over a model's endpoints, in the
+    /// contract's order.
+    pub fn model_parameters(&self, model: &Model) -> Vec<&'static str> {
+        let each: Vec<Vec<&'static str>> = model
+            .endpoints
+            .iter()
+            .map(|e| self.endpoint_parameters(model, e))
+            .collect();
+        card::PARAMETERS
+            .iter()
+            .copied()
+            .filter(|p| each.iter().any(|e| e.contains(p)))
+            .collect()
     }
 }
 
@@ -753,6 +795,108 @@ pricing = { prompt = "0.00000002" }
                 err.0
                     .iter()
                     .any(|p| p.location.ends_with(location) && p.message.contains(words)),
+                "{location}: {words:?} not in:\n{err}"
+            );
+            assert_eq!(err.0.len(), 1, "{err}");
+        }
+    }
+
+    #[test]
+    fn model_cards_are_read_and_checked_against_the_contract() {
+        let card = "id = \"b/c\"\ntokenizer = \"Llama3\"\ninstruct_type = \"llama3\"\ncategories = [\"programming\"]\nknowledge_cutoff = \"2024-10\"\nsupported_voices = [\"alloy\"]\nreasoning = { mandatory = true, default_effort = \"high\", supported_efforts = [\"high\", \"low\"] }\nper_request_limits = { prompt_tokens = 10, completion_tokens = 5 }\ndefault_parameters = { temperature = 0.5, top_k = 20 }";
+        let text = format!(
+            "{KINDS}{}",
+            model_table(card, "pricing = { prompt = \"0\", completion = \"0\" }")
+        );
+        let catalog = Catalog::from_toml("c.toml", &text).expect("valid");
+        let m = catalog.model("b/c").expect("model");
+        assert_eq!(m.tokenizer, "Llama3");
+        assert_eq!(m.card.categories, ["programming"]);
+        assert_eq!(m.card.knowledge_cutoff.as_deref(), Some("2024-10"));
+        let reasoning = m.card.reasoning.as_ref().expect("reasoning");
+        assert!(reasoning.mandatory);
+        assert_eq!(reasoning.default_effort.as_deref(), Some("high"));
+        assert_eq!(
+            m.card
+                .per_request_limits
+                .map(|l| (l.prompt_tokens, l.completion_tokens)),
+            Some((10, 5))
+        );
+        assert_eq!(
+            serde_json::Value::Object(m.card.default_parameters.clone().expect("defaults"))
+                .to_string(),
+            r#"{"temperature":0.5,"top_k":20}"#
+        );
+        // The tokenizer defaults to the author's family.
+        assert_eq!(
+            catalog.model("a/chat").map(|m| m.tokenizer.as_str()),
+            Some("Other")
+        );
+        // An endpoint listing no parameters takes its kind's; one listing some takes those the
+        // contract names; an embedding model none.
+        let chat = catalog.model("a/chat").expect("chat");
+        assert!(catalog.model_parameters(chat).contains(&"temperature"));
+        assert!(catalog
+            .model_parameters(catalog.model("a/embed").expect("embed"))
+            .is_empty());
+
+        for (keys, location, words) in [
+            ("tokenizer = \"openai\"", "tokenizer", "is not one of"),
+            ("instruct_type = \"chat\"", "instruct_type", "is not one of"),
+            (
+                "categories = [\"cooking\"]",
+                "categories[0]",
+                "is not one of",
+            ),
+            (
+                "input_modalities = [\"smell\"]",
+                "input_modalities[0]",
+                "is not one of",
+            ),
+            (
+                "knowledge_cutoff = \"October\"",
+                "knowledge_cutoff",
+                "is not a date",
+            ),
+            (
+                "expiration_date = \"2026-13-01\"",
+                "expiration_date",
+                "is not a date",
+            ),
+            (
+                "reasoning = { default_effort = \"huge\" }",
+                "reasoning.default_effort",
+                "is not one of",
+            ),
+            (
+                "reasoning = { supported_efforts = [\"low\", \"huge\"] }",
+                "reasoning.supported_efforts[1]",
+                "is not one of",
+            ),
+            (
+                "per_request_limits = { prompt_tokens = 0, completion_tokens = 5 }",
+                "per_request_limits",
+                "positive",
+            ),
+            (
+                "default_parameters = { temperature = 9.0 }",
+                "default_parameters",
+                "temperature must be between",
+            ),
+        ] {
+            let text = format!(
+                "{KINDS}{}",
+                model_table(
+                    &format!("id = \"b/c\"\n{keys}"),
+                    "pricing = { prompt = \"0\", completion = \"0\" }"
+                )
+            );
+            let err = Catalog::from_toml("c.toml", &text).expect_err(location);
+            assert!(
+                err.0
+                    .iter()
+                    .any(|p| p.location.ends_with(&format!("(b/c).{location}"))
+                        && p.message.contains(words)),
                 "{location}: {words:?} not in:\n{err}"
             );
             assert_eq!(err.0.len(), 1, "{err}");

@@ -112,7 +112,8 @@ impl UpstreamError {
             UpstreamErrorKind::PayloadTooLarge => 413,
             UpstreamErrorKind::RateLimited => 429,
             UpstreamErrorKind::Overloaded => 503,
-            UpstreamErrorKind::Timeout => 504,
+            // The contract's status for a provider that did not answer in time.
+            UpstreamErrorKind::Timeout => 408,
             UpstreamErrorKind::ProviderAuth
             | UpstreamErrorKind::Server
             | UpstreamErrorKind::Connection
@@ -182,7 +183,7 @@ mod tests {
             (400, UpstreamErrorKind::InvalidRequest, false, 400),
             (401, UpstreamErrorKind::ProviderAuth, true, 502),
             (404, UpstreamErrorKind::NotFound, true, 502),
-            (408, UpstreamErrorKind::Timeout, true, 504),
+            (408, UpstreamErrorKind::Timeout, true, 408),
             (413, UpstreamErrorKind::PayloadTooLarge, false, 413),
             (429, UpstreamErrorKind::RateLimited, true, 429),
             (500, UpstreamErrorKind::Server, true, 502),

@@ -373,7 +373,7 @@ pub fn models_list(catalog: &Catalog, offset: usize, limit: Option<usize>) -> Va
         .into_iter()
         .skip(offset)
         .take(limit.unwrap_or(usize::MAX))
-        .map(model_entry)
+        .map(|m| model_entry(catalog, m))
         .collect();
     let next = limit.and_then(|l| {
         (offset.saturating_add(l) < total).then(|| {

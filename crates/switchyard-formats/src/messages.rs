@@ -658,10 +658,24 @@ mod tests {
     fn message_start_carries_the_input_counts_it_knows() {
         let usage = json!({"prompt_tokens": 100, "completion_tokens": 1, "cost": 0.1,
                            "prompt_tokens_details": {"cached_tokens": 60, "cache_write_tokens": 30}});
-        let counted = json!({"input_tokens": 10, "output_tokens": 1, "cache_read_input_tokens": 60,
-                             "cache_creation_input_tokens": 30});
-        let zero = json!({"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0,
-                          "cache_creation_input_tokens": 0});
+        // Members Anthropic's usage requires and the gateway cannot know are null.
+        let unknown = json!({"output_tokens_details": {"thinking_tokens": 0}, "cache_creation": null,
+                             "inference_geo": null, "server_tool_use": null, "service_tier": null});
+        let with = |counts: Value| {
+            let mut usage = unknown.clone();
+            if let (Some(u), Value::Object(c)) = (usage.as_object_mut(), counts) {
+                u.extend(c);
+            }
+            usage
+        };
+        let counted = with(
+            json!({"input_tokens": 10, "output_tokens": 1, "cache_read_input_tokens": 60,
+                             "cache_creation_input_tokens": 30}),
+        );
+        let zero = with(
+            json!({"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0,
+                          "cache_creation_input_tokens": 0}),
+        );
         let first = json!({"choices": [{"delta": {"content": "Hi"}}], "usage": usage});
         // Started by the first chunk: its usage.
         let mut t = StreamTranscoder::new("gen-1", "m/x");
@@ -703,14 +717,17 @@ mod tests {
             out,
             json!({
                 "id": "gen-1", "type": "message", "role": "assistant", "model": "m/x",
+                "container": null,
                 "content": [
                     {"type": "thinking", "thinking": "r", "signature": "s"},
-                    {"type": "text", "text": "ok"},
-                    {"type": "tool_use", "id": "c1", "name": "f", "input": {"x": 2}},
+                    {"type": "text", "text": "ok", "citations": null},
+                    {"type": "tool_use", "id": "c1", "caller": {"type": "direct"}, "name": "f", "input": {"x": 2}},
                 ],
-                "stop_reason": "tool_use", "stop_sequence": null,
+                "stop_reason": "tool_use", "stop_details": null, "stop_sequence": null,
                 "usage": {"input_tokens": 5, "output_tokens": 5, "cache_read_input_tokens": 3,
-                          "cache_creation_input_tokens": 2, "cost": 0.001},
+                          "cache_creation_input_tokens": 2, "cost": 0.001,
+                          "output_tokens_details": {"thinking_tokens": 0}, "cache_creation": null,
+                          "inference_geo": null, "server_tool_use": null, "service_tier": null},
                 "provider": "P",
             })
         );

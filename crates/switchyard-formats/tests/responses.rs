@@ -54,18 +54,11 @@ fn chunks(name: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The OpenRouter OpenAPI document, shared by the whole project outside the repository.
+/// The OpenRouter OpenAPI document, as copied into the repository (`tests/contract/`).
 fn openapi() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
     DOC.get_or_init(|| {
-        let p = path(&[
-            "..",
-            "..",
-            "..",
-            "shared",
-            "reference",
-            "openrouter-openapi.json",
-        ]);
+        let p = path(&["..", "..", "tests", "contract", "openrouter-openapi.json"]);
         let text = std::fs::read_to_string(&p)
             .unwrap_or_else(|e| panic!("the OpenAPI document {}: {e}", p.display()));
         serde_json::from_str(&text).expect("OpenAPI JSON")

@@ -190,10 +190,17 @@ pub fn router(state: SharedState) -> Router {
         )
         .route("/api/v1/embeddings/models", get(models::embedding_models))
         .route("/api/v1/models", get(models::list))
+        .route("/api/v1/models/count", get(models::count))
+        .route("/api/v1/models/user", get(models::user))
+        // The openai SDK's `models.retrieve` sends the id with its slash encoded.
+        .route("/api/v1/models/{id}", get(models::retrieve_encoded))
+        .route("/api/v1/models/{author}/{slug}", get(models::retrieve))
+        .route("/api/v1/model/{author}/{slug}", get(models::one))
         .route(
             "/api/v1/models/{author}/{slug}/endpoints",
             get(models::endpoints),
         )
+        .route("/api/v1/endpoints/zdr", get(models::zdr_endpoints))
         .route("/api/v1/providers", get(models::providers))
         .route("/api/v1/key", get(keys::current))
         .route("/api/v1/auth/key", get(keys::current))

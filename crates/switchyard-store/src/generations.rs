@@ -1,6 +1,6 @@
 //! Generation records and the activity report.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use switchyard_core::money::Money;
 
@@ -93,15 +93,45 @@ pub struct GenerationRecord {
     /// The router the request named (`openrouter/auto`, `openrouter/free`, a `~...-latest`
     /// name).
     pub router: Option<String>,
+    /// The API the request came through, as the contract names it (`completions`,
+    /// `embeddings`).
+    pub api_type: Option<String>,
+    /// The client's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// Every attempt of the request, fallbacks included, in order.
+    pub provider_responses: Vec<ProviderResponse>,
+}
+
+/// One attempt of a generation, as `GET /generation` lists it in `provider_responses`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderResponse {
+    /// The provider's display name.
+    pub provider_name: String,
+    /// The status the provider answered (the gateway's, for a transport failure).
+    pub status: Option<u16>,
+    /// The model's permanent slug.
+    pub model_permaslug: Option<String>,
+    /// Served with the operator's own provider key.
+    pub is_byok: bool,
+}
+
+impl GenerationRecord {
+    /// `provider_responses` as stored: a JSON array, `NULL` when there were none.
+    pub(crate) fn provider_responses_json(&self) -> Option<String> {
+        if self.provider_responses.is_empty() {
+            return None;
+        }
+        serde_json::to_string(&self.provider_responses).ok()
+    }
 }
 
 pub(crate) const GENERATION_COLUMNS: &str = "id, account_id, key_hash, created_at, model, provider_slug, provider_name, \
      upstream_id, streamed, cancelled, finish_reason, native_finish_reason, tokens_prompt, tokens_completion, \
      tokens_reasoning, tokens_cached, cost, is_byok, latency_ms, generation_time_ms, http_referer, app_title, \
-     end_user, session_id, status, error_message, preset_id, router";
+     end_user, session_id, status, error_message, preset_id, router, api_type, user_agent, provider_responses";
 
 /// How many columns [`GENERATION_COLUMNS`] names.
-pub(crate) const GENERATION_COLUMN_COUNT: usize = 28;
+pub(crate) const GENERATION_COLUMN_COUNT: usize = 31;
 
 impl Store {
     /// Activity of an account in `[since_ms, until_ms)`, per UTC day, model and provider,
@@ -207,6 +237,12 @@ impl Store {
             error_message: r.try_get("error_message")?,
             preset_id: r.try_get("preset_id")?,
             router: r.try_get("router")?,
+            api_type: r.try_get("api_type")?,
+            user_agent: r.try_get("user_agent")?,
+            provider_responses: r
+                .try_get::<Option<String>, _>("provider_responses")?
+                .and_then(|text| serde_json::from_str(&text).ok())
+                .unwrap_or_default(),
         }))
     }
 }

@@ -217,7 +217,10 @@ impl Store {
                     .bind(i64::from(r.status))
                     .bind(r.error_message.as_deref())
                     .bind(r.preset_id.as_deref())
-                    .bind(r.router.as_deref());
+                    .bind(r.router.as_deref())
+                    .bind(r.api_type.as_deref())
+                    .bind(r.user_agent.as_deref())
+                    .bind(r.provider_responses_json());
             }
             for row in q.fetch_all(&mut **tx).await? {
                 inserted.insert(row.try_get::<String, _>("id")?);

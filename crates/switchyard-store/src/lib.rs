@@ -29,7 +29,7 @@ pub use presets::{NewPresetVersion, PresetRow, PresetVersionRow, PresetWithVersi
 mod generations;
 mod keys;
 mod ledger;
-pub use generations::{ActivityRow, GenerationRecord};
+pub use generations::{ActivityRow, GenerationRecord, ProviderResponse};
 pub use keys::{KeyRecord, KeyUpdate, LimitReset, NewKey, WindowUsage};
 pub use ledger::HoldRefused;
 
@@ -122,7 +122,7 @@ fn to_i64(n: u64) -> i64 {
 }
 
 /// Most rows per multi-row `INSERT`: well within SQLite's and PostgreSQL's limits on bound
-/// parameters (32,766 and 65,535) at 28 columns.
+/// parameters (32,766 and 65,535) at 31 columns.
 const MAX_ROWS_PER_INSERT: usize = 256;
 
 /// Splits `items` for multi-row inserts into chunks of power-of-two sizes (256, 128, ..., 1), so

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use switchyard_core::money::Money;
 use switchyard_core::periods::DAY_MS;
-use switchyard_store::{GenerationRecord, HoldRefused, KeyUpdate, LimitReset, NewKey, Store};
+use switchyard_store::{
+    GenerationRecord, HoldRefused, KeyUpdate, LimitReset, NewKey, ProviderResponse, Store,
+};
 
 const NOW: i64 = 20_780 * DAY_MS + 3_600_000; // Monday 2026-11-23 01:00 UTC
 
@@ -208,6 +210,39 @@ async fn hold_settle_release_are_exact_and_idempotent() {
         assert_eq!(s.hold_count().await.expect("count"), 0, "{name}");
         let g = s.generation("g1").await.expect("read").expect("exists");
         assert_eq!(g.cost, usd("0.1234"), "{name}");
+        assert_eq!(g.provider_responses, [], "{name}");
+
+        // The details `GET /generation` reports round-trip.
+        let detailed = GenerationRecord {
+            api_type: Some("embeddings".into()),
+            user_agent: Some("client/1.0".into()),
+            provider_responses: vec![
+                ProviderResponse {
+                    provider_name: "Down".into(),
+                    status: Some(500),
+                    model_permaslug: Some("m/x".into()),
+                    is_byok: false,
+                },
+                ProviderResponse {
+                    provider_name: "P".into(),
+                    status: Some(200),
+                    model_permaslug: None,
+                    is_byok: true,
+                },
+            ],
+            ..generation("g4", "k", "0", NOW)
+        };
+        assert!(s.settle(&detailed, None).await.expect("settle"), "{name}");
+        let g = s.generation("g4").await.expect("read").expect("exists");
+        assert_eq!(
+            (g.api_type, g.user_agent, g.provider_responses),
+            (
+                detailed.api_type.clone(),
+                detailed.user_agent.clone(),
+                detailed.provider_responses.clone()
+            ),
+            "{name}"
+        );
     }
 }
 

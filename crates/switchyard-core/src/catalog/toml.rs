@@ -5,11 +5,15 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::Deserialize;
 
+use super::card;
 use super::{
     Catalog, CatalogError, DataPolicy, EmbeddingSpec, Endpoint, Model, ModelKind, Price, Pricing,
     Problem, Provider, ProviderKind, QUANTIZATIONS,
 };
 use crate::money::Money;
+
+mod card_fields;
+use card_fields::{model_card, RawDefaultParameters, RawPerRequestLimits, RawReasoning};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,6 +92,20 @@ struct RawModel {
     instruct_type: Option<String>,
     #[serde(default)]
     hugging_face_id: Option<String>,
+    #[serde(default)]
+    categories: Vec<String>,
+    #[serde(default)]
+    knowledge_cutoff: Option<String>,
+    #[serde(default)]
+    expiration_date: Option<String>,
+    #[serde(default)]
+    supported_voices: Option<Vec<String>>,
+    #[serde(default)]
+    reasoning: Option<RawReasoning>,
+    #[serde(default)]
+    per_request_limits: Option<RawPerRequestLimits>,
+    #[serde(default)]
+    default_parameters: Option<RawDefaultParameters>,
     #[serde(default)]
     endpoints: Vec<RawEndpoint>,
 }
@@ -406,7 +424,7 @@ impl Catalog {
 
         let mut models = Vec::with_capacity(raw.models.len());
         let mut model_index = HashMap::new();
-        for (i, m) in raw.models.into_iter().enumerate() {
+        for (i, mut m) in raw.models.into_iter().enumerate() {
             let at = format!("{source}: models[{i}] ({})", m.id);
             if !valid_model_id(&m.id) {
                 problems.add(
@@ -446,6 +464,7 @@ impl Catalog {
                     },
                 );
             }
+            let card = model_card(problems, &at, &mut m, &output_modalities);
             let mut endpoints = Vec::with_capacity(m.endpoints.len());
             let mut tags = BTreeSet::new();
             for (j, e) in m.endpoints.into_iter().enumerate() {
@@ -602,7 +621,9 @@ impl Catalog {
                 .context_length
                 .or_else(|| endpoints.iter().map(|e| e.context_length).max())
                 .unwrap_or(0);
-            let author = m.id.split_once('/').map_or("", |(a, _)| a).to_owned();
+            let tokenizer = m
+                .tokenizer
+                .unwrap_or_else(|| card::default_tokenizer(&m.id).to_owned());
             models.push(Model {
                 canonical_slug: m.canonical_slug.unwrap_or_else(|| m.id.clone()),
                 id: m.id,
@@ -614,9 +635,10 @@ impl Catalog {
                 context_length,
                 input_modalities: m.input_modalities,
                 output_modalities,
-                tokenizer: m.tokenizer.unwrap_or(author),
+                tokenizer,
                 instruct_type: m.instruct_type,
                 hugging_face_id: m.hugging_face_id,
+                card,
                 endpoints,
             });
         }

@@ -23,19 +23,39 @@ pub fn stop_reason(finish_reason: Option<&str>, native: Option<&str>) -> &'stati
     }
 }
 
+/// Anthropic's `stop_details` for a stop reason: a refusal's (its category and explanation are
+/// not known), `null` otherwise.
+pub fn stop_details(stop_reason: &str) -> Value {
+    if stop_reason == "refusal" {
+        json!({"type": "refusal", "category": Value::Null, "explanation": Value::Null})
+    } else {
+        Value::Null
+    }
+}
+
 /// Anthropic usage from the canonical usage object (`prompt_tokens` includes cached and
-/// cache-written tokens; Anthropic's `input_tokens` does not).
+/// cache-written tokens; Anthropic's `input_tokens` does not). Every member Anthropic's usage
+/// requires is present: the split of cache writes by lifetime (`cache_creation`), the serving
+/// region (`inference_geo`), server tools and the service tier are not known, so `null`.
 pub fn usage_to_anthropic(usage: &Value) -> Value {
     let n = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0);
     let prompt = n(usage.get("prompt_tokens"));
     let details = usage.get("prompt_tokens_details");
     let cached = n(details.and_then(|d| d.get("cached_tokens")));
     let written = n(details.and_then(|d| d.get("cache_write_tokens")));
+    let thinking = n(usage
+        .get("completion_tokens_details")
+        .and_then(|d| d.get("reasoning_tokens")));
     let mut out = json!({
         "input_tokens": prompt.saturating_sub(cached).saturating_sub(written),
         "output_tokens": n(usage.get("completion_tokens")),
+        "output_tokens_details": {"thinking_tokens": thinking},
         "cache_read_input_tokens": cached,
         "cache_creation_input_tokens": written,
+        "cache_creation": Value::Null,
+        "inference_geo": Value::Null,
+        "server_tool_use": Value::Null,
+        "service_tier": Value::Null,
     });
     if let Some(cost) = usage.get("cost") {
         out["cost"] = cost.clone();
@@ -88,12 +108,12 @@ pub fn response_from_chat(completion: &Value) -> Value {
     }
     match message.get("content") {
         Some(Value::String(s)) if !s.is_empty() => {
-            content.push(json!({"type": "text", "text": s}));
+            content.push(json!({"type": "text", "text": s, "citations": Value::Null}));
         }
         Some(Value::Array(parts)) => {
             for p in parts {
                 if let Some(t) = p.get("text").and_then(Value::as_str) {
-                    content.push(json!({"type": "text", "text": t}));
+                    content.push(json!({"type": "text", "text": t, "citations": Value::Null}));
                 }
             }
         }
@@ -109,19 +129,23 @@ pub fn response_from_chat(completion: &Value) -> Value {
         content.push(json!({
             "type": "tool_use",
             "id": call.get("id").cloned().unwrap_or(Value::Null),
+            "caller": {"type": "direct"},
             "name": function.and_then(|f| f.get("name")).cloned().unwrap_or(Value::Null),
             "input": parse_arguments(function.and_then(|f| f.get("arguments"))),
         }));
     }
     let finish = choice.get("finish_reason").and_then(Value::as_str);
     let native = choice.get("native_finish_reason").and_then(Value::as_str);
+    let reason = stop_reason(finish, native);
     let mut out = json!({
         "id": completion.get("id").cloned().unwrap_or(Value::Null),
         "type": "message",
         "role": "assistant",
+        "container": Value::Null,
         "model": completion.get("model").cloned().unwrap_or(Value::Null),
         "content": content,
-        "stop_reason": stop_reason(finish, native),
+        "stop_reason": reason,
+        "stop_details": stop_details(reason),
         "stop_sequence": Value::Null,
         "usage": usage_to_anthropic(completion.get("usage").unwrap_or(&Value::Null)),
     });

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::answer::{error_body, stop_reason, usage_to_anthropic};
+use super::answer::{error_body, stop_details, stop_reason, usage_to_anthropic};
 
 /// One server-sent event: `(event name, data)`.
 pub type Event = (&'static str, Value);
@@ -85,9 +85,11 @@ impl StreamTranscoder {
                 "id": self.id,
                 "type": "message",
                 "role": "assistant",
+                "container": Value::Null,
                 "model": self.model,
                 "content": [],
                 "stop_reason": Value::Null,
+                "stop_details": Value::Null,
                 "stop_sequence": Value::Null,
                 "usage": usage,
             }}),
@@ -171,7 +173,11 @@ impl StreamTranscoder {
         }
         if let Some(text) = delta.get("content").and_then(Value::as_str) {
             if !text.is_empty() {
-                self.switch_to(Block::Text, json!({"type": "text", "text": ""}), &mut out);
+                self.switch_to(
+                    Block::Text,
+                    json!({"type": "text", "text": "", "citations": Value::Null}),
+                    &mut out,
+                );
                 out.push(self.delta(json!({"type": "text_delta", "text": text})));
             }
         }
@@ -194,7 +200,7 @@ impl StreamTranscoder {
                     .unwrap_or(json!(""));
                 self.switch_to(
                     Block::Tool(index),
-                    json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
+                    json!({"type": "tool_use", "id": id, "caller": {"type": "direct"}, "name": name, "input": {}}),
                     &mut out,
                 );
             }
@@ -224,12 +230,18 @@ impl StreamTranscoder {
             out.push(self.start_with_usage(usage));
         }
         self.close(&mut out);
+        let reason = stop_reason(
+            self.finish_reason.as_deref(),
+            self.native_finish_reason.as_deref(),
+        );
         out.push((
             "message_delta",
             json!({
                 "type": "message_delta",
                 "delta": {
-                    "stop_reason": stop_reason(self.finish_reason.as_deref(), self.native_finish_reason.as_deref()),
+                    "container": Value::Null,
+                    "stop_reason": reason,
+                    "stop_details": stop_details(reason),
                     "stop_sequence": Value::Null,
                 },
                 "usage": usage_to_anthropic(usage),

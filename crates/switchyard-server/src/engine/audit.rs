@@ -40,6 +40,8 @@ pub struct Attribution {
     pub session_id: Option<String>,
     /// `X-OpenRouter-Metadata: enabled`.
     pub metadata: bool,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
 }
 
 impl Attribution {
@@ -64,6 +66,7 @@ impl Attribution {
             app_title: get("x-openrouter-title").or_else(|| get("x-title")),
             session_id: get("x-session-id"),
             metadata,
+            user_agent: get("user-agent"),
         }
     }
 }
@@ -379,6 +382,7 @@ mod tests {
                 app_title: Some("App \"quoted\" é".into()),
                 session_id: Some("s".into()),
                 metadata: false,
+                user_agent: Some("client/1.0".into()),
             },
         );
         t.account_id = Some("acct".into());

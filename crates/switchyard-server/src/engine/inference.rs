@@ -87,7 +87,9 @@ impl Inference {
         self.trail.created_ms / 1000
     }
 
-    /// `openrouter_metadata`: the routing decision as the client asked to see it.
+    /// `openrouter_metadata`: the routing decision as the client asked to see it, with a
+    /// one-line summary, the request's provider preferences (`params`) and the stages that ran
+    /// before routing (`pipeline`); the gateway has no data regions (`region` is null).
     pub fn metadata_json(&self, selected: Option<&Candidate>) -> Value {
         let plan = &self.trail.plan;
         let available: Vec<Value> = plan
@@ -106,9 +108,36 @@ impl Inference {
             .iter()
             .map(|a| json!({"provider": a.provider, "model": a.model, "status": a.status}))
             .collect();
+        let served = selected.map_or_else(
+            || "no endpoint served".to_owned(),
+            |c| format!("{} served by {}", c.model, c.provider),
+        );
+        let summary = format!(
+            "{served} on attempt {} of {} candidates ({} endpoints excluded)",
+            self.trail.attempts.len(),
+            plan.candidates.len(),
+            plan.excluded.len()
+        );
+        // The guardrail that screened the request, the one stage of the pipeline before routing.
+        let pipeline: Vec<Value> = self
+            .trail
+            .guardrail
+            .as_ref()
+            .and_then(|g| serde_json::from_str::<Value>(g.get()).ok())
+            .map(|g| json!({"type": "guardrail", "name": g["name"], "guardrail_id": g["id"]}))
+            .into_iter()
+            .collect();
+        let params = serde_json::to_value(&self.request.provider)
+            .ok()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
         json!({
             "requested": self.request.model,
             "strategy": plan.router.unwrap_or(if plan.requested_models.len() > 1 { "fallback" } else { "direct" }),
+            "region": Value::Null,
+            "summary": summary,
+            "params": params,
+            "pipeline": pipeline,
             "attempt": self.trail.attempts.len(),
             "is_byok": selected.and_then(|c| self.catalog.provider(&c.provider)).is_some_and(|p| p.byok),
             "endpoints": {
@@ -205,6 +234,36 @@ impl Inference {
         }
     }
 
+    /// The contract's `api_type` of the request: `embeddings`, or `completions` for every
+    /// generating API (chat, Messages, Responses, legacy completions).
+    pub fn api_type(&self) -> &'static str {
+        if self.embeddings.is_some() {
+            "embeddings"
+        } else {
+            "completions"
+        }
+    }
+
+    /// Every attempt so far, as `provider_responses` lists them.
+    pub fn provider_responses(&self) -> Vec<switchyard_store::ProviderResponse> {
+        self.trail
+            .attempts
+            .iter()
+            .map(|a| {
+                let provider = self.catalog.provider(&a.provider);
+                switchyard_store::ProviderResponse {
+                    provider_name: provider.map_or_else(|| a.provider.clone(), |p| p.name.clone()),
+                    status: Some(a.status),
+                    model_permaslug: self
+                        .catalog
+                        .model(&a.model)
+                        .map(|m| m.canonical_slug.clone()),
+                    is_byok: provider.is_some_and(|p| p.byok),
+                }
+            })
+            .collect()
+    }
+
     /// The generation's record for the store, as served by `r`.
     pub fn record(
         &self,
@@ -235,6 +294,9 @@ impl Inference {
             status: 200,
             preset_id: self.trail.preset_id.clone(),
             router: router_name(&self.trail.plan),
+            api_type: Some(self.api_type().to_owned()),
+            user_agent: a.user_agent.clone(),
+            provider_responses: self.provider_responses(),
             ..GenerationRecord::default()
         }
     }

@@ -40,7 +40,7 @@ pub async fn get(
         "created_at": to_iso8601(g.created_at),
         "model": g.model,
         "origin": g.http_referer.clone().unwrap_or_default(),
-        "api_type": "completions",
+        "api_type": g.api_type,
         "streamed": g.streamed,
         "cancelled": g.cancelled,
         "total_cost": usd(g.cost),
@@ -70,6 +70,9 @@ pub async fn get(
         "num_search_results": Value::Null,
         "preset_id": g.preset_id,
         "router": g.router,
+        "user_agent": g.user_agent,
+        // Every attempt, fallbacks included; `null` for a record from before they were kept.
+        "provider_responses": (!g.provider_responses.is_empty()).then_some(&g.provider_responses),
     });
     // Fields the gateway has no value for, present (null) because the contract requires them.
     if let Some(map) = data.as_object_mut() {
@@ -77,9 +80,7 @@ pub async fn get(
             "num_fetches",
             "num_input_audio_prompt",
             "native_tokens_completion_images",
-            "provider_responses",
             "service_tier",
-            "user_agent",
             "web_search_engine",
             "workspace_id",
         ] {
@@ -130,7 +131,42 @@ pub async fn content(
                 "Logged content could not be decrypted with the configured key",
             )
         })?;
-    let mut document: Value = serde_json::from_slice(&plain).map_err(|e| ApiError::internal(&e))?;
-    document["id"] = json!(row.id);
-    Ok(Json(json!({ "data": document })))
+    let stored: Value = serde_json::from_slice(&plain).map_err(|e| ApiError::internal(&e))?;
+    let error = state
+        .store
+        .generation(id)
+        .await?
+        .filter(|g| g.status >= 400)
+        .map(|g| {
+            json!({
+                "status": g.status,
+                "message": g.error_message,
+                "provider_name": (!g.provider_name.is_empty()).then_some(&g.provider_name),
+                "raw": Value::Null,
+                "previous_errors": [],
+            })
+        });
+    Ok(Json(json!({"data": {
+        "id": row.id,
+        "input": stored.get("input").cloned().unwrap_or_else(|| json!({"messages": []})),
+        "output": output(stored.get("output").unwrap_or(&Value::Null)),
+        "error": error,
+    }})))
+}
+
+/// The contract's `output` (`{completion, reasoning}`) of a logged answer: the assistant
+/// message as it was logged (its text content, the parts' texts joined, and its reasoning).
+fn output(message: &Value) -> Value {
+    let completion = match message.get("content") {
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(Value::Array(parts)) => Some(
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<String>(),
+        ),
+        _ => None,
+    };
+    let reasoning = message.get("reasoning").and_then(Value::as_str);
+    json!({"completion": completion, "reasoning": reasoning})
 }

@@ -168,14 +168,42 @@ async fn owned(
         .ok_or_else(|| ApiError::not_found(format!("Guardrail {id} not found")))
 }
 
-/// `GET /api/v1/guardrails`.
+/// Query of `GET /api/v1/guardrails`: a page of the list.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    offset: Option<String>,
+    limit: Option<String>,
+    workspace_id: Option<String>,
+}
+
+/// `GET /api/v1/guardrails`: `total_count` counts them all, `data` is the page asked for.
 pub async fn list(
     State(state): State<SharedState>,
     Management(auth): Management,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let axum::extract::Query(query) =
+        query.map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text())))?;
+    let offset = super::parse_count("offset", &query.offset, usize::MAX)?.unwrap_or(0);
+    let limit = match super::parse_count("limit", &query.limit, 100)? {
+        Some(0) => return Err(ApiError::bad_request("limit must be between 1 and 100")),
+        other => other.unwrap_or(50),
+    };
     let rows = state.store.list_guardrails(&auth.key.account_id).await?;
-    let data: Vec<Value> = rows.iter().map(render).collect();
-    Ok(Json(json!({"total_count": data.len(), "data": data})))
+    // The account's one workspace holds every guardrail.
+    let in_workspace = query
+        .workspace_id
+        .as_deref()
+        .is_none_or(|w| w.is_empty() || w == super::DEFAULT_WORKSPACE);
+    let total = if in_workspace { rows.len() } else { 0 };
+    let data: Vec<Value> = rows
+        .iter()
+        .filter(|_| in_workspace)
+        .skip(offset)
+        .take(limit)
+        .map(render)
+        .collect();
+    Ok(Json(json!({"total_count": total, "data": data})))
 }
 
 /// `POST /api/v1/guardrails`.

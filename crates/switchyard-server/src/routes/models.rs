@@ -1,212 +1,241 @@
-//! The catalogue: `GET /api/v1/models`, `/models/{author}/{slug}/endpoints`, `/providers`.
+//! The catalogue: `GET /api/v1/models` (and `/models/count`, `/models/user`), one model
+//! (`/model/{author}/{slug}`, and `/models/{author}/{slug}` or `/models/{id}` with the slash
+//! encoded, as the openai SDK's `models.retrieve` asks), a model's endpoints, the ZDR endpoints,
+//! the providers and the embedding models. The entries themselves are rendered by
+//! [`switchyard_formats::models`].
 
-use axum::extract::{Path, Query, State};
+mod query;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
-use switchyard_core::catalog::{Endpoint, Model, Pricing};
+use serde_json::{json, Value};
+use switchyard_core::catalog::{Catalog, Endpoint, Model};
+use switchyard_core::guard;
+use switchyard_core::restrict::{Restriction, TrainingSettings};
+use switchyard_core::routing::{matches_slug, split_variant};
+use switchyard_formats::models::{architecture_json, endpoint_entry, model_entry};
 
 use super::parse_count;
 use crate::error::ApiError;
-use crate::state::SharedState;
+use crate::state::{Authenticated, SharedState};
+pub use query::ModelsQuery;
 
-fn pricing_json(p: &Pricing) -> Value {
-    let mut map = Map::new();
-    map.insert("prompt".into(), json!(p.prompt.text));
-    map.insert("completion".into(), json!(p.completion.text));
-    for (name, price) in p.optional_keys() {
-        if let Some(price) = price {
-            map.insert(name.into(), json!(price.text));
-        }
-    }
-    Value::Object(map)
+type ModelsQueryResult = Result<Query<ModelsQuery>, QueryRejection>;
+
+/// The query, or a 400 naming what is wrong with it.
+fn read_query(query: ModelsQueryResult) -> Result<ModelsQuery, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text())))
 }
 
-fn architecture_json(m: &Model) -> Value {
-    json!({
-        "modality": m.modality(),
-        "input_modalities": m.input_modalities,
-        "output_modalities": m.output_modalities,
-        "tokenizer": m.tokenizer,
-        "instruct_type": m.instruct_type,
-    })
+/// The models `query` selects, in its order.
+fn select<'a>(
+    state: &SharedState,
+    catalog: &'a Catalog,
+    selection: &query::Selection,
+    also: impl Fn(&Model) -> bool,
+) -> Vec<&'a Model> {
+    let now = state.now_ms();
+    let mut selected: Vec<&Model> = catalog
+        .models()
+        .iter()
+        .filter(|m| selection.admits(catalog, m, now) && also(m))
+        .collect();
+    selection.order(&mut selected, |m| {
+        m.endpoints
+            .iter()
+            .map(|e| state.health.stats(&m.id, &e.tag, now))
+            .collect()
+    });
+    selected
 }
 
-fn model_json(m: &Model) -> Value {
-    let top = m.cheapest_endpoint();
-    json!({
-        "id": m.id,
-        "canonical_slug": m.canonical_slug,
-        // The contract requires the member; no catalogue model is a text-to-speech model.
-        "supported_voices": Value::Null,
-        "hugging_face_id": m.hugging_face_id,
-        "name": m.name,
-        "created": m.created,
-        "description": m.description,
-        "context_length": m.context_length,
-        "architecture": architecture_json(m),
-        "pricing": top.map_or(Value::Null, |e| pricing_json(&e.pricing)),
-        "top_provider": {
-            "context_length": top.map(|e| e.context_length),
-            "max_completion_tokens": top.and_then(|e| e.max_completion_tokens),
-            "is_moderated": false,
-        },
-        "per_request_limits": Value::Null,
-        "supported_parameters": m.supported_parameters(),
-        "default_parameters": Value::Null,
-        "links": {"details": format!("/api/v1/models/{}/endpoints", m.id)},
-    })
-}
-
-/// Query of `GET /models`.
-#[derive(Debug, Deserialize)]
-pub struct ModelsQuery {
-    offset: Option<String>,
-    limit: Option<String>,
-    supported_parameters: Option<String>,
-    input_modalities: Option<String>,
-    output_modalities: Option<String>,
-    q: Option<String>,
-    zdr: Option<String>,
-    sort: Option<String>,
-    category: Option<String>,
-}
-
-fn csv(text: &Option<String>) -> Vec<String> {
-    text.iter()
-        .flat_map(|t| t.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-        .collect()
+/// A page of models as the contract's list: `data`, `links.next` (only while models remain,
+/// so that following it ends; with the request's other parameters, so that the next page is of
+/// the same selection) and `total_count`.
+fn page(
+    catalog: &Catalog,
+    selected: &[&Model],
+    selection: &query::Selection,
+    path: &str,
+    raw_query: Option<&str>,
+) -> Value {
+    let total = selected.len();
+    let offset = selection.offset;
+    let data: Vec<Value> = selected
+        .iter()
+        .skip(offset)
+        .take(selection.limit.unwrap_or(usize::MAX))
+        .map(|m| model_entry(catalog, m))
+        .collect();
+    let next = selection.limit.and_then(|l| {
+        let next = offset.saturating_add(l);
+        let kept: String = raw_query
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("offset=") && !p.starts_with("limit="))
+            .map(|p| format!("{p}&"))
+            .collect();
+        (next < total).then(|| format!("{path}?{kept}offset={next}&limit={l}"))
+    });
+    json!({"data": data, "links": {"next": next}, "total_count": total})
 }
 
 /// `GET /api/v1/models`.
 pub async fn list(
     State(state): State<SharedState>,
-    query: Result<Query<ModelsQuery>, axum::extract::rejection::QueryRejection>,
+    RawQuery(raw): RawQuery,
+    query: ModelsQueryResult,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request(format!("Invalid query: {e}")))?;
+    let selection = read_query(query)?.selection()?;
     let catalog = state.catalog();
-    let offset = parse_count("offset", &query.offset, usize::MAX)?.unwrap_or(0);
-    let limit = parse_count("limit", &query.limit, 1000)?;
-    let params = csv(&query.supported_parameters);
-    let inputs = csv(&query.input_modalities);
-    let outputs = {
-        let o = csv(&query.output_modalities);
-        if o.is_empty() {
-            vec!["text".to_owned()]
-        } else {
-            o
-        }
-    };
-    let needle = query.q.as_deref().map(str::to_lowercase);
-    let zdr = match query.zdr.as_deref() {
-        None => false,
-        Some("true") => true,
-        Some("false") => false,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "zdr must be true or false, got {other:?}"
-            )))
-        }
-    };
-    let _ = &query.category;
-    let mut selected: Vec<&Model> = catalog
-        .models()
-        .iter()
-        .filter(|m| {
-            let supported = m.supported_parameters();
-            params.iter().all(|p| supported.iter().any(|s| s == p))
-        })
-        .filter(|m| {
-            inputs
-                .iter()
-                .all(|i| m.input_modalities.iter().any(|x| x == i))
-        })
-        .filter(|m| {
-            outputs
-                .iter()
-                .any(|o| o == "all" || m.output_modalities.iter().any(|x| x == o))
-        })
-        .filter(|m| {
-            needle.as_ref().is_none_or(|n| {
-                m.id.to_lowercase().contains(n)
-                    || m.name.to_lowercase().contains(n)
-                    || m.description.to_lowercase().contains(n)
-            })
-        })
-        .filter(|m| {
-            !zdr || m.endpoints.iter().any(|e| {
-                catalog
-                    .provider(&e.provider)
-                    .is_some_and(|p| p.data_policy.zdr)
-            })
-        })
-        .collect();
-    match query.sort.as_deref() {
-        None | Some("") => {}
-        Some("created" | "newest") => selected.sort_by_key(|m| std::cmp::Reverse(m.created)),
-        Some("name" | "alphabetical") => selected.sort_by(|a, b| a.name.cmp(&b.name)),
-        Some("context_length" | "context-high-to-low") => {
-            selected.sort_by_key(|m| std::cmp::Reverse(m.context_length))
-        }
-        Some("price" | "pricing-low-to-high") => selected.sort_by_key(|m| {
-            m.cheapest_endpoint().map(|e| {
-                e.pricing
-                    .prompt
-                    .amount
-                    .saturating_add(e.pricing.completion.amount)
-            })
-        }),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "sort {other:?} is not one of created, name, context_length, price"
-            )))
-        }
-    }
-    let total = selected.len();
-    let page: Vec<Value> = selected
-        .into_iter()
-        .skip(offset)
-        .take(limit.unwrap_or(usize::MAX))
-        .map(model_json)
-        .collect();
-    let next = limit.and_then(|l| {
-        (offset + l < total).then(|| format!("/api/v1/models?offset={}&limit={l}", offset + l))
-    });
-    Ok(Json(
-        json!({"data": page, "links": {"next": next}, "total_count": total}),
-    ))
+    let selected = select(&state, &catalog, &selection, |_| true);
+    Ok(Json(page(
+        &catalog,
+        &selected,
+        &selection,
+        "/api/v1/models",
+        raw.as_deref(),
+    )))
 }
 
-fn endpoint_json(
+/// `GET /api/v1/models/count`: how many models the same filters select.
+pub async fn count(
+    State(state): State<SharedState>,
+    query: ModelsQueryResult,
+) -> Result<Json<Value>, ApiError> {
+    let selection = read_query(query)?.selection()?;
+    let catalog = state.catalog();
+    let n = select(&state, &catalog, &selection, |_| true).len();
+    Ok(Json(json!({"data": {"count": n}})))
+}
+
+/// Whether the calling key's account settings and guardrail let some endpoint of `m` serve it.
+fn usable(
+    catalog: &Catalog,
     m: &Model,
-    e: &Endpoint,
-    provider_name: &str,
-    stats: &switchyard_core::health::EndpointStats,
-) -> Value {
-    json!({
-        "name": format!("{provider_name} | {}", m.id),
-        "model_id": m.id,
-        "model_name": m.name,
-        "provider_name": provider_name,
-        "tag": e.tag,
-        "context_length": e.context_length,
-        "max_completion_tokens": e.max_completion_tokens,
-        "max_prompt_tokens": e.max_prompt_tokens,
-        "quantization": e.quantization,
-        "pricing": pricing_json(&e.pricing),
-        // 0 when serving, -1 while the circuit breaker keeps requests away.
-        "status": if stats.circuit == switchyard_core::health::CircuitState::Open { -1 } else { 0 },
-        "service_tier": e.service_tier,
-        "supported_parameters": e.supported_parameters,
-        "supports_implicit_caching": e.supports_implicit_caching,
-        "uptime_last_5m": stats.uptime_last_5m,
-        "uptime_last_30m": stats.uptime_last_30m,
-        "uptime_last_1d": stats.uptime_last_1d,
-        "latency_last_30m": stats.latency_last_30m,
-        "throughput_last_30m": stats.throughput_last_30m,
-    })
+    settings: &crate::settings::AccountSettings,
+    guardrail: Option<&guard::Effective>,
+) -> bool {
+    let training = TrainingSettings {
+        allow_paid: settings.allow_training_paid,
+        allow_free: settings.allow_training_free,
+    };
+    let allowed = |e: &Endpoint| {
+        let Some(p) = catalog.provider(&e.provider) else {
+            return false;
+        };
+        let listed = |list: &[String]| list.iter().any(|s| matches_slug(s, e));
+        settings.allowed_providers.as_deref().is_none_or(listed)
+            && !listed(&settings.ignored_providers)
+            && (!settings.zdr_only || p.data_policy.zdr)
+            && training.refuses(&m.id, p, e).is_none()
+            && guardrail.is_none_or(|g| g.refuses(&m.id, p, e).is_none())
+    };
+    m.endpoints.iter().any(allowed)
+}
+
+/// `GET /api/v1/models/user`: the models the calling key may use, under its account's data
+/// settings and its guardrail (a standard key; a management key does no inference).
+pub async fn user(
+    State(state): State<SharedState>,
+    auth: Authenticated,
+    RawQuery(raw): RawQuery,
+    query: ModelsQueryResult,
+) -> Result<Json<Value>, ApiError> {
+    if auth.key.is_management {
+        return Err(ApiError::forbidden(
+            "A management key does no inference: list a standard key's models with that key",
+        ));
+    }
+    let selection = read_query(query)?.selection()?;
+    let settings = state
+        .settings
+        .get(&state.store, &auth.key.account_id)
+        .await?;
+    let compiled = state
+        .guardrails
+        .for_key(&state.store, &auth.key.hash)
+        .await?;
+    let effective = compiled
+        .as_ref()
+        .map(|g| guard::Effective::layer(&g.guardrail));
+    let catalog = state.catalog();
+    let selected = select(&state, &catalog, &selection, |m| {
+        usable(&catalog, m, &settings, effective.as_ref())
+    });
+    Ok(Json(page(
+        &catalog,
+        &selected,
+        &selection,
+        "/api/v1/models/user",
+        raw.as_deref(),
+    )))
+}
+
+/// A model by `author/slug` (a variant suffix such as `:free` is ignored) or alias; a 404 in
+/// the contract's envelope when the catalogue has none.
+fn find<'a>(catalog: &'a Catalog, name: &str) -> Result<&'a Model, ApiError> {
+    let (base, _) = split_variant(name);
+    catalog
+        .model(base)
+        .ok_or_else(|| ApiError::not_found(format!("Model {} not found", shown(name))))
+}
+
+/// A name from a path, cut short for an error message.
+fn shown(name: &str) -> String {
+    name.chars().take(200).collect()
+}
+
+/// `GET /api/v1/model/{author}/{slug}`: `{data: Model}`.
+pub async fn one(
+    State(state): State<SharedState>,
+    Path((author, slug)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let catalog = state.catalog();
+    let model = find(&catalog, &format!("{author}/{slug}"))?;
+    Ok(Json(json!({"data": model_entry(&catalog, model)})))
+}
+
+/// The model as OpenAI's `GET /models/{model}` answers (`id`, `object`, `created`,
+/// `owned_by`), with the contract's model entry's members beside them.
+fn retrieved(catalog: &Catalog, model: &Model) -> Value {
+    let mut entry = model_entry(catalog, model);
+    entry["object"] = json!("model");
+    entry["owned_by"] = json!(model.author());
+    entry
+}
+
+/// `GET /api/v1/models/{author}/{slug}`.
+pub async fn retrieve(
+    State(state): State<SharedState>,
+    Path((author, slug)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let catalog = state.catalog();
+    let model = find(&catalog, &format!("{author}/{slug}"))?;
+    Ok(Json(retrieved(&catalog, model)))
+}
+
+/// `GET /api/v1/models/{id}`: the id with its slash URL-encoded (`openai%2Fgpt-4o`), or an
+/// alias (`gpt-4o`).
+pub async fn retrieve_encoded(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let catalog = state.catalog();
+    let model = find(&catalog, &id)?;
+    Ok(Json(retrieved(&catalog, model)))
+}
+
+/// A model's endpoint as the endpoints lists show it, with its measured performance.
+fn endpoint_json(state: &SharedState, catalog: &Catalog, m: &Model, e: &Endpoint) -> Value {
+    let name = catalog
+        .provider(&e.provider)
+        .map_or(e.provider.as_str(), |p| p.name.as_str());
+    let stats = state.health.stats(&m.id, &e.tag, state.now_ms());
+    endpoint_entry(catalog, m, e, name, &stats)
 }
 
 /// `GET /api/v1/models/{author}/{slug}/endpoints`.
@@ -215,20 +244,11 @@ pub async fn endpoints(
     Path((author, slug)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let catalog = state.catalog();
-    let id = format!("{author}/{slug}");
-    let model = catalog
-        .model(&id)
-        .ok_or_else(|| ApiError::not_found(format!("Model {id} not found")))?;
+    let model = find(&catalog, &format!("{author}/{slug}"))?;
     let endpoints: Vec<Value> = model
         .endpoints
         .iter()
-        .map(|e| {
-            let name = catalog
-                .provider(&e.provider)
-                .map_or(e.provider.as_str(), |p| p.name.as_str());
-            let stats = state.health.stats(&model.id, &e.tag, state.now_ms());
-            endpoint_json(model, e, name, &stats)
-        })
+        .map(|e| endpoint_json(&state, &catalog, model, e))
         .collect();
     Ok(Json(json!({"data": {
         "id": model.id,
@@ -238,6 +258,23 @@ pub async fn endpoints(
         "architecture": architecture_json(model),
         "endpoints": endpoints,
     }})))
+}
+
+/// `GET /api/v1/endpoints/zdr`: every endpoint whose provider keeps no data.
+pub async fn zdr_endpoints(State(state): State<SharedState>) -> Json<Value> {
+    let catalog = state.catalog();
+    let data: Vec<Value> = catalog
+        .models()
+        .iter()
+        .flat_map(|m| m.endpoints.iter().map(move |e| (m, e)))
+        .filter(|(_, e)| {
+            catalog
+                .provider(&e.provider)
+                .is_some_and(|p| p.data_policy.zdr)
+        })
+        .map(|(m, e)| endpoint_json(&state, &catalog, m, e))
+        .collect();
+    Json(json!({ "data": data }))
 }
 
 /// `GET /api/v1/providers`.
@@ -274,11 +311,15 @@ pub struct EmbeddingModelsQuery {
 /// `GET /api/v1/embeddings/models`: the catalogue's embedding models.
 pub async fn embedding_models(
     State(state): State<SharedState>,
-    query: Result<Query<EmbeddingModelsQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<EmbeddingModelsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request(format!("Invalid query: {e}")))?;
+    let Query(query) =
+        query.map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text())))?;
     let offset = parse_count("offset", &query.offset, usize::MAX)?.unwrap_or(0);
-    let limit = parse_count("limit", &query.limit, 1000)?;
+    let limit = match parse_count("limit", &query.limit, 1000)? {
+        Some(0) => return Err(ApiError::bad_request("limit must be between 1 and 1000")),
+        other => other,
+    };
     Ok(Json(switchyard_formats::embeddings::models_list(
         &state.catalog(),
         offset,

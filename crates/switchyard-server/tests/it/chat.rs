@@ -446,7 +446,7 @@ async fn a_hung_upstream_times_out() {
         .send()
         .await
         .expect("send");
-    assert_eq!(response.status(), 504);
+    assert_eq!(response.status(), 408);
     let err: Value = response.json().await.expect("json");
     assert_eq!(err["error"]["metadata"]["error_type"], "timeout");
     gw.settled().await;

@@ -99,10 +99,11 @@ async fn prompt_logging_is_opt_in_encrypted_and_private() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["id"], second);
     assert_eq!(body["data"]["input"]["messages"][0]["content"], PROMPT);
-    assert_eq!(body["data"]["output"]["content"], "noted again");
+    assert_eq!(body["data"]["output"]["completion"], "noted again");
+    assert_eq!(body["data"]["error"], serde_json::Value::Null);
     let (status, body) = content(&gw, &gw.key, &streamed).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["data"]["output"]["content"], "streamed");
+    assert_eq!(body["data"]["output"]["completion"], "streamed");
 
     // Another account's key cannot read it.
     let now = gw.state.now_ms();

@@ -225,7 +225,7 @@ async fn messages_to_an_anthropic_endpoint_keep_native_fields() {
     );
     assert_eq!(
         body["content"][1],
-        json!({"type": "text", "text": "Bonjour"})
+        json!({"type": "text", "text": "Bonjour", "citations": null})
     );
     assert_eq!(body["usage"]["cache_read_input_tokens"], 90);
     assert_eq!(body["usage"]["input_tokens"], 10);

@@ -7,6 +7,7 @@ mod byok;
 mod chat;
 mod classification;
 mod content;
+mod contract;
 mod fields;
 mod formats;
 mod guardrails;

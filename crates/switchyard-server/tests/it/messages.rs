@@ -81,8 +81,8 @@ async fn messages_request_is_translated_and_answered_in_anthropic_shape() {
     assert_eq!(
         body["content"],
         json!([
-            {"type": "text", "text": "Let me look."},
-            {"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Paris"}},
+            {"type": "text", "text": "Let me look.", "citations": null},
+            {"type": "tool_use", "id": "call_1", "caller": {"type": "direct"}, "name": "weather", "input": {"city": "Paris"}},
         ])
     );
     assert_eq!(body["usage"]["input_tokens"], 20);
