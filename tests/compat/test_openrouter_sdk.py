@@ -714,3 +714,69 @@ def test_guardrails_and_assignments(admin, gateway):
         assert admin.guardrails.delete(id=created.id).DELETED is True
     with pytest.raises(errors.NotFoundResponseError):
         admin.guardrails.get(id=created.id)
+
+
+def test_presets(admin, client, gateway, upstream):
+    first = admin.presets.create_presets_chat_completions(
+        slug="compat-brief", model="mock/chat", temperature=0.25, max_tokens=40,
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "not kept"}]).data
+    assert first.slug == "compat-brief"
+    assert first.status == "active"
+    assert first.workspace_id is None and first.creator_user_id is None
+    assert first.created_at.endswith("Z")
+    version = first.designated_version
+    assert first.designated_version_id == version.id
+    assert version.preset_id == first.id
+    assert version.version == 1
+    assert version.system_prompt == "Be brief."
+    assert version.config == {"model": "mock/chat", "temperature": 0.25, "max_tokens": 40}
+    assert version.creator_id
+
+    # A request naming the preset gets its settings and system prompt.
+    before = len(upstream.RequestHandlerClass.requests)
+    result = client.chat.send(model="@preset/compat-brief", messages=HELLO)
+    assert result.model == "mock/chat"
+    assert result.choices[0].message.content == "Hello from the mock"
+    [sent] = upstream.RequestHandlerClass.requests[before:]
+    assert sent["body"]["messages"] == [{"role": "system", "content": "Be brief."}, *HELLO]
+    assert sent["body"]["temperature"] == 0.25
+    assert sent["body"].get("max_tokens", sent["body"].get("max_completion_tokens")) == 40
+    assert_recorded(gateway, result.id, api="chat", model="mock/chat", cost=0.000022)
+
+    # Saving from the Messages and Responses shapes makes versions 2 and 3.
+    second = admin.presets.create_presets_messages(
+        slug="compat-brief", model="mock/claude", max_tokens=30, system="Be terse.",
+        messages=[{"role": "user", "content": "not kept"}]).data
+    assert second.id == first.id
+    assert second.designated_version.version == 2
+    assert second.designated_version.system_prompt == "Be terse."
+    assert second.designated_version.config == {"model": "mock/claude", "max_tokens": 30}
+    third = admin.presets.create_presets_responses(
+        slug="compat-brief", model="mock/chat", instructions="Be polite.", input="not kept", temperature=0.5).data
+    assert third.designated_version.version == 3
+    assert third.designated_version.system_prompt == "Be polite."
+    assert third.designated_version.config == {"model": "mock/chat", "temperature": 0.5}
+
+    got = admin.presets.get(slug="compat-brief").data
+    assert got.model_dump() == third.model_dump()
+    listed = admin.presets.list()
+    assert [p.slug for p in listed.result.data] == ["compat-brief"]
+    assert listed.result.data[0].designated_version_id == third.designated_version_id
+    versions = admin.presets.list_versions(slug="compat-brief")
+    assert [v.version for v in versions.result.data] == [1, 2, 3]
+    assert versions.result.data[0].model_dump() == version.model_dump()
+    assert admin.presets.get_version(slug="compat-brief", version="2").data.model_dump() == \
+        second.designated_version.model_dump()
+
+    # Errors are the SDK's typed errors.
+    with pytest.raises(errors.NotFoundResponseError) as info:
+        admin.presets.get(slug="absent")
+    assert info.value.data.error.message == "Preset absent not found"
+    with pytest.raises(errors.NotFoundResponseError):
+        admin.presets.get_version(slug="compat-brief", version="9")
+    with pytest.raises(errors.BadRequestResponseError) as info:
+        admin.presets.get(slug="Not A Slug")
+    assert "slug" in info.value.data.error.message
+    with pytest.raises(errors.OpenRouterError) as info:
+        client.presets.list()
+    assert info.value.status_code == 403
