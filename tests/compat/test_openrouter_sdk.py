@@ -755,7 +755,8 @@ def test_presets(admin, client, gateway, upstream):
         slug="compat-brief", model="mock/chat", instructions="Be polite.", input="not kept", temperature=0.5).data
     assert third.designated_version.version == 3
     assert third.designated_version.system_prompt == "Be polite."
-    assert third.designated_version.config == {"model": "mock/chat", "temperature": 0.5}
+    # The SDK's Responses request sends `service_tier: "auto"` unless told otherwise.
+    assert third.designated_version.config == {"model": "mock/chat", "temperature": 0.5, "service_tier": "auto"}
 
     got = admin.presets.get(slug="compat-brief").data
     assert got.model_dump() == third.model_dump()
