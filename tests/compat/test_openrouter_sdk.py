@@ -761,8 +761,10 @@ def test_presets(admin, client, gateway, upstream):
     got = admin.presets.get(slug="compat-brief").data
     assert got.model_dump() == third.model_dump()
     listed = admin.presets.list()
-    assert [p.slug for p in listed.result.data] == ["compat-brief"]
+    # Most recently updated first (the Node SDK's tests save presets of their own).
+    assert listed.result.data[0].slug == "compat-brief"
     assert listed.result.data[0].designated_version_id == third.designated_version_id
+    assert listed.result.total_count == len(listed.result.data)
     versions = admin.presets.list_versions(slug="compat-brief")
     assert [v.version for v in versions.result.data] == [1, 2, 3]
     assert versions.result.data[0].model_dump() == version.model_dump()
