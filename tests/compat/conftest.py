@@ -30,6 +30,8 @@ EMBEDDING_DIMENSIONS = 4
 COUNTED_TOKENS = 14
 # The model the OpenAI Agents SDK asks for when an agent names none (openai-agents 0.24.0).
 AGENTS_SDK_DEFAULT_MODEL = "gpt-5.6-luna"
+# The key that encrypts logged content; never to appear in the logs.
+CONTENT_KEY = "compat-content-key-0123456789abcdef"
 
 
 def _chunk(delta, finish=None):
@@ -376,7 +378,10 @@ def gateway(upstream):
     with open(os.path.join(tmp, "switchyard.toml"), "w") as f:
         f.write(f'[server]\nlisten = "127.0.0.1:0"\nkeepalive_secs = 30\n[store]\nurl = "sqlite://{tmp}/gw.db"\n[catalog]\npath = "{tmp}/catalog.toml"\n')
     # The most verbose level: the scan at the end proves that even trace logs hold no secret.
-    env = dict(os.environ, NO_COLOR="1", MOCK_PROVIDER_KEY="mock-secret", SWITCHYARD_LOG="trace")
+    # The content key encrypts the prompts and completions the account logs (prompt logging is
+    # on, so that `GET /generation/content` has something to return).
+    env = dict(os.environ, NO_COLOR="1", MOCK_PROVIDER_KEY="mock-secret", SWITCHYARD_LOG="trace",
+               SWITCHYARD_CONTENT_KEY=CONTENT_KEY)
     cfg = ["--config", os.path.join(tmp, "switchyard.toml")]
     with open(os.path.join(tmp, "catalog.toml"), "w") as f:
         f.write(CATALOG.format(url=url, **CATALOG_EXTENSIONS))
@@ -388,6 +393,8 @@ def gateway(upstream):
         with open(os.path.join(tmp, "catalog.toml"), "w") as f:
             f.write(CATALOG.format(url=url, **CATALOG_BASE))
     subprocess.run([BINARY, *cfg, "credits", "add", "10"], check=True, env=env, capture_output=True)
+    subprocess.run([BINARY, *cfg, "account", "set", "--prompt-logging", "true"], check=True, env=env,
+                   capture_output=True)
     key = subprocess.run([BINARY, *cfg, "keys", "create", "--name", "compat"], check=True, env=env,
                          capture_output=True, text=True).stdout.strip()
     logs = open(os.path.join(tmp, "gateway.log"), "w+")
@@ -429,6 +436,7 @@ def _scan_logs(text, key):
     lowered = text.lower()
     assert "address=" in text, "the gateway's logs were not captured"
     needles = {"client key": key, "client key hex": key[len("sk-or-v1-"):], "provider key": "mock-secret",
+               "content key": CONTENT_KEY,
                "authorization header": "bearer "}
     for request in MockUpstream.requests:
         for message in request["body"].get("messages", []):
