@@ -36,6 +36,7 @@ pub mod money;
 pub mod parse_error;
 pub mod periods;
 pub mod preferences;
+pub mod preset;
 pub mod pricing;
 pub mod restrict;
 pub mod routing;

@@ -15,6 +15,10 @@
 //!    naming no model gets the catalogue's `default_model` ([`RouteError::NoModel`] without
 //!    one). A model of the other kind (an embedding model for a chat request, or the reverse)
 //!    is [`RouteError::WrongModelKind`], a client error: chat never reaches an embedding model.
+//!    The routers `openrouter/free` and `openrouter/auto` stand for every model of the request's
+//!    kind (ordered together, as one requested model), and `~author/family-latest` for the
+//!    family's newest model; `routing/routers.rs` has their rules, and the plan names the
+//!    router ([`RoutePlan::router`]).
 //! 2. **Hard filters**, per endpoint; the first that fails is the exclusion reason:
 //!    `account_policy` (account allow/ignore lists), `only`, `ignore`, `order` (with
 //!    `allow_fallbacks: false`), `service_tier` (tier endpoints need an opt-in),
@@ -60,6 +64,7 @@
 mod filters;
 mod order;
 mod request;
+mod routers;
 mod types;
 
 use std::collections::HashSet;
@@ -77,6 +82,7 @@ pub use crate::preferences::{
 pub use filters::{matches_slug, split_variant, VARIANTS};
 pub use order::weighted_choice;
 pub use request::{Policy, RouteRequest};
+pub use routers::{latest, strategy, AUTO, FREE};
 pub use types::{
     reasons, Candidate, EndpointHealth, Exclusion, HealthSnapshot, Quantiles, RouteContext,
     RouteError, RoutePlan,
@@ -128,36 +134,19 @@ pub fn plan_request(
         }
     }
     let rules = Rules::new(request, policy)?;
-    let mut models: Vec<(&Model, Option<Variant>)> = Vec::new();
-    for id in &requested {
-        let (base, variant) = split_variant(id);
-        let variant = match variant {
-            None => None,
-            Some(v) => Some(Variant::parse(v).ok_or_else(|| {
-                RouteError::InvalidPreference(format!(
-                    "{id}: unknown model variant `:{v}` (known: {})",
-                    VARIANTS
-                        .iter()
-                        .map(|v| format!(":{v}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?),
-        };
-        let model = catalog
-            .model(base)
-            .ok_or_else(|| RouteError::ModelNotFound { model: id.clone() })?;
-        if model.kind() != request.kind {
-            return Err(RouteError::WrongModelKind {
-                model: model.id.clone(),
-                kind: model.kind(),
-            });
-        }
-        models.push((model, variant));
+    // Each requested name's models, with the position of the name: a router's models are
+    // ordered together, as one requested model.
+    let mut models: Vec<(&Model, Option<Variant>, usize)> = Vec::new();
+    let mut router = None;
+    for (pos, name) in requested.iter().enumerate() {
+        let resolution = routers::resolve(name, catalog, request.kind)?;
+        router = router.or(resolution.router);
+        models.extend(resolution.models.into_iter().map(|(m, v)| (m, v, pos)));
     }
 
     let mut plan = RoutePlan {
         requested_models: requested.clone(),
+        router,
         ..RoutePlan::default()
     };
     let exclusion = |model: &Model, endpoint: &Endpoint, reason: &str| Exclusion {
@@ -170,7 +159,7 @@ pub fn plan_request(
     // Hard filters.
     let mut seen: HashSet<(&str, usize)> = HashSet::new();
     let mut entries: Vec<Entry<'_>> = Vec::new();
-    for (model_pos, (model, variant)) in models.iter().enumerate() {
+    for &(model, variant, model_pos) in &models {
         for (index, endpoint) in model.endpoints.iter().enumerate() {
             if !seen.insert((model.id.as_str(), index)) {
                 continue;
@@ -178,7 +167,7 @@ pub fn plan_request(
             let data_policy = catalog
                 .provider(&endpoint.provider)
                 .map_or(DataPolicy::UNKNOWN, |p| p.data_policy);
-            if let Some(reason) = rules.reject(model, endpoint, data_policy, *variant) {
+            if let Some(reason) = rules.reject(model, endpoint, data_policy, variant) {
                 plan.excluded.push(exclusion(model, endpoint, reason));
                 continue;
             }
@@ -200,7 +189,7 @@ pub fn plan_request(
                 misses: rules.misses_preference(endpoint, &endpoint_health),
                 health: endpoint_health,
                 model_pos,
-                variant: *variant,
+                variant,
             });
         }
     }
@@ -221,7 +210,7 @@ pub fn plan_request(
     // Ordering, per model or over the pool.
     let groups: Vec<Vec<Entry<'_>>> = match rules.partition {
         Partition::Model => {
-            let mut groups: Vec<Vec<Entry<'_>>> = vec![Vec::new(); models.len()];
+            let mut groups: Vec<Vec<Entry<'_>>> = vec![Vec::new(); requested.len()];
             for e in entries {
                 let pos = e.model_pos;
                 groups[pos].push(e);

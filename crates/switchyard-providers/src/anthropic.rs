@@ -76,6 +76,7 @@ impl AnthropicCodec {
         request: &ChatRequest,
         target: &Target<'_>,
     ) -> Result<UpstreamRequest, CodecError> {
+        crate::one_choice(request, "Anthropic")?;
         let mut body = encode::body(request, target)?;
         body.retain(|k, _| encode::COUNT_TOKENS_FIELDS.contains(&k.as_str()));
         encode::upstream_request(target, "messages/count_tokens", body)
@@ -97,6 +98,7 @@ impl Codec for AnthropicCodec {
         request: &ChatRequest,
         target: &Target<'_>,
     ) -> Result<UpstreamRequest, CodecError> {
+        crate::one_choice(request, "Anthropic")?;
         let mut body = encode::body(request, target)?;
         if request.is_stream() {
             body.insert("stream".into(), json!(true));

@@ -55,6 +55,7 @@ impl Codec for GeminiCodec {
         request: &ChatRequest,
         target: &Target<'_>,
     ) -> Result<UpstreamRequest, CodecError> {
+        crate::one_choice(request, "Gemini")?;
         encode::request(request, target)
     }
 
@@ -273,9 +274,10 @@ pricing = { prompt = "0.0000003", completion = "0.0000025" }
                 json!({"reasoning": {"exclude": true}}),
                 json!({"includeThoughts": false}),
             ),
+            // `include_reasoning: true` alone turns reasoning on, as `reasoning: {}` does.
             (
                 json!({"include_reasoning": true}),
-                json!({"includeThoughts": true}),
+                json!({"thinkingBudget": -1, "includeThoughts": true}),
             ),
         ];
         for (extra, want) in cases {

@@ -91,6 +91,17 @@ pub enum StreamEvent {
 #[error("{0}")]
 pub struct CodecError(pub String);
 
+/// Refuses a request asking for several choices (`n`) from a provider whose API returns one.
+pub(crate) fn one_choice(request: &ChatRequest, provider: &str) -> Result<(), CodecError> {
+    let n = request.choices();
+    if n > 1 {
+        return Err(CodecError(format!(
+            "n: {provider} endpoints return one choice, and this request asks for {n}; send n: 1 or choose an OpenAI-compatible endpoint"
+        )));
+    }
+    Ok(())
+}
+
 /// Decodes a provider's stream incrementally.
 pub trait StreamDecoder: Send {
     /// Feeds bytes as they arrive; returns the events completed by them.
@@ -236,11 +247,36 @@ pub(crate) fn vector(value: &Value) -> Option<Vec<f32>> {
     floats.iter().all(|f| f.is_finite()).then_some(floats)
 }
 
-/// The usage of an embeddings request estimated from its input, for providers that report
-/// none: the exact count of token arrays, a token for every four characters of text.
-pub(crate) fn estimated_usage(request: &EmbeddingsRequest) -> Usage {
-    Usage {
-        prompt_tokens: request.estimated_prompt_tokens(),
-        ..Usage::default()
+/// The JSON of one stream event, or an error event with an excerpt of what was sent, its
+/// message `what` followed by the parser's reason.
+pub(crate) fn stream_json(data: &str, what: &str) -> Result<Value, StreamEvent> {
+    serde_json::from_str(data).map_err(|e| {
+        StreamEvent::Error(UpstreamError {
+            raw: Some(raw_excerpt(data.as_bytes())),
+            ..UpstreamError::new(
+                UpstreamErrorKind::InvalidResponse,
+                None,
+                format!("{what}: {e}"),
+            )
+        })
+    })
+}
+
+/// The vectors of an embeddings answer with their usage: the prompt tokens the provider
+/// reported, else an estimate from the input (the exact count of token arrays, a token for
+/// every four characters of text), marked as such.
+pub(crate) fn embeddings(
+    vectors: Vec<Vec<f32>>,
+    reported_prompt_tokens: Option<u64>,
+    request: &EmbeddingsRequest,
+) -> Embeddings {
+    Embeddings {
+        vectors,
+        usage: Usage {
+            prompt_tokens: reported_prompt_tokens
+                .unwrap_or_else(|| request.estimated_prompt_tokens()),
+            ..Usage::default()
+        },
+        usage_estimated: reported_prompt_tokens.is_none(),
     }
 }

@@ -169,9 +169,11 @@ impl Serialize for Body<'_> {
             .reasoning
             .as_ref()
             .and_then(|r| {
-                r.effort
-                    .as_deref()
-                    .or_else(|| r.enabled.filter(|e| *e).map(|_| "medium"))
+                r.effort.as_deref().or_else(|| {
+                    r.max_tokens
+                        .map(|budget| effort_for_budget(budget, request, target))
+                        .or_else(|| r.enabled.filter(|e| *e).map(|_| "medium"))
+                })
             })
             .or(request.reasoning_effort.as_deref());
         if let Some(effort) = effort {
@@ -184,6 +186,17 @@ impl Serialize for Body<'_> {
                 map.serialize_entry("reasoning_effort", effort)?;
             }
         }
+        let n = request.choices();
+        if n > 1 {
+            map.serialize_entry("n", &n)?;
+        }
+        for field in ["prompt_cache_key", "prompt_cache_options", "image_config"] {
+            if let Some(value) = request.extra.get(field).filter(|v| !v.is_null()) {
+                if supports(target, field) {
+                    map.serialize_entry(field, value)?;
+                }
+            }
+        }
         if request.is_stream() {
             map.serialize_entry("stream", &true)?;
             map.serialize_entry(
@@ -194,6 +207,29 @@ impl Serialize for Body<'_> {
             )?;
         }
         map.end()
+    }
+}
+
+/// The effort that spends about `budget` reasoning tokens, for OpenAI-compatible APIs that take
+/// an effort rather than a budget: the budget's share of the completion limit (the request's,
+/// else the endpoint's), in the shares the Anthropic codec gives each effort, or, with no limit
+/// known, the budget itself against OpenAI's usual spends.
+fn effort_for_budget(budget: u64, request: &ChatRequest, target: &Target<'_>) -> &'static str {
+    let limit = request
+        .max_output_tokens()
+        .or(target.endpoint.max_completion_tokens);
+    let share = match limit {
+        Some(limit) if limit > 0 => budget as f64 / limit as f64,
+        _ if budget >= 16_384 => 1.0,
+        _ if budget >= 4_096 => 0.5,
+        _ => 0.0,
+    };
+    if share >= 0.8 {
+        "high"
+    } else if share >= 0.5 {
+        "medium"
+    } else {
+        "low"
     }
 }
 
@@ -243,6 +279,12 @@ impl Codec for OpenAiCodec {
         request: &ChatRequest,
         target: &Target<'_>,
     ) -> Result<UpstreamRequest, CodecError> {
+        if request.choices() > 1 && !supports(target, "n") {
+            return Err(CodecError(format!(
+                "n: the endpoint {} does not return several choices; send n: 1",
+                target.endpoint.tag
+            )));
+        }
         let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
         if let Some(key) = target.api_key {
             headers.push(("authorization".to_owned(), format!("Bearer {key}")));
@@ -395,17 +437,11 @@ impl OpenAiStream {
             if data.is_empty() {
                 continue;
             }
-            let mut value: Value = match serde_json::from_str(data) {
+            let mut value = match crate::stream_json(data, "Provider sent an invalid stream chunk")
+            {
                 Ok(v) => v,
                 Err(e) => {
-                    out.push(StreamEvent::Error(UpstreamError {
-                        raw: Some(raw_excerpt(data.as_bytes())),
-                        ..UpstreamError::new(
-                            UpstreamErrorKind::InvalidResponse,
-                            None,
-                            format!("Provider sent an invalid stream chunk: {e}"),
-                        )
-                    }));
+                    out.push(e);
                     continue;
                 }
             };
@@ -556,7 +592,7 @@ pricing = { prompt = "0", completion = "0" }
             "response_format": {"type": "json_object"}, "prediction": {"type": "content", "content": "x"},
             "modalities": ["text"], "service_tier": "auto", "verbosity": "low",
             "web_search_options": {"search_context_size": "low"}, "audio": {"voice": "alloy"},
-            "user": "u-1", "plugins": [{"id": "web"}], "provider": {"sort": "price"}
+            "user": "u-1", "plugins": [{"id": "response-healing"}], "provider": {"sort": "price"}
         });
         let parsed = ChatRequest::from_value(request).expect("request");
         let typed = serde_json::to_value(&parsed).expect("value");

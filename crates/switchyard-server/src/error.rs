@@ -325,6 +325,9 @@ impl IntoResponse for GatewayError {
 
 impl From<switchyard_store::StoreError> for GatewayError {
     fn from(err: switchyard_store::StoreError) -> Self {
+        if let switchyard_store::StoreError::Conflict(message) = &err {
+            return Self::of(ErrorKind::Conflict, message.clone());
+        }
         tracing::error!(error = %err, "store failure");
         Self::of(ErrorKind::Store, "Internal Server Error")
     }

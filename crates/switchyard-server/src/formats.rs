@@ -98,6 +98,11 @@ pub trait StreamRenderer: Send {
     fn usage_seen(&mut self, _usage: &switchyard_core::pricing::Usage) {}
     /// A canonical chunk; `None` when it gives the client nothing yet.
     fn chunk(&mut self, chunk: &Chunk<'_>) -> Option<Vec<u8>>;
+    /// The chunk echoing the body sent upstream (`debug.echo_upstream_body`), for the formats
+    /// that accept `debug`; the others refuse the field when they parse.
+    fn debug(&mut self, _chunk: &Value) -> Option<Vec<u8>> {
+        None
+    }
     /// The end of a successful stream; `last` is the canonical chunk with `usage` (and
     /// `openrouter_metadata` when asked for).
     fn done(&mut self, last: &Value) -> Vec<u8>;

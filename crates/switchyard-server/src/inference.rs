@@ -1,5 +1,6 @@
 //! Every inference route: the generation id is made when the request arrives, then the key, the
-//! content type and the body are checked and the client's format parses the request; a refusal
+//! content type and the body are checked, the client's format parses the request and the preset
+//! it names is applied ([`crate::presets`]); a refusal
 //! on the way is audited and answered in the format's envelope; the rest is the pipeline's.
 //!
 //! This is the one place that joins the client formats ([`crate::formats`]) and the pipeline
@@ -92,6 +93,19 @@ pub async fn serve_operation(
             trail.prompt_sha256 = audit::sha256_hex(&body);
             format.parse(&state, &body)
         });
+    // The preset the request names, merged under it before anything reads the request.
+    let parsed = match parsed {
+        Ok(mut parsed) => {
+            match crate::presets::apply(&state, &key.key.account_id, &mut parsed).await {
+                Ok(preset) => {
+                    trail.preset_id = preset.map(|p| p.id.clone());
+                    Ok(parsed)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    };
     match parsed {
         Ok(parsed) => match operation {
             Operation::Generate => {

@@ -32,12 +32,14 @@ pub mod content;
 pub mod engine;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod formats;
 pub mod guardrails;
 pub mod inference;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;
+pub mod presets;
 pub mod recorder;
 pub mod routes;
 pub mod settings;
@@ -146,7 +148,7 @@ async fn envelope_errors(request: Request, next: Next) -> Response {
 
 /// The gateway's router.
 pub fn router(state: SharedState) -> Router {
-    use routes::{activity, credits, generations, guardrails, keys, models};
+    use routes::{activity, credits, generations, guardrails, keys, models, presets};
     let limit = state.config.server.body_limit_bytes;
     // Full paths rather than a nested router: nesting rewrites every request's URI.
     let router = Router::new()
@@ -232,6 +234,25 @@ pub fn router(state: SharedState) -> Router {
         .route(
             "/api/v1/guardrails/{id}/assignments/keys/remove",
             post(guardrails::unassign_keys),
+        )
+        .route("/api/v1/presets", get(presets::list))
+        .route("/api/v1/presets/{slug}", get(presets::get))
+        .route("/api/v1/presets/{slug}/versions", get(presets::versions))
+        .route(
+            "/api/v1/presets/{slug}/versions/{version}",
+            get(presets::version),
+        )
+        .route(
+            "/api/v1/presets/{slug}/chat/completions",
+            presets::save_route(&formats::chat::CHAT),
+        )
+        .route(
+            "/api/v1/presets/{slug}/messages",
+            presets::save_route(&formats::messages::MESSAGES),
+        )
+        .route(
+            "/api/v1/presets/{slug}/responses",
+            presets::save_route(&formats::responses::RESPONSES),
         )
         .route_layer(axum::middleware::from_fn(metrics::track))
         .route("/health", get(|| async { "ok" }));

@@ -8,6 +8,7 @@ pub mod generations;
 pub mod guardrails;
 pub mod keys;
 pub mod models;
+pub mod presets;
 
 use serde_json::Value;
 use switchyard_core::money::Money;

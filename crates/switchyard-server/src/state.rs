@@ -64,6 +64,8 @@ pub struct AppState {
     pub settings: SettingsCache,
     /// Guardrails by key, compiled and cached briefly.
     pub guardrails: GuardrailCache,
+    /// Presets by account and slug, cached briefly.
+    pub presets: crate::presets::PresetCache,
     /// Key records for inference, cached briefly (no database read per request).
     pub keys: KeyCache,
     /// Credit holds (in memory or in the store, by `store.holds`).
@@ -149,6 +151,7 @@ impl AppState {
             sealer,
             settings: SettingsCache::default(),
             guardrails: GuardrailCache::default(),
+            presets: crate::presets::PresetCache::default(),
             keys: KeyCache::default(),
             ledger,
             classifications,

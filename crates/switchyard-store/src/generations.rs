@@ -88,6 +88,11 @@ pub struct GenerationRecord {
     pub status: u16,
     /// Error message when it failed.
     pub error_message: Option<String>,
+    /// The preset applied to the request.
+    pub preset_id: Option<String>,
+    /// The router the request named (`openrouter/auto`, `openrouter/free`, a `~...-latest`
+    /// name).
+    pub router: Option<String>,
     /// The API the request came through, as the contract names it (`completions`,
     /// `embeddings`).
     pub api_type: Option<String>,
@@ -123,7 +128,10 @@ impl GenerationRecord {
 pub(crate) const GENERATION_COLUMNS: &str = "id, account_id, key_hash, created_at, model, provider_slug, provider_name, \
      upstream_id, streamed, cancelled, finish_reason, native_finish_reason, tokens_prompt, tokens_completion, \
      tokens_reasoning, tokens_cached, cost, is_byok, latency_ms, generation_time_ms, http_referer, app_title, \
-     end_user, session_id, status, error_message, api_type, user_agent, provider_responses";
+     end_user, session_id, status, error_message, preset_id, router, api_type, user_agent, provider_responses";
+
+/// How many columns [`GENERATION_COLUMNS`] names.
+pub(crate) const GENERATION_COLUMN_COUNT: usize = 31;
 
 impl Store {
     /// Activity of an account in `[since_ms, until_ms)`, per UTC day, model and provider,
@@ -227,6 +235,8 @@ impl Store {
             session_id: r.try_get("session_id")?,
             status: u16::try_from(r.try_get::<i64, _>("status")?).unwrap_or(0),
             error_message: r.try_get("error_message")?,
+            preset_id: r.try_get("preset_id")?,
+            router: r.try_get("router")?,
             api_type: r.try_get("api_type")?,
             user_agent: r.try_get("user_agent")?,
             provider_responses: r

@@ -6,7 +6,7 @@ use switchyard_core::money::Money;
 use switchyard_core::periods::Periods;
 
 use crate::audit::Settlement;
-use crate::generations::GENERATION_COLUMNS;
+use crate::generations::{GENERATION_COLUMNS, GENERATION_COLUMN_COUNT};
 use crate::{
     b, insert_chunks, placeholders, to_i64, Dialect, GenerationRecord, Store, StoreResult,
 };
@@ -184,7 +184,7 @@ impl Store {
         for chunk in insert_chunks(settlements) {
             let sql = format!(
                 "INSERT INTO generations ({GENERATION_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
-                placeholders(dialect, chunk.len(), 29)
+                placeholders(dialect, chunk.len(), GENERATION_COLUMN_COUNT)
             );
             let mut q = sqlx::query(&sql);
             for s in chunk {
@@ -216,6 +216,8 @@ impl Store {
                     .bind(r.session_id.as_deref())
                     .bind(i64::from(r.status))
                     .bind(r.error_message.as_deref())
+                    .bind(r.preset_id.as_deref())
+                    .bind(r.router.as_deref())
                     .bind(r.api_type.as_deref())
                     .bind(r.user_agent.as_deref())
                     .bind(r.provider_responses_json());

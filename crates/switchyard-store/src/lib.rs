@@ -1,4 +1,5 @@
-//! Persistence for Switchyard: accounts, keys, the credit ledger and generation records, on SQLite
+//! Persistence for Switchyard: accounts, keys, the credit ledger, generation records, guardrails
+//! and presets, on SQLite
 //! (embedded default) or PostgreSQL.
 //!
 //! One [`Store`] runs over sqlx's `Any` driver with one migration set for both dialects. Every
@@ -21,8 +22,10 @@ use switchyard_core::money::Money;
 
 mod audit;
 mod guardrails;
+mod presets;
 pub use audit::{AuditRow, ContentRow, Settlement};
 pub use guardrails::{Assignment, GuardrailRow};
+pub use presets::{NewPresetVersion, PresetRow, PresetVersionRow, PresetWithVersion};
 mod generations;
 mod keys;
 mod ledger;
@@ -48,6 +51,9 @@ pub enum StoreError {
     /// An amount overflowed.
     #[error("amount out of range")]
     Overflow,
+    /// A write lost a race with another (a unique constraint failed); nothing of it was stored.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// One failure seen by several callers that waited on the same read (a cache load).
     #[error("{0}")]
     Shared(std::sync::Arc<StoreError>),
@@ -116,7 +122,7 @@ fn to_i64(n: u64) -> i64 {
 }
 
 /// Most rows per multi-row `INSERT`: well within SQLite's and PostgreSQL's limits on bound
-/// parameters (32,766 and 65,535) at 29 columns.
+/// parameters (32,766 and 65,535) at 31 columns.
 const MAX_ROWS_PER_INSERT: usize = 256;
 
 /// Splits `items` for multi-row inserts into chunks of power-of-two sizes (256, 128, ..., 1), so

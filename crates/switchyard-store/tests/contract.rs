@@ -937,3 +937,211 @@ async fn activity_aggregates_per_day_model_and_provider() {
             .is_empty());
     }
 }
+
+fn preset_version<'a>(
+    prompt: Option<&'a str>,
+    config: &'a str,
+) -> switchyard_store::NewPresetVersion<'a> {
+    switchyard_store::NewPresetVersion {
+        system_prompt: prompt,
+        config,
+        creator_id: "k",
+    }
+}
+
+#[tokio::test]
+async fn presets_keep_every_version_and_designate_the_last() {
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "1").await;
+        s.ensure_account("other", "Other", NOW)
+            .await
+            .expect("account");
+        let first = s
+            .save_preset_version(
+                "acct",
+                "p",
+                &preset_version(Some("Be brief."), r#"{"model":"a/b"}"#),
+                NOW,
+            )
+            .await
+            .expect("save");
+        let v1 = first.version.clone().expect("designated");
+        assert_eq!(
+            (v1.version, v1.system_prompt.as_deref()),
+            (1, Some("Be brief.")),
+            "{name}"
+        );
+        assert_eq!(
+            first.preset.designated_version_id.as_deref(),
+            Some(v1.id.as_str()),
+            "{name}"
+        );
+        assert_eq!(
+            (first.preset.slug.as_str(), first.preset.status.as_str()),
+            ("p", "active"),
+            "{name}"
+        );
+        let second = s
+            .save_preset_version(
+                "acct",
+                "p",
+                &preset_version(None, r#"{"temperature":0.5}"#),
+                NOW + 10,
+            )
+            .await
+            .expect("save");
+        let v2 = second.version.clone().expect("designated");
+        assert_eq!(
+            (v2.version, v2.system_prompt.as_deref(), v2.config.as_str()),
+            (2, None, r#"{"temperature":0.5}"#),
+            "{name}"
+        );
+        assert_eq!(second.preset.id, first.preset.id, "{name}: same preset");
+        assert_eq!(
+            (second.preset.created_at, second.preset.updated_at),
+            (NOW, NOW + 10),
+            "{name}"
+        );
+        // The read the request path makes sees the designated (newest) version.
+        let read = s.preset("acct", "p").await.expect("read").expect("exists");
+        assert_eq!(read, second, "{name}");
+        // Every version is kept, oldest first, and each can be read alone.
+        let (versions, total) = s
+            .preset_versions("acct", "p", 0, 50)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(total, 2, "{name}");
+        assert_eq!(versions, vec![v1.clone(), v2.clone()], "{name}");
+        let (page, total) = s
+            .preset_versions("acct", "p", 1, 1)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!((page, total), (vec![v2.clone()], 2), "{name}");
+        assert_eq!(
+            s.preset_version("acct", "p", 1).await.expect("read"),
+            Some(v1),
+            "{name}"
+        );
+        assert_eq!(
+            s.preset_version("acct", "p", 3).await.expect("read"),
+            None,
+            "{name}"
+        );
+        // Another account neither sees the preset nor collides with its slug.
+        assert_eq!(s.preset("other", "p").await.expect("read"), None, "{name}");
+        assert_eq!(
+            s.preset_versions("other", "p", 0, 50).await.expect("read"),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            s.preset_version("other", "p", 1).await.expect("read"),
+            None,
+            "{name}"
+        );
+        let theirs = s
+            .save_preset_version("other", "p", &preset_version(None, "{}"), NOW)
+            .await
+            .expect("save");
+        assert_ne!(theirs.preset.id, first.preset.id, "{name}");
+        assert_eq!(theirs.version.expect("designated").version, 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn presets_list_newest_update_first_with_pages() {
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "1").await;
+        for (i, slug) in ["a", "b", "c"].iter().enumerate() {
+            s.save_preset_version("acct", slug, &preset_version(None, "{}"), NOW + i as i64)
+                .await
+                .expect("save");
+        }
+        // Updating `a` makes it the most recent.
+        s.save_preset_version("acct", "a", &preset_version(None, "{}"), NOW + 10)
+            .await
+            .expect("save");
+        let (rows, total) = s.list_presets("acct", 0, 50).await.expect("list");
+        let slugs: Vec<&str> = rows.iter().map(|r| r.slug.as_str()).collect();
+        assert_eq!((slugs, total), (vec!["a", "c", "b"], 3), "{name}");
+        let (rows, total) = s.list_presets("acct", 1, 1).await.expect("list");
+        let slugs: Vec<&str> = rows.iter().map(|r| r.slug.as_str()).collect();
+        assert_eq!((slugs, total), (vec!["c"], 3), "{name}");
+        assert_eq!(
+            s.list_presets("nobody", 0, 50).await.expect("list"),
+            (vec![], 0),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_preset_saves_number_versions_without_gaps() {
+    for (name, db) in stores().await {
+        let s = Arc::new(db.store.clone());
+        setup(&s, "1").await;
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let s = Arc::clone(&s);
+                tokio::spawn(async move {
+                    let config = format!(r#"{{"seed":{i}}}"#);
+                    s.save_preset_version("acct", "race", &preset_version(None, &config), NOW + i)
+                        .await
+                })
+            })
+            .collect();
+        let mut saved = 0;
+        for t in tasks {
+            match t.await.expect("task") {
+                Ok(_) => saved += 1,
+                Err(switchyard_store::StoreError::Conflict(_)) => {}
+                Err(e) => panic!("{name}: {e}"),
+            }
+        }
+        assert!(saved >= 1, "{name}");
+        let (versions, total) = s
+            .preset_versions("acct", "race", 0, 100)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(total, saved, "{name}: every save that succeeded is kept");
+        let numbers: Vec<i64> = versions.iter().map(|v| v.version).collect();
+        let expected: Vec<i64> = (1..=i64::try_from(saved).expect("small")).collect();
+        assert_eq!(numbers, expected, "{name}");
+        let designated = s
+            .preset("acct", "race")
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(
+            designated.version.expect("designated").version,
+            *expected.last().expect("one"),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn generations_keep_their_preset_and_router() {
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "1").await;
+        key(s, "k", None, None).await;
+        let mut g = generation("gp", "k", "0.1", NOW);
+        g.preset_id = Some("preset-1".into());
+        g.router = Some("openrouter/auto".into());
+        s.settle(&g, None).await.expect("settle");
+        let plain = generation("gq", "k", "0.1", NOW);
+        s.settle(&plain, None).await.expect("settle");
+        assert_eq!(s.generation("gp").await.expect("read"), Some(g), "{name}");
+        assert_eq!(
+            s.generation("gq").await.expect("read"),
+            Some(plain),
+            "{name}"
+        );
+    }
+}

@@ -29,6 +29,9 @@ pub(super) enum Variant {
     Nitro,
     Floor,
     Exacto,
+    /// Not a suffix: the models `openrouter/auto` stands for (every parameter the request sets
+    /// supported, cheapest first).
+    Auto,
 }
 
 impl Variant {
@@ -48,6 +51,7 @@ impl Variant {
             Variant::Nitro => Some(SortBy::Throughput),
             Variant::Floor => Some(SortBy::Price),
             Variant::Exacto => Some(SortBy::Exacto),
+            Variant::Auto => Some(SortBy::Price),
         }
     }
 }
@@ -337,7 +341,9 @@ impl Rules {
         if self.tools && !supports("tools") {
             return Some(reasons::TOOLS);
         }
-        if self.require_parameters && !self.parameters.iter().all(|p| supports(p)) {
+        if (self.require_parameters || variant == Some(Variant::Auto))
+            && !self.parameters.iter().all(|p| supports(p))
+        {
             return Some(reasons::REQUIRE_PARAMETERS);
         }
         if let (Some(asked), Some(spec)) = (self.dimensions, model.embedding) {

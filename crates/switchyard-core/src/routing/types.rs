@@ -156,6 +156,9 @@ pub struct RoutePlan {
     pub excluded: Vec<Exclusion>,
     /// Models requested, in order.
     pub requested_models: Vec<String>,
+    /// The router that chose the models, when a requested name was one ([`super::strategy`]:
+    /// `auto`, `free` or `latest`).
+    pub router: Option<&'static str>,
 }
 
 impl RoutePlan {

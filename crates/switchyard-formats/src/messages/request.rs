@@ -44,6 +44,11 @@ const REFUSED: &[(&str, &str)] = &[
         "container",
         "code execution containers are not supported",
     ),
+    (
+        "debug",
+        "debug.echo_upstream_body is served on the chat completions API only",
+    ),
+    ("n", "a Messages answer carries one message; send n on the chat completions API"),
 ];
 
 /// Anthropic's effort levels (`output_config.effort`).

@@ -24,6 +24,7 @@ const SHARED: &[&str] = &[
     "trace",
     "cache_control",
     "prompt_cache_options",
+    "preset",
 ];
 
 /// Translates a Responses API request body into a canonical chat request body (OpenAI shape,

@@ -1,14 +1,13 @@
 //! The Messages stream: Anthropic's server-sent events as contract chunks.
 
 use serde_json::{json, Value};
-use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
 use switchyard_core::pricing::Usage;
 
 use super::decode::{
     error, normalize_stop_reason, parse_usage, status_for_error_type, REASONING_FORMAT,
 };
 use crate::sse::{SseEvent, SseParser};
-use crate::{raw_excerpt, StreamDecoder, StreamEvent};
+use crate::{StreamDecoder, StreamEvent};
 
 /// What an open content block is, by Anthropic block index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,17 +59,10 @@ impl AnthropicStream {
         if data.is_empty() {
             return;
         }
-        let value: Value = match serde_json::from_str(data) {
+        let value = match crate::stream_json(data, "Anthropic sent an invalid stream event") {
             Ok(v) => v,
             Err(e) => {
-                out.push(StreamEvent::Error(UpstreamError {
-                    raw: Some(raw_excerpt(data.as_bytes())),
-                    ..UpstreamError::new(
-                        UpstreamErrorKind::InvalidResponse,
-                        None,
-                        format!("Anthropic sent an invalid stream event: {e}"),
-                    )
-                }));
+                out.push(e);
                 return;
             }
         };

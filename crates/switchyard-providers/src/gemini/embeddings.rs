@@ -16,10 +16,9 @@
 use serde_json::{json, Value};
 use switchyard_core::embeddings::{EmbeddingInput, Embeddings, EmbeddingsRequest};
 use switchyard_core::error::UpstreamError;
-use switchyard_core::pricing::Usage;
 
 use super::encode::codec_error;
-use crate::{estimated_usage, invalid_response, vector, CodecError, Target, UpstreamRequest};
+use crate::{embeddings, invalid_response, vector, CodecError, Target, UpstreamRequest};
 
 /// Most inputs Gemini embeds in one `batchEmbedContents` request.
 pub const MAX_BATCH: usize = 100;
@@ -148,19 +147,5 @@ pub(super) fn decode(
     let reported = value
         .pointer("/usageMetadata/promptTokenCount")
         .and_then(Value::as_u64);
-    Ok(match reported {
-        Some(prompt_tokens) => Embeddings {
-            vectors,
-            usage: Usage {
-                prompt_tokens,
-                ..Usage::default()
-            },
-            usage_estimated: false,
-        },
-        None => Embeddings {
-            vectors,
-            usage: estimated_usage(request),
-            usage_estimated: true,
-        },
-    })
+    Ok(embeddings(vectors, reported, request))
 }

@@ -1,11 +1,10 @@
 //! The streamed answer (`alt=sse`): each chunk's first candidate as a contract chunk.
 
 use serde_json::{json, Value};
-use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
 
 use super::decode::{self, logprobs, parse_usage, Decoded};
 use crate::sse::SseParser;
-use crate::{raw_excerpt, StreamDecoder, StreamEvent};
+use crate::{StreamDecoder, StreamEvent};
 
 #[derive(Default)]
 pub(super) struct GeminiStream {
@@ -23,17 +22,10 @@ impl GeminiStream {
             if data.is_empty() {
                 continue;
             }
-            let value: Value = match serde_json::from_str(data) {
+            let value = match crate::stream_json(data, "Gemini sent an invalid stream chunk") {
                 Ok(v) => v,
                 Err(e) => {
-                    out.push(StreamEvent::Error(UpstreamError {
-                        raw: Some(raw_excerpt(data.as_bytes())),
-                        ..UpstreamError::new(
-                            UpstreamErrorKind::InvalidResponse,
-                            None,
-                            format!("Gemini sent an invalid stream chunk: {e}"),
-                        )
-                    }));
+                    out.push(e);
                     continue;
                 }
             };

@@ -13,9 +13,8 @@
 use serde_json::{json, Map, Value};
 use switchyard_core::embeddings::{EmbeddingInput, Embeddings, EmbeddingsRequest};
 use switchyard_core::error::UpstreamError;
-use switchyard_core::pricing::Usage;
 
-use crate::{estimated_usage, invalid_response, vector, CodecError, Target, UpstreamRequest};
+use crate::{embeddings, invalid_response, vector, CodecError, Target, UpstreamRequest};
 
 /// The upstream request.
 pub(super) fn encode(
@@ -105,19 +104,5 @@ pub(super) fn decode(
         .get("usage")
         .and_then(|u| u.get("prompt_tokens"))
         .and_then(Value::as_u64);
-    Ok(match reported {
-        Some(prompt_tokens) => Embeddings {
-            vectors,
-            usage: Usage {
-                prompt_tokens,
-                ..Usage::default()
-            },
-            usage_estimated: false,
-        },
-        None => Embeddings {
-            vectors,
-            usage: estimated_usage(request),
-            usage_estimated: true,
-        },
-    })
+    Ok(embeddings(vectors, reported, request))
 }

@@ -14,8 +14,8 @@ use switchyard_providers::{codec_for, Target};
 
 use crate::config::ServerConfig;
 use crate::engine::audit::AttemptRecord;
-use crate::engine::prepare::{resolve, Resolved};
-use crate::engine::Inference;
+use crate::engine::inference::Inference;
+use crate::engine::resolved::{resolve, Resolved};
 use crate::error::{ErrorKind, GatewayError};
 
 /// The upstream's answer headers, from the first candidate that answered 2xx.

@@ -7,6 +7,8 @@
 //!
 //! Invariant: no prompt or completion text, ever: hashes, counts and the routing decision.
 
+use axum::http::HeaderMap;
+use rand::Rng;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use switchyard_core::audit;
@@ -14,8 +16,60 @@ use switchyard_core::error::UpstreamError;
 use switchyard_core::routing::RoutePlan;
 use switchyard_store::GenerationRecord;
 
-use crate::engine::prepare::{Attribution, Resolved};
+use crate::engine::resolved::Resolved;
 use crate::recorder::Recorder;
+
+/// A new generation id: `gen-<unix seconds>-<20 random alphanumerics>`.
+pub fn new_generation_id(now_ms: i64) -> String {
+    let suffix: String = rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(20)
+        .map(char::from)
+        .collect();
+    format!("gen-{}-{suffix}", now_ms / 1000)
+}
+
+/// Request attribution read from headers.
+#[derive(Debug, Clone, Default)]
+pub struct Attribution {
+    /// `HTTP-Referer`.
+    pub http_referer: Option<String>,
+    /// `X-OpenRouter-Title` (or legacy `X-Title`).
+    pub app_title: Option<String>,
+    /// `x-session-id`.
+    pub session_id: Option<String>,
+    /// `X-OpenRouter-Metadata: enabled`.
+    pub metadata: bool,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
+impl Attribution {
+    /// Reads the attribution headers.
+    pub fn from_headers(headers: &HeaderMap) -> Attribution {
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.chars().take(512).collect::<String>())
+        };
+        let metadata = [
+            "x-openrouter-metadata",
+            "x-openrouter-experimental-metadata",
+        ]
+        .iter()
+        .any(|h| get(h).is_some_and(|v| v.eq_ignore_ascii_case("enabled")));
+        Attribution {
+            http_referer: get("http-referer").or_else(|| get("referer")),
+            app_title: get("x-openrouter-title").or_else(|| get("x-title")),
+            session_id: get("x-session-id"),
+            metadata,
+            user_agent: get("user-agent"),
+        }
+    }
+}
 
 /// What a serving provider did that it should not have, as the audit record's `anomaly` names
 /// it.
@@ -60,6 +114,8 @@ pub struct Trail {
     pub key_hash: Option<String>,
     /// The model asked for.
     pub requested_model: Option<String>,
+    /// The preset applied to the request (its id), when it named one.
+    pub preset_id: Option<String>,
     /// End user.
     pub user: Option<String>,
     /// SHA-256 of the canonical messages, or of the raw body when it did not parse.
@@ -96,13 +152,14 @@ impl Trail {
     /// The trail of a request that just arrived.
     pub fn arrive(now_ms: i64, format: &'static str, attribution: Attribution) -> Trail {
         Trail {
-            generation_id: crate::engine::new_generation_id(now_ms),
+            generation_id: new_generation_id(now_ms),
             created_ms: now_ms,
             format,
             attribution,
             account_id: None,
             key_hash: None,
             requested_model: None,
+            preset_id: None,
             user: None,
             prompt_sha256: String::new(),
             classification: None,
@@ -349,6 +406,7 @@ mod tests {
                 reason: "data_policy".into(),
             }],
             requested_models: vec!["a/b".into(), "c/d".into()],
+            router: None,
         };
         t.attempts = vec![AttemptRecord {
             provider: "p".into(),

@@ -14,7 +14,9 @@ use switchyard_providers::Target;
 
 use crate::engine::attempt::{read_limited, transport_error};
 use crate::engine::audit::{Ending, Trail};
-use crate::engine::prepare::{resolve, route, Resolved};
+use crate::engine::inference::refuse;
+use crate::engine::prepare::route;
+use crate::engine::resolved::{resolve, Resolved};
 use crate::engine::respond::with_generation_header;
 use crate::error::GatewayError;
 use crate::formats::{ClientFormat, Parsed};
@@ -32,7 +34,7 @@ pub async fn count_tokens(
     let recorder_state = state.clone();
     let p = match Box::pin(route(state, format, trail, key, &headers, parsed)).await {
         Ok(p) => p,
-        Err((trail, e)) => return crate::engine::refuse(&recorder_state, format, &trail, e),
+        Err((trail, e)) => return refuse(&recorder_state, format, &trail, e),
     };
     let first = p
         .trail
@@ -51,7 +53,7 @@ pub async fn count_tokens(
         Some((r, Err(err))) => {
             let err = crate::engine::attempt::redact(&p.state, err);
             let e = GatewayError::upstream(&err, &r.provider.name);
-            return crate::engine::refuse(&p.state, format, &p.trail, e);
+            return refuse(&p.state, format, &p.trail, e);
         }
         None => (wire::estimate_input_tokens(&p.request), None, true),
     };

@@ -7,89 +7,23 @@ use rand::Rng;
 use serde_json::json;
 use serde_json::value::RawValue;
 use switchyard_core::audit;
-use switchyard_core::catalog::{Catalog, Endpoint, Model, Provider};
 use switchyard_core::chat::{Content, Message};
 use switchyard_core::embeddings::EmbeddingInput;
 use switchyard_core::guard::{self, Screening};
 use switchyard_core::money::Money;
 use switchyard_core::pricing;
 use switchyard_core::restrict::{self, Restriction, TrainingSettings};
-use switchyard_core::routing::{
-    self, Candidate, Policy, RouteContext, RouteError, RoutePlan, RouteRequest,
-};
+use switchyard_core::routing::{self, Policy, RouteContext, RouteError, RoutePlan, RouteRequest};
 
-use crate::engine::Inference;
+use crate::engine::audit::Trail;
+use crate::engine::inference::Inference;
+use crate::engine::resolved::resolve;
 use crate::error::GatewayError;
 use crate::guardrails;
 use crate::state::{Authenticated, SharedState};
 
 /// Header naming the data classification of a request's content.
 pub const CLASSIFICATION_HEADER: &str = "x-switchyard-data-classification";
-
-/// Request attribution read from headers.
-#[derive(Debug, Clone, Default)]
-pub struct Attribution {
-    /// `HTTP-Referer`.
-    pub http_referer: Option<String>,
-    /// `X-OpenRouter-Title` (or legacy `X-Title`).
-    pub app_title: Option<String>,
-    /// `x-session-id`.
-    pub session_id: Option<String>,
-    /// `X-OpenRouter-Metadata: enabled`.
-    pub metadata: bool,
-    /// `User-Agent`.
-    pub user_agent: Option<String>,
-}
-
-impl Attribution {
-    /// Reads the attribution headers.
-    pub fn from_headers(headers: &HeaderMap) -> Attribution {
-        let get = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(|v| v.chars().take(512).collect::<String>())
-        };
-        let metadata = [
-            "x-openrouter-metadata",
-            "x-openrouter-experimental-metadata",
-        ]
-        .iter()
-        .any(|h| get(h).is_some_and(|v| v.eq_ignore_ascii_case("enabled")));
-        Attribution {
-            http_referer: get("http-referer").or_else(|| get("referer")),
-            app_title: get("x-openrouter-title").or_else(|| get("x-title")),
-            session_id: get("x-session-id"),
-            metadata,
-            user_agent: get("user-agent"),
-        }
-    }
-}
-
-/// A candidate resolved against the catalogue.
-#[derive(Debug, Clone, Copy)]
-pub struct Resolved<'a> {
-    /// The model.
-    pub model: &'a Model,
-    /// The endpoint.
-    pub endpoint: &'a Endpoint,
-    /// Its provider.
-    pub provider: &'a Provider,
-}
-
-/// Resolves a candidate; `None` when the catalogue no longer has it.
-pub fn resolve<'a>(catalog: &'a Catalog, c: &Candidate) -> Option<Resolved<'a>> {
-    let model = catalog.model(&c.model)?;
-    let endpoint = model.endpoints.get(c.endpoint)?;
-    let provider = catalog.provider(&endpoint.provider)?;
-    Some(Resolved {
-        model,
-        endpoint,
-        provider,
-    })
-}
 
 /// Refuses the request when the key's guardrail budget for the current window is spent.
 async fn check_guardrail_budget(
@@ -143,42 +77,16 @@ fn emptied(code: &'static str, message: String, plan: &RoutePlan) -> GatewayErro
     })
 }
 
-impl Inference {
-    /// The most completion tokens `r` may produce for this request: its `max_tokens`, else the
-    /// endpoint's cap, else the room left in the context window; for every completion a legacy
-    /// request asks for; none for embeddings. The hold is taken for this, and a stream that
-    /// produces far more is cut.
-    pub fn completion_bound(&self, r: &Resolved<'_>) -> u64 {
-        if self.embeddings.is_some() {
-            return 0;
-        }
-        let room = r
-            .endpoint
-            .context_length
-            .saturating_sub(self.request.estimated_prompt_tokens());
-        let mut max_out = self
-            .request
-            .max_output_tokens()
-            .unwrap_or_else(|| r.endpoint.max_completion_tokens.unwrap_or(room));
-        if let Some(cap) = r.endpoint.max_completion_tokens {
-            max_out = max_out.min(cap);
-        }
-        // A legacy request may ask for several completions of each prompt.
-        let generations = self.legacy.as_ref().map_or(1, |l| l.generations());
-        max_out.saturating_mul(generations)
-    }
-}
-
 /// Plans, narrows and holds. The trail keeps what is learnt on the way, also when the request
 /// is refused.
 pub async fn prepare(
     state: SharedState,
     format: &'static dyn crate::formats::ClientFormat,
-    trail: super::audit::Trail,
+    trail: Trail,
     key: Authenticated,
     headers: &HeaderMap,
     parsed: crate::formats::Parsed,
-) -> Result<Inference, (super::audit::Trail, GatewayError)> {
+) -> Result<Inference, (Trail, GatewayError)> {
     let mut p = route(state, format, trail, key, headers, parsed).await?;
     let now = p.trail.created_ms;
     macro_rules! refuse {
@@ -220,11 +128,11 @@ pub async fn prepare(
 pub async fn route(
     state: SharedState,
     format: &'static dyn crate::formats::ClientFormat,
-    mut trail: super::audit::Trail,
+    mut trail: Trail,
     key: Authenticated,
     headers: &HeaderMap,
     parsed: crate::formats::Parsed,
-) -> Result<Inference, (super::audit::Trail, GatewayError)> {
+) -> Result<Inference, (Trail, GatewayError)> {
     let crate::formats::Parsed {
         request,
         original,
@@ -238,6 +146,11 @@ pub async fn route(
         };
     }
     let now = trail.created_ms;
+    crate::engine::fields::annotate(&request, &trail.generation_id);
+    // Files read into text are screened like the rest of the prompt.
+    if let Err(e) = crate::engine::fields::before_screening(&mut request) {
+        refuse!(e);
+    }
     if request.session_id.is_some() {
         trail.attribution.session_id.clone_from(&request.session_id);
     }
@@ -313,6 +226,7 @@ pub async fn route(
         }
     }
     let catalog = state.catalog();
+    crate::engine::fields::fit_context(&mut request, &catalog);
     let session = request
         .session_id
         .clone()

@@ -16,8 +16,8 @@ use switchyard_providers::codec_for;
 
 use crate::engine::attempt::{read_limited, redact, Answer};
 use crate::engine::audit::anomaly;
-use crate::engine::prepare::{resolve, Resolved};
-use crate::engine::{estimate_tokens, Inference};
+use crate::engine::inference::{estimate_tokens, Inference};
+use crate::engine::resolved::{resolve, Resolved};
 use crate::error::GatewayError;
 
 /// More tokens of one kind than any request reads or writes: a usage past it is out of range.
@@ -135,7 +135,7 @@ pub async fn complete(
                 codec.decode(&b)
             }
         });
-    let completion = match body {
+    let mut completion = match body {
         Ok(c) => c,
         Err(err) => {
             let err = redact(&p.state, err);
@@ -144,6 +144,7 @@ pub async fn complete(
             return Err((p, e));
         }
     };
+    p.shape_answer(&mut completion.choices);
     let mut usage = completion.usage.unwrap_or_else(|| {
         let chars: usize = completion
             .choices

@@ -20,9 +20,9 @@ use tokio::sync::mpsc;
 
 use crate::engine::attempt::{redact, transport_error, Answer};
 use crate::engine::audit::anomaly;
-use crate::engine::prepare::resolve;
+use crate::engine::inference::{estimate_tokens, Inference};
+use crate::engine::resolved::resolve;
 use crate::engine::respond::with_generation_header;
-use crate::engine::{estimate_tokens, Inference};
 use crate::error::GatewayError;
 
 /// The most of a stream gathered for one write to the client.
@@ -107,6 +107,11 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
     // Past this many characters of output the provider is not honouring the request's bound.
     let bound = p.completion_bound(&r);
     let max_chars = output_chars_allowed(bound);
+    if let Some(echo) = p.echo_chunk(&r, &head).and_then(|c| renderer.debug(&c)) {
+        if tx.send(Bytes::from(echo)).await.is_err() {
+            return;
+        }
+    }
     let active = metrics::gauge!("switchyard_active_streams");
     active.increment(1.0);
 
@@ -181,9 +186,10 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
             match event {
                 StreamEvent::Chunk {
                     upstream_id: id,
-                    choices,
+                    mut choices,
                     usage: u,
                 } => {
+                    p.shape_chunk(&mut choices);
                     if upstream_id.is_none() {
                         upstream_id = id;
                     }

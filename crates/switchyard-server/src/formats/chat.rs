@@ -21,9 +21,15 @@ impl ClientFormat for Chat {
     }
 
     fn parse(&self, _state: &AppState, body: &[u8]) -> Result<Parsed, GatewayError> {
-        ChatRequest::from_json(body)
-            .map(Parsed::plain)
-            .map_err(|e| GatewayError::bad_request(e.0))
+        let request = ChatRequest::from_json(body).map_err(|e| GatewayError::bad_request(e.0))?;
+        // Nothing is accepted and dropped: a field the gateway does not know is refused.
+        if let Some(field) = request.unknown_field() {
+            return Err(GatewayError::bad_request(format!(
+                "Invalid request: {}: unknown field; see docs/openrouter-request-fields.md for the fields this gateway serves",
+                switchyard_core::parse_error::field("", field)
+            )));
+        }
+        Ok(Parsed::plain(request))
     }
 
     fn render(
@@ -52,6 +58,10 @@ impl StreamRenderer for ChatStream {
     }
 
     fn chunk(&mut self, chunk: &Chunk<'_>) -> Option<Vec<u8>> {
+        Some(sse(chunk))
+    }
+
+    fn debug(&mut self, chunk: &Value) -> Option<Vec<u8>> {
         Some(sse(chunk))
     }
 

@@ -68,11 +68,11 @@ pub async fn get(
         "num_media_prompt": Value::Null,
         "num_media_completion": Value::Null,
         "num_search_results": Value::Null,
+        "preset_id": g.preset_id,
+        "router": g.router,
         "user_agent": g.user_agent,
         // Every attempt, fallbacks included; `null` for a record from before they were kept.
         "provider_responses": (!g.provider_responses.is_empty()).then_some(&g.provider_responses),
-        // Routers such as `openrouter/auto` do not exist here: the model asked for is routed.
-        "router": Value::Null,
     });
     // Fields the gateway has no value for, present (null) because the contract requires them.
     if let Some(map) = data.as_object_mut() {
@@ -80,7 +80,6 @@ pub async fn get(
             "num_fetches",
             "num_input_audio_prompt",
             "native_tokens_completion_images",
-            "preset_id",
             "service_tier",
             "web_search_engine",
             "workspace_id",
