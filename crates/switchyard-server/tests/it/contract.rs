@@ -8,6 +8,7 @@
 
 mod inference;
 mod management;
+mod presets;
 mod read;
 mod schema;
 
@@ -346,6 +347,7 @@ async fn every_implemented_operation_answers_as_the_contract_says() {
     read::check(&mut checker, &world).await;
     inference::check(&mut checker, &world).await;
     management::check(&mut checker, &world).await;
+    presets::check(&mut checker, &world).await;
 
     let implemented: BTreeSet<(String, String)> = checker
         .seen
