@@ -356,13 +356,13 @@ mod tests {
             "user": "u1",
             "provider": {"only": ["x"]},
             "metadata": {"k": "v"},
-            "plugins": [{"id": "web"}]
+            "plugins": [{"id": "context-compression"}]
         }));
         let p = Preset::from_request(&r).expect("preset");
         assert_eq!(p.system_prompt.as_deref(), Some("One.\n\nTwo."));
         assert_eq!(
             Value::Object(p.config),
-            json!({"model": "a/b", "temperature": 0.7, "provider": {"only": ["x"]}, "plugins": [{"id": "web"}]})
+            json!({"model": "a/b", "temperature": 0.7, "provider": {"only": ["x"]}, "plugins": [{"id": "context-compression"}]})
         );
         let bare = request(json!({"messages": [{"role": "user", "content": "hi"}]}));
         assert_eq!(
