@@ -32,7 +32,7 @@ pub async fn count_tokens(
     let recorder_state = state.clone();
     let p = match Box::pin(route(state, format, trail, key, &headers, parsed)).await {
         Ok(p) => p,
-        Err((trail, e)) => return crate::engine::refuse(&recorder_state, format, &trail, e),
+        Err((trail, e)) => return crate::engine::refuse(&recorder_state, format, &trail, e).await,
     };
     let first = p
         .trail
@@ -51,11 +51,11 @@ pub async fn count_tokens(
         Some((r, Err(err))) => {
             let err = crate::engine::attempt::redact(&p.state, err);
             let e = GatewayError::upstream(&err, &r.provider.name);
-            return crate::engine::refuse(&p.state, format, &p.trail, e);
+            return crate::engine::refuse(&p.state, format, &p.trail, e).await;
         }
         None => (wire::estimate_input_tokens(&p.request), None, true),
     };
-    p.trail.write(
+    let pending = p.trail.write(
         &p.state.recorder,
         p.state.now_ms(),
         &Ending {
@@ -64,6 +64,10 @@ pub async fn count_tokens(
             ..Ending::default()
         },
     );
+    if let Err(why) = pending.wait().await {
+        let e = crate::engine::withheld(&p.trail.generation_id, why);
+        return format.error_response(e.with_generation(&p.trail.generation_id));
+    }
     let mut response = (
         StatusCode::OK,
         axum::Json(wire::count_tokens_response(tokens)),

@@ -7,6 +7,7 @@ mod byok;
 mod chat;
 mod classification;
 mod content;
+mod durability;
 mod formats;
 mod guardrails;
 mod hardening;
