@@ -138,7 +138,7 @@ async fn an_answer_whose_records_cannot_be_committed_is_withheld() {
     let last = text
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
-        .last()
+        .next_back()
         .expect("an event");
     let last: Value = serde_json::from_str(last).expect("json");
     assert_eq!(last["choices"][0]["finish_reason"], "error");
