@@ -5,15 +5,18 @@
 //! Invariants checked beyond "no panic":
 //! - The SSE parser yields the same events whether the bytes come at once or in pieces.
 //! - A chat request that parses can be encoded for every provider kind or is refused with a
-//!   `CodecError`, never a panic.
+//!   `CodecError`, never a panic; so can a legacy completions or embeddings request, and a
+//!   `count_tokens` request for the Anthropic API.
 
 use std::sync::OnceLock;
 
 use serde_json::Value;
 use switchyard_core::catalog::{Catalog, ProviderKind};
 use switchyard_core::chat::ChatRequest;
+use switchyard_formats::responses::Sealer;
+use switchyard_providers::anthropic::AnthropicCodec;
 use switchyard_providers::sse::SseParser;
-use switchyard_providers::{codec_for, Target};
+use switchyard_providers::{codec_for, Codec, Target};
 
 /// A fuzz target: takes any bytes, panics only on a bug.
 pub type FuzzTarget = fn(&[u8]);
@@ -22,6 +25,10 @@ pub type FuzzTarget = fn(&[u8]);
 pub const TARGETS: &[(&str, FuzzTarget)] = &[
     ("chat_request", chat_request),
     ("messages_request", messages_request),
+    ("count_tokens_request", count_tokens_request),
+    ("responses_request", responses_request),
+    ("completions_request", completions_request),
+    ("embeddings_request", embeddings_request),
     ("sse", sse),
     ("codec_openai", codec_openai),
     ("codec_anthropic", codec_anthropic),
@@ -52,15 +59,8 @@ fn catalogs() -> &'static [(ProviderKind, Catalog)] {
     })
 }
 
-/// `ChatRequest::from_json`; a request that parses is also measured and encoded for every
-/// provider kind.
-pub fn chat_request(data: &[u8]) {
-    let Ok(request) = ChatRequest::from_json(data) else {
-        return;
-    };
-    let _ = request.estimated_prompt_tokens();
-    let _ = request.parameters_used();
-    let _ = request.input_modalities();
+/// Calls `f` with each provider kind's codec and the one endpoint of its catalogue.
+fn for_each_target(mut f: impl FnMut(&dyn Codec, &Target<'_>)) {
     for (kind, catalog) in catalogs() {
         let (Some(codec), Some(provider), Some(model)) = (
             codec_for(*kind),
@@ -77,7 +77,26 @@ pub fn chat_request(data: &[u8]) {
             endpoint,
             api_key: Some("k"),
         };
-        let _ = codec.encode(&request, &target);
+        f(codec, &target);
+    }
+}
+
+/// What the pipeline does with a canonical chat request that parsed: measure it, and encode it
+/// for every provider kind.
+fn use_chat(request: &ChatRequest) {
+    let _ = request.estimated_prompt_tokens();
+    let _ = request.parameters_used();
+    let _ = request.input_modalities();
+    for_each_target(|codec, target| {
+        let _ = codec.encode(request, target);
+    });
+}
+
+/// `ChatRequest::from_json`; a request that parses is also measured and encoded for every
+/// provider kind.
+pub fn chat_request(data: &[u8]) {
+    if let Ok(request) = ChatRequest::from_json(data) {
+        use_chat(&request);
     }
 }
 
@@ -89,6 +108,108 @@ pub fn messages_request(data: &[u8]) {
     if let Ok(chat) = switchyard_formats::messages::request_to_chat(&value) {
         let _ = ChatRequest::from_value(chat);
     }
+}
+
+/// `switchyard_formats::messages::count_tokens_request` (`/messages/count_tokens`), then the
+/// canonical parse; a request that parses is estimated, and encoded for an Anthropic
+/// endpoint's `count_tokens`.
+pub fn count_tokens_request(data: &[u8]) {
+    let Ok(value) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let Ok(chat) = switchyard_formats::messages::count_tokens_request(&value) else {
+        return;
+    };
+    let Ok(request) = ChatRequest::from_value(chat) else {
+        return;
+    };
+    let _ = switchyard_formats::messages::estimate_input_tokens(&request);
+    for (kind, catalog) in catalogs() {
+        if *kind != ProviderKind::Anthropic {
+            continue;
+        }
+        let (Some(provider), Some(endpoint)) = (
+            catalog.provider("p"),
+            catalog.model("a/m").and_then(|m| m.endpoints.first()),
+        ) else {
+            continue;
+        };
+        let target = Target {
+            provider,
+            endpoint,
+            api_key: Some("k"),
+        };
+        let _ = AnthropicCodec.encode_count_tokens(&request, &target);
+    }
+}
+
+/// Seals by hex-encoding behind a prefix, so that the fuzzer can send reasoning back in
+/// `encrypted_content` (the server's sealer is AES-GCM, which random bytes never open).
+struct HexSealer;
+
+impl Sealer for HexSealer {
+    fn seal(&self, plain: &[u8]) -> String {
+        let hex: String = plain.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sealed:{hex}")
+    }
+
+    fn open(&self, sealed: &str) -> Option<Vec<u8>> {
+        let hex = sealed.strip_prefix("sealed:")?;
+        if hex.len() % 2 != 0 {
+            return None;
+        }
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+            .collect()
+    }
+}
+
+/// `switchyard_formats::responses::request_to_chat` (the Responses API), then the canonical
+/// parse; a request that parses is measured and encoded for every provider kind.
+pub fn responses_request(data: &[u8]) {
+    let Ok(value) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let Ok(chat) = switchyard_formats::responses::request_to_chat(&value, &HexSealer) else {
+        return;
+    };
+    if let Ok(request) = ChatRequest::from_value(chat) {
+        use_chat(&request);
+    }
+}
+
+/// `switchyard_formats::completions::parse` (legacy `/completions`); a request that parses is
+/// routed, screened and encoded as the pipeline does: as a chat request for every provider
+/// kind, and for the legacy API where the codec has it.
+pub fn completions_request(data: &[u8]) {
+    let Ok(mut request) = switchyard_formats::completions::parse(data) else {
+        return;
+    };
+    let _ = request.prompts();
+    let _ = request.needs_legacy_api();
+    let _ = request.generations();
+    let _ = request.route_request();
+    request.for_each_text(|text| text.make_ascii_uppercase());
+    use_chat(&request.chat);
+    for_each_target(|codec, target| {
+        let _ = codec.encode_completions(&request, target);
+    });
+}
+
+/// `switchyard_formats::embeddings::parse`; a request that parses is routed, screened,
+/// estimated and encoded for every provider kind.
+pub fn embeddings_request(data: &[u8]) {
+    let Ok(mut request) = switchyard_formats::embeddings::parse(data) else {
+        return;
+    };
+    let _ = request.input.token_estimates();
+    let _ = request.estimated_prompt_tokens();
+    let _ = request.route_request();
+    request.for_each_text(|text| text.make_ascii_uppercase());
+    for_each_target(|codec, target| {
+        let _ = codec.encode_embeddings(&request, target);
+    });
 }
 
 /// The SSE parser, fed the bytes at once and in pieces (the first byte sets the piece size):

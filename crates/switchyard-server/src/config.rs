@@ -10,6 +10,7 @@ use switchyard_core::classification::Classification;
 use serde::Deserialize;
 
 use crate::ledger::HoldMode;
+use crate::recorder::Durability;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -150,6 +151,14 @@ pub struct StoreConfig {
     /// gateway renews its holds every third of this; a gateway that stopped (crashed) leaves
     /// holds that the others release once it has passed.
     pub hold_lease_secs: f64,
+    /// When an answer leaves relative to the commit of its generation and audit records:
+    /// `before_answer` (the default: a crash never loses the record of an answer a client got)
+    /// or `batched` (answers leave at once; a crash loses the records of the last few
+    /// milliseconds).
+    pub durability: Durability,
+    /// How long an answer waits for its records' commit (`before_answer`), in seconds; past it
+    /// a served answer is withheld (a 500, or a stream's error event) and a refusal is sent.
+    pub record_timeout_secs: f64,
 }
 
 impl Default for StoreConfig {
@@ -158,6 +167,8 @@ impl Default for StoreConfig {
             url: "sqlite://switchyard.db".to_owned(),
             holds: None,
             hold_lease_secs: 60.0,
+            durability: Durability::BeforeAnswer,
+            record_timeout_secs: 10.0,
         }
     }
 }
@@ -166,6 +177,11 @@ impl StoreConfig {
     /// How long a database hold lasts unless renewed.
     pub fn hold_lease(&self) -> Duration {
         Duration::from_secs_f64(self.hold_lease_secs)
+    }
+
+    /// How long an answer waits for its records' commit.
+    pub fn record_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.record_timeout_secs)
     }
 
     /// Where holds are kept, the default applied.
@@ -374,6 +390,12 @@ impl Config {
                 "{source}: store.hold_lease_secs must be a number of seconds from 1 to below 86400, got {lease}"
             ));
         }
+        let wait = self.store.record_timeout_secs;
+        if !(wait.is_finite() && wait > 0.0 && wait <= 600.0) {
+            problems.push(format!(
+                "{source}: store.record_timeout_secs must be a positive number of seconds up to 600, got {wait}"
+            ));
+        }
         let url = &self.store.url;
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -418,6 +440,15 @@ mod tests {
         let config = Config::load("c", None, env(&[("SWITCHYARD__STORE__HOLDS", "database")]))
             .expect("valid");
         assert_eq!(config.store.hold_mode(), HoldMode::Database);
+        assert_eq!(Config::default().store.durability, Durability::BeforeAnswer);
+        let config = Config::load(
+            "c",
+            Some("[store]\ndurability = \"batched\"\nrecord_timeout_secs = 2.5\n"),
+            env(&[]),
+        )
+        .expect("valid");
+        assert_eq!(config.store.durability, Durability::Batched);
+        assert_eq!(config.store.record_timeout(), Duration::from_millis(2500));
         assert_eq!(
             Config::load("c", None, env(&[])).expect("valid"),
             Config::default()
@@ -438,6 +469,7 @@ mod tests {
                 ("SWITCHYARD__SERVER__MAX_CONNECTIONS", "0"),
                 ("SWITCHYARD__STORE__HOLD_LEASE_SECS", "0.5"),
                 ("SWITCHYARD__SERVER__MAX_UPSTREAM_BODY_BYTES", "10"),
+                ("SWITCHYARD__STORE__RECORD_TIMEOUT_SECS", "0"),
             ]),
         )
         .expect_err("invalid");
@@ -452,6 +484,7 @@ mod tests {
             "server.max_connections must be between 1 and 1000000, got 0",
             "store.hold_lease_secs must be a number of seconds from 1 to below 86400, got 0.5",
             "server.max_upstream_body_bytes must be at least 1024, got 10",
+            "store.record_timeout_secs must be a positive number of seconds up to 600, got 0",
             "store.url",
             "server.metrics_address",
             "server.cors_allowed_origins: \"ftp://no\"",
@@ -466,5 +499,15 @@ mod tests {
         let err = Config::load("c.toml", Some("[store]\nholds = \"disk\"\n"), env(&[]))
             .expect_err("invalid");
         assert!(err.to_string().contains("unknown variant `disk`"), "{err}");
+        let err = Config::load(
+            "c.toml",
+            Some("[store]\ndurability = \"eventual\"\n"),
+            env(&[]),
+        )
+        .expect_err("invalid");
+        assert!(
+            err.to_string().contains("unknown variant `eventual`"),
+            "{err}"
+        );
     }
 }

@@ -9,10 +9,15 @@
 //!    released when dropped unsettled).
 //! 2. [`attempt`]: each candidate in turn until one answers 2xx.
 //! 3. [`respond`] (non-streamed) or [`stream`]: decode, render, forward.
-//! 4. Settlement and the audit record ([`audit`]), written off the request path by the
-//!    recorder, built once whatever the way the request ended.
+//! 4. Settlement and the audit record ([`audit`]), written by the recorder's group commit,
+//!    built once whatever the way the request ended. With `store.durability =
+//!    "before_answer"` (the default) the answer waits for their commit: a JSON answer's body,
+//!    a stream's last event and every refusal leave only once the records are in the store.
 //!
-//! Invariant: no fallback after the first byte of content reached the client.
+//! Invariants: no fallback after the first byte of content reached the client; in
+//! `before_answer` mode no served answer completes before its generation and audit record are
+//! committed (past `store.record_timeout_secs` it is withheld: a 500, or the stream's error
+//! event).
 
 pub mod attempt;
 pub mod audit;
@@ -59,7 +64,7 @@ pub async fn run(
     .await;
     let mut inference = match prepared {
         Ok(p) => p,
-        Err((trail, e)) => return refuse(&recorder_state, format, &trail, e),
+        Err((trail, e)) => return refuse(&recorder_state, format, &trail, e).await,
     };
     let result = if inference.embeddings.is_some() {
         match Box::pin(inference.attempt()).await {
@@ -78,7 +83,7 @@ pub async fn run(
         Ok(response) => response,
         Err((inference, e)) => {
             // Nothing reached the client: the hold is released when `inference` drops.
-            refuse(&recorder_state, format, &inference.trail, e)
+            refuse(&recorder_state, format, &inference.trail, e).await
         }
     }
 }

@@ -80,7 +80,7 @@ pub async fn serve_operation(
             );
             return format.error_response(e.with_generation(&trail.generation_id));
         }
-        Err(e) => return crate::engine::refuse(&state, format, &trail, e),
+        Err(e) => return crate::engine::refuse(&state, format, &trail, e).await,
     };
     trail.account_id = Some(key.key.account_id.clone());
     trail.key_hash = Some(key.key.hash.clone());
@@ -115,6 +115,6 @@ pub async fn serve_operation(
                 crate::engine::count::count_tokens(state, format, trail, key, headers, parsed).await
             }
         },
-        Err(e) => crate::engine::refuse(&state, format, &trail, e),
+        Err(e) => crate::engine::refuse(&state, format, &trail, e).await,
     }
 }

@@ -113,6 +113,7 @@ impl AppState {
             .map(|k| k.as_bytes().to_vec());
         let store = store.with_hold_lease(config.store.hold_lease());
         let store_for_recorder = store.clone();
+        let (durability, record_timeout) = (config.store.durability, config.store.record_timeout());
         let classifications = Classifications::with(config.data_classifications.clone());
         let sealer = Arc::new(crate::content::ReasoningSealer::new(
             secrets
@@ -144,7 +145,13 @@ impl AppState {
             clients,
             secrets,
             tasks,
-            recorder: Recorder::spawn(store_for_recorder, audit_key.clone(), clock.clone()),
+            recorder: Recorder::spawn(
+                store_for_recorder,
+                audit_key.clone(),
+                clock.clone(),
+                durability,
+                record_timeout,
+            ),
             auth_failures: crate::auth_failures::AuthFailures::default(),
             audit_key,
             content_cipher,

@@ -1,8 +1,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The binary killed with SIGKILL under load, restarted: no stuck hold, and the ledger agrees
-//! with the generation records. Stopped with SIGTERM while streams are open: the streams finish,
-//! the process exits 0, and every answered request is recorded.
+//! The binary killed with SIGKILL under load, restarted: no stuck hold, the ledger agrees with
+//! the generation records, and every answer a client received has its generation and audit
+//! records (`store.durability = "before_answer"`, the default), on SQLite and, when
+//! `SWITCHYARD_TEST_POSTGRES_URL` is set, on PostgreSQL. Stopped with SIGTERM while streams are
+//! open: the streams finish, the process exits 0, and every answered request is recorded.
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -16,13 +19,18 @@ use serde_json::{json, Value};
 use switchyard_core::money::Money;
 use switchyard_store::Store;
 
-/// An OpenAI-compatible upstream: JSON at once, or 40 SSE chunks 25 ms apart.
+/// An OpenAI-compatible upstream: JSON at once, or 40 SSE chunks 25 ms apart (3 chunks at once
+/// when the prompt is [`QUICK`]).
 async fn upstream() -> String {
     async fn handle(body: Bytes) -> Response {
-        let streamed = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v.get("stream").and_then(Value::as_bool))
-            .unwrap_or(false);
+        let body = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+        let streamed = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        let quick = body["messages"][0]["content"] == QUICK;
+        let (chunks, gap) = if quick {
+            (3, Duration::ZERO)
+        } else {
+            (40, Duration::from_millis(25))
+        };
         if !streamed {
             return axum::Json(json!({"id": "c", "object": "chat.completion", "model": "m",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "done"}, "finish_reason": "stop"}],
@@ -31,8 +39,8 @@ async fn upstream() -> String {
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
         tokio::spawn(async move {
-            for i in 0..40 {
-                tokio::time::sleep(Duration::from_millis(25)).await;
+            for i in 0..chunks {
+                tokio::time::sleep(gap).await;
                 let chunk = json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": format!("w{i} ")}, "finish_reason": null}]});
                 if tx
                     .send(Ok(Bytes::from(format!("data: {chunk}\n\n"))))
@@ -69,10 +77,33 @@ async fn upstream() -> String {
     format!("http://{addr}/v1")
 }
 
+/// The prompt the upstream answers at once, even streamed.
+const QUICK: &str = "quick";
+
 struct Setup {
     dir: tempfile::TempDir,
     db: String,
     key: String,
+}
+
+/// A fresh schema of the PostgreSQL database named by `SWITCHYARD_TEST_POSTGRES_URL`, as a
+/// store URL; `None` when the variable is not set.
+async fn postgres() -> Option<String> {
+    let Ok(base) = std::env::var("SWITCHYARD_TEST_POSTGRES_URL") else {
+        eprintln!("SWITCHYARD_TEST_POSTGRES_URL is not set: skipping the PostgreSQL run");
+        return None;
+    };
+    use sqlx::Connection as _;
+    let schema = format!("crash_{}", rand::random::<u64>());
+    let mut admin = sqlx::PgConnection::connect(&base)
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut admin)
+        .await
+        .expect("schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
 }
 
 fn cli(setup_dir: &std::path::Path, args: &[&str]) -> String {
@@ -92,8 +123,20 @@ fn cli(setup_dir: &std::path::Path, args: &[&str]) -> String {
 }
 
 fn setup(upstream: &str) -> Setup {
+    setup_on(upstream, None)
+}
+
+/// A catalogue, a configuration on `db` (a temporary SQLite file when `None`), credits and a
+/// key.
+fn setup_on(upstream: &str, db: Option<String>) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    // Database holds (PostgreSQL) of a crashed gateway lapse after their lease: a short one.
+    let lease = if db.is_some() {
+        "hold_lease_secs = 1\n"
+    } else {
+        ""
+    };
+    let db = db.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("db.sqlite").display()));
     let catalog = format!(
         "[[providers]]\nslug = \"up\"\nname = \"Up\"\nkind = \"openai\"\nbase_url = \"{upstream}\"\ndata_policy = {{ training = false, retains_prompts = false, zdr = true }}\n\n\
          [[models]]\nid = \"t/m\"\nname = \"M\"\ncontext_length = 8000\n\n\
@@ -103,7 +146,7 @@ fn setup(upstream: &str) -> Setup {
     std::fs::write(
         dir.path().join("switchyard.toml"),
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_secs = 20\n[store]\nurl = \"{db}\"\n[catalog]\npath = \"{}\"\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_secs = 20\n[store]\nurl = \"{db}\"\n{lease}[catalog]\npath = \"{}\"\n",
             dir.path().join("catalog.toml").display()
         ),
     )
@@ -145,10 +188,22 @@ fn serve(setup: &Setup) -> (Child, String) {
 }
 
 async fn request(client: &reqwest::Client, base: &str, key: &str, stream: bool) -> Option<String> {
+    request_saying(client, base, key, stream, "hello").await
+}
+
+/// A chat request; the generation id of its answer when the whole answer arrived (a 200, its
+/// body complete; a stream up to `[DONE]`).
+async fn request_saying(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    stream: bool,
+    prompt: &str,
+) -> Option<String> {
     let r = client
         .post(format!("{base}/api/v1/chat/completions"))
         .bearer_auth(key)
-        .json(&json!({"model": "t/m", "stream": stream, "messages": [{"role": "user", "content": "hello"}]}))
+        .json(&json!({"model": "t/m", "stream": stream, "messages": [{"role": "user", "content": prompt}]}))
         .send()
         .await
         .ok()?;
@@ -231,6 +286,117 @@ async fn sigkill_under_load_leaves_a_consistent_ledger() {
     assert!(status.success(), "{status:?}");
     let (n, total) = check_ledger(&setup.db).await;
     assert!(n >= 1 && total > Money::ZERO, "{n} generations, {total}");
+}
+
+/// Keeps 16 clients sending (a quarter of the requests streamed) until `answers` answers have
+/// arrived, kills the gateway with SIGKILL, restarts it, then checks that every answer a
+/// client received has its generation and its audit record, and that the ledger agrees.
+async fn sigkill_under_load_loses_no_answer_on(db: Option<String>, answers: usize) {
+    let upstream = upstream().await;
+    let setup = setup_on(&upstream, db);
+    let (mut child, base) = serve(&setup);
+    let client = reqwest::Client::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let began = Instant::now();
+    let mut clients = Vec::new();
+    for i in 0..16u64 {
+        let (client, base, key, tx) = (client.clone(), base.clone(), setup.key.clone(), tx.clone());
+        clients.push(tokio::spawn(async move {
+            for n in 0u64.. {
+                // Until the gateway is gone: then every request fails.
+                let Some(id) = request_saying(&client, &base, &key, (i + n) % 4 == 0, QUICK).await
+                else {
+                    return;
+                };
+                if tx.send(id).is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut answered = HashSet::new();
+    while answered.len() < answers {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(id)) => {
+                answered.insert(id);
+            }
+            other => panic!("{} answers in two minutes ({other:?})", answered.len()),
+        }
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let elapsed = began.elapsed();
+    // The answers that completed before the kill reached their clients too.
+    for c in clients {
+        c.await.expect("client");
+    }
+    while let Some(id) = rx.recv().await {
+        answered.insert(id);
+    }
+    eprintln!(
+        "{} answers in {elapsed:?} ({:.0}/s) before SIGKILL",
+        answered.len(),
+        answered.len() as f64 / elapsed.as_secs_f64()
+    );
+
+    // Restart: holds left by the crash are released (memory holds: at start; database holds:
+    // once their lease lapsed, by the restarted gateway's sweep); then a clean stop.
+    let (mut child, base) = serve(&setup);
+    assert!(
+        request(&client, &base, &setup.key, false).await.is_some(),
+        "serves after restart"
+    );
+    let store = Store::connect(&setup.db).await.expect("store");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.hold_count().await.expect("holds") > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the crashed gateway's holds were not released"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.close().await;
+    sigterm(&child);
+    assert!(child.wait().expect("exit").success());
+    check_ledger(&setup.db).await;
+
+    let store = Store::connect(&setup.db).await.expect("store");
+    let mut audited = HashSet::new();
+    let mut after = 0;
+    loop {
+        let page = store.audit_page(after, 1000).await.expect("audit");
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        audited.extend(page.into_iter().map(|r| r.generation_id));
+    }
+    let mut unrecorded = Vec::new();
+    for id in &answered {
+        let generation = store.generation(id).await.expect("read");
+        if generation.is_none() || !audited.contains(id) {
+            unrecorded.push(id.clone());
+        }
+    }
+    store.close().await;
+    assert!(
+        unrecorded.is_empty(),
+        "{} of {} answered requests have no generation or no audit record: {unrecorded:?}",
+        unrecorded.len(),
+        answered.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_no_answer() {
+    sigkill_under_load_loses_no_answer_on(None, 1000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_no_answer_on_postgres() {
+    if let Some(db) = postgres().await {
+        sigkill_under_load_loses_no_answer_on(Some(db), 1000).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,7 @@ use switchyard_core::routing::RoutePlan;
 use switchyard_store::GenerationRecord;
 
 use crate::engine::resolved::Resolved;
-use crate::recorder::Recorder;
+use crate::recorder::{AuditEntry, Pending, Recorder};
 
 /// A new generation id: `gen-<unix seconds>-<20 random alphanumerics>`.
 pub fn new_generation_id(now_ms: i64) -> String {
@@ -170,14 +170,18 @@ impl Trail {
         }
     }
 
-    /// Queues the record of the request's end.
-    pub fn write(&self, recorder: &Recorder, now_ms: i64, ending: &Ending<'_>) {
-        recorder.audit(
-            now_ms,
-            &self.generation_id,
-            self.account_id.as_deref(),
-            self.record(ending),
-        );
+    /// Queues the record of the request's end; the answer waits for what this returns
+    /// (nothing in `batched` mode).
+    pub fn write(&self, recorder: &Recorder, now_ms: i64, ending: &Ending<'_>) -> Pending {
+        recorder.record(
+            None,
+            AuditEntry {
+                created_at: now_ms,
+                generation_id: self.generation_id.clone(),
+                account_id: self.account_id.clone(),
+                body: self.record(ending),
+            },
+        )
     }
 
     /// The audit record: canonical JSON, written straight from borrowed fields.

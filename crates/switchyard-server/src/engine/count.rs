@@ -14,7 +14,7 @@ use switchyard_providers::Target;
 
 use crate::engine::attempt::{read_limited, transport_error};
 use crate::engine::audit::{Ending, Trail};
-use crate::engine::inference::refuse;
+use crate::engine::inference::{refuse, withheld};
 use crate::engine::prepare::route;
 use crate::engine::resolved::{resolve, Resolved};
 use crate::engine::respond::with_generation_header;
@@ -34,7 +34,7 @@ pub async fn count_tokens(
     let recorder_state = state.clone();
     let p = match Box::pin(route(state, format, trail, key, &headers, parsed)).await {
         Ok(p) => p,
-        Err((trail, e)) => return refuse(&recorder_state, format, &trail, e),
+        Err((trail, e)) => return refuse(&recorder_state, format, &trail, e).await,
     };
     let first = p
         .trail
@@ -53,11 +53,11 @@ pub async fn count_tokens(
         Some((r, Err(err))) => {
             let err = crate::engine::attempt::redact(&p.state, err);
             let e = GatewayError::upstream(&err, &r.provider.name);
-            return refuse(&p.state, format, &p.trail, e);
+            return refuse(&p.state, format, &p.trail, e).await;
         }
         None => (wire::estimate_input_tokens(&p.request), None, true),
     };
-    p.trail.write(
+    let pending = p.trail.write(
         &p.state.recorder,
         p.state.now_ms(),
         &Ending {
@@ -66,6 +66,10 @@ pub async fn count_tokens(
             ..Ending::default()
         },
     );
+    if let Err(why) = pending.wait().await {
+        let e = withheld(&p.trail.generation_id, why);
+        return format.error_response(e.with_generation(&p.trail.generation_id));
+    }
     let mut response = (
         StatusCode::OK,
         axum::Json(wire::count_tokens_response(tokens)),

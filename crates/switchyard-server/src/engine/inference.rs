@@ -17,6 +17,7 @@ use crate::engine::resolved::Resolved;
 use crate::error::GatewayError;
 use crate::formats::ClientFormat;
 use crate::ledger::Hold;
+use crate::recorder::{AuditEntry, NotRecorded, Pending};
 use crate::settings::AccountSettings;
 use crate::state::{Authenticated, SharedState};
 
@@ -49,14 +50,17 @@ pub struct Inference {
 }
 
 /// Audits a request that ended without an answer, and renders its error in the client's
-/// format, with the request's generation id.
-pub fn refuse(
+/// format, with the request's generation id, once the record is committed (`before_answer`).
+/// A refusal carries nothing a provider produced, so it is sent even when its record could not
+/// be committed in time (counted in `switchyard_record_wait_failures_total`; the record may
+/// still be written).
+pub async fn refuse(
     state: &SharedState,
     format: &'static dyn ClientFormat,
     trail: &Trail,
     e: GatewayError,
 ) -> Response {
-    trail.write(
+    let pending = trail.write(
         &state.recorder,
         state.now_ms(),
         &Ending {
@@ -65,7 +69,19 @@ pub fn refuse(
             ..Ending::default()
         },
     );
+    if let Err(why) = pending.wait().await {
+        tracing::error!(generation_id = %trail.generation_id, error = %why,
+            "a refusal was sent before its audit record was committed");
+    }
     format.error_response(e.with_generation(&trail.generation_id))
+}
+
+/// What replaces a served answer whose records were not committed in time: the contract's
+/// masked 500 (the cause is logged with the generation id).
+pub fn withheld(generation_id: &str, why: NotRecorded) -> GatewayError {
+    tracing::error!(%generation_id, error = %why,
+        "an answer was withheld: its generation and audit records were not committed");
+    GatewayError::of(crate::error::ErrorKind::Store, "Internal Server Error")
 }
 
 /// Estimates the completion tokens of text that was produced, when the provider did not say.
@@ -151,13 +167,14 @@ impl Inference {
     }
 
     /// Settles the hold at the exact cost and queues the generation's settlement and its audit
-    /// record; the recorder writes both off the request path.
+    /// record, committed together by the recorder; the answer waits for what this returns
+    /// before it completes (nothing in `batched` mode).
     pub fn settle(
         &mut self,
         record: GenerationRecord,
         served: &Resolved<'_>,
         completion_sha256: Option<String>,
-    ) {
+    ) -> Pending {
         let hold_id = self
             .hold
             .take()
@@ -176,13 +193,13 @@ impl Inference {
             error: record.error_message.as_deref(),
             completion_sha256: completion_sha256.as_deref(),
         });
-        self.state.recorder.settle(record, hold_id);
-        self.state.recorder.audit(
-            self.state.now_ms(),
-            &self.trail.generation_id,
-            self.trail.account_id.as_deref(),
+        let audit = AuditEntry {
+            created_at: self.state.now_ms(),
+            generation_id: self.trail.generation_id.clone(),
+            account_id: self.trail.account_id.clone(),
             body,
-        );
+        };
+        self.state.recorder.settle(record, hold_id, audit)
     }
 
     /// Records a served attempt's performance, and the session's provider for sticky routing.

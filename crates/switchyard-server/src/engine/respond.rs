@@ -1,6 +1,7 @@
 //! The respond stage of a non-streamed request: read and decode the provider's answer into the
-//! canonical completion, render it in the client's format, and settle after the answer is on
-//! its way.
+//! canonical completion, render it in the client's format, and settle: before the answer
+//! leaves in `before_answer` mode (its body waits for the records' commit), after it is on its
+//! way in `batched` mode.
 
 use std::sync::Arc;
 
@@ -16,9 +17,11 @@ use switchyard_providers::codec_for;
 
 use crate::engine::attempt::{read_limited, redact, Answer};
 use crate::engine::audit::anomaly;
-use crate::engine::inference::{estimate_tokens, Inference};
+use crate::engine::inference::{estimate_tokens, withheld, Inference};
 use crate::engine::resolved::{resolve, Resolved};
 use crate::error::GatewayError;
+use crate::formats::ClientFormat;
+use crate::recorder::{Durability, Pending};
 
 /// More tokens of one kind than any request reads or writes: a usage past it is out of range.
 pub const MAX_PLAUSIBLE_TOKENS: u64 = 1_000_000_000;
@@ -188,14 +191,9 @@ pub async fn complete(
     )
         .into_response();
     let response = with_generation_header(response, &p.trail.generation_id);
-    // The settlement and the audit record are built after the answer is on its way: the hold
-    // is kept until then, and shutdown waits for the task.
-    let tasks = p.state.tasks.clone();
     let candidate = answer.candidate;
-    tasks.spawn(async move {
-        let Some(r) = resolve(&catalog, &candidate) else {
-            return;
-        };
+    let settle = move |mut p: Inference| {
+        let r = resolve(&catalog, &candidate)?;
         let first = completion.choices.first();
         let text_of = |field: &str| {
             first
@@ -215,9 +213,36 @@ pub async fn complete(
             .and_then(Value::as_str)
             .unwrap_or("");
         let completion_sha256 = audit::sha256_hex(completion_text.as_bytes());
-        p.settle(record, &r, Some(completion_sha256));
-    });
-    Ok(response)
+        Some(p.settle(record, &r, Some(completion_sha256)))
+    };
+    if p.state.recorder.durability() == Durability::Batched {
+        // The settlement and the audit record are built after the answer is on its way: the
+        // hold is kept until then, and shutdown waits for the task.
+        let tasks = p.state.tasks.clone();
+        tasks.spawn(async move {
+            drop(settle(p));
+        });
+        return Ok(response);
+    }
+    let (format, generation_id) = (p.format, p.trail.generation_id.clone());
+    let pending = settle(p).unwrap_or_else(Pending::none);
+    Ok(answer_once_recorded(pending, format, &generation_id, response).await)
+}
+
+/// `response` once its records are committed, or the contract's 500 in its place when they
+/// were not in time.
+pub async fn answer_once_recorded(
+    pending: Pending,
+    format: &'static dyn ClientFormat,
+    generation_id: &str,
+    response: Response,
+) -> Response {
+    match pending.wait().await {
+        Ok(()) => response,
+        Err(why) => {
+            format.error_response(withheld(generation_id, why).with_generation(generation_id))
+        }
+    }
 }
 
 /// Decodes, renders and settles an embeddings answer.
@@ -281,6 +306,7 @@ pub async fn embeddings(
         }
     }
     let completion_sha256 = hex::encode(sha2::Digest::finalize(hash));
-    p.settle(record, &r, Some(completion_sha256));
-    Ok(response)
+    let pending = p.settle(record, &r, Some(completion_sha256));
+    let generation_id = p.trail.generation_id.clone();
+    Ok(answer_once_recorded(pending, p.format, &generation_id, response).await)
 }

@@ -1,6 +1,8 @@
 //! The respond stage of a streamed request: commit to a stream once a provider answered 2xx,
-//! forward its chunks as they arrive (rendered by the client's format), end with the usage, or
-//! with the format's error event if the provider breaks; then settle what was produced.
+//! forward its chunks as they arrive (rendered by the client's format), settle what was
+//! produced, then end with the usage, or with the format's error event if the provider broke.
+//! In `before_answer` mode the last event waits for the commit of the generation and audit
+//! records; when they are not committed in time it is the error event instead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::engine::attempt::{redact, transport_error, Answer};
 use crate::engine::audit::anomaly;
-use crate::engine::inference::{estimate_tokens, Inference};
+use crate::engine::inference::{estimate_tokens, withheld, Inference};
 use crate::engine::resolved::resolve;
 use crate::engine::respond::with_generation_header;
 use crate::error::GatewayError;
@@ -308,7 +310,8 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
         End::Failed(_) => p.state.record_failure(&r.model.id, &r.endpoint.tag),
         End::Cancelled => {}
     }
-    match end {
+    // The stream's last event: the usage and the end, or the failure.
+    let last = match end {
         End::Done => {
             let mut last = serde_json::to_value(head).unwrap_or(Value::Null);
             last["usage"] = serde_json::to_value(UsageOut::new(&usage, &cost, r.provider.byok))
@@ -316,29 +319,39 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
             if p.trail.attribution.metadata {
                 last["openrouter_metadata"] = p.metadata_json(Some(&answer.candidate));
             }
-            pending.extend_from_slice(&renderer.done(&last));
-            let _ = tx.send(Bytes::from(pending)).await;
+            Some(Ok(last))
         }
         End::Cancelled => {
             record.cancelled = true;
             record.status = 499;
+            None
         }
         End::Failed(err) => {
             let err = redact(&p.state, err);
             tracing::warn!(generation_id = %generation_id, provider = %r.provider.slug, kind = ?err.kind, "stream failed after it started");
-            let e = GatewayError::upstream(&err, &r.provider.name);
-            pending.extend_from_slice(&renderer.failed(&head, &e));
-            let _ = tx.send(Bytes::from(pending)).await;
             record.finish_reason = Some("error".to_owned());
             record.status = err.client_status();
             record.error_message = Some(err.message.clone());
+            Some(Err(GatewayError::upstream(&err, &r.provider.name)))
         }
-    }
-    // The client's stream ends with the last event; settling happens after.
-    drop(tx);
+    };
     let completion_sha256 = hex::encode(completion_hash.finalize());
     if let Some(text) = logged {
         p.log_content(serde_json::json!({"role": "assistant", "content": text}));
     }
-    p.settle(record, &r, Some(completion_sha256));
+    let recorded = p.settle(record, &r, Some(completion_sha256));
+    // The client's stream ends with the last event, which waits for the records' commit
+    // (`before_answer`); a client that went away is not waited for.
+    let Some(last) = last else {
+        return;
+    };
+    let last = match recorded.wait().await {
+        Ok(()) => last,
+        Err(why) => Err(withheld(&generation_id, why)),
+    };
+    match last {
+        Ok(last) => pending.extend_from_slice(&renderer.done(&last)),
+        Err(e) => pending.extend_from_slice(&renderer.failed(&head, &e)),
+    }
+    let _ = tx.send(Bytes::from(pending)).await;
 }

@@ -8,6 +8,7 @@ mod chat;
 mod classification;
 mod content;
 mod contract;
+mod durability;
 mod fields;
 mod formats;
 mod guardrails;

@@ -100,14 +100,14 @@ async fn prepare_refuses_with_the_trail_kept_for_the_record() {
     };
     assert_eq!(e.status(), 400);
     assert_eq!(state.ledger.open_holds(), 0, "nothing held");
-    // The refusal renders in the format's envelope with the trail's id, and is audited.
-    let response = engine::refuse(&state, &CHAT, &trail, e);
+    // The refusal renders in the format's envelope with the trail's id, and is audited: by
+    // default the record is committed before the refusal is rendered (no flush needed).
+    let response = engine::refuse(&state, &CHAT, &trail, e).await;
     assert_eq!(response.status(), 400);
     assert_eq!(
         response.headers()["x-generation-id"].to_str().expect("id"),
         trail.generation_id
     );
-    state.recorder.flush().await;
     let records = state.store.audit_page(0, 10).await.expect("page");
     let record: Value = serde_json::from_str(&records[0].body).expect("json");
     assert_eq!(record["generation_id"], json!(trail.generation_id));
