@@ -426,6 +426,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="seconds, not minutes (for CI)")
     ap.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     ap.add_argument("--streams", type=int, default=2000, help="open streams in the memory run")
+    ap.add_argument("--durability", choices=("before_answer", "batched"),
+                    help="Switchyard's store.durability (default: its own default, before_answer)")
     args = ap.parse_args()
     cfg = settings(args)
 
@@ -438,7 +440,7 @@ def main():
     atexit.register(stop_all)  # runs first: the servers stop before their directory goes
     results = {
         "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "quick": args.quick, "settings": cfg,
+        "quick": args.quick, "settings": dict(cfg, durability=args.durability or "default"),
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
                     "loadavg_before": os.getloadavg()},
         "versions": versions(args), "runs": [],
@@ -471,6 +473,8 @@ def main():
     else:
         log(f"{proxy} not found: the HTTP stack's floor is left out")
     cli, env, key = switchyard_setup(args.switchyard, tmp, upstreams)
+    if args.durability:
+        env["SWITCHYARD__STORE__DURABILITY"] = args.durability
     sy = Proc("switchyard", cli + ["serve"], env=env, address=True)
     targets.append(Target("switchyard", sy, sy.address, key))
 
