@@ -70,12 +70,7 @@ async fn chat(gw: &TestGateway, key: &str) -> (u16, Value) {
 }
 
 async fn management(gw: &TestGateway) -> String {
-    gw.new_key(KeySpec {
-        name: "admin".into(),
-        management: true,
-        ..KeySpec::default()
-    })
-    .await
+    gw.admin_key().await
 }
 
 #[tokio::test]

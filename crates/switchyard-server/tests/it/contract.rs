@@ -291,13 +291,7 @@ async fn world() -> World {
         .config(|c| c.server.upstream_timeout_secs = 0.5)
         .build()
         .await;
-    let admin = gw
-        .new_key(KeySpec {
-            name: "admin".into(),
-            management: true,
-            ..KeySpec::default()
-        })
-        .await;
+    let admin = gw.admin_key().await;
     let broke = gw
         .new_key(KeySpec {
             name: "broke".into(),

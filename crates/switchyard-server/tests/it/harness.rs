@@ -98,6 +98,16 @@ impl TestGateway {
             .json(&body)
     }
 
+    /// A new management key named `admin` on the test account.
+    pub async fn admin_key(&self) -> String {
+        self.new_key(KeySpec {
+            name: "admin".into(),
+            management: true,
+            ..KeySpec::default()
+        })
+        .await
+    }
+
     pub async fn new_key(&self, spec: KeySpec) -> String {
         create_key(&self.state.store, ACCOUNT, &spec, self.state.now_ms())
             .await

@@ -3,7 +3,6 @@
 //! `model@preset/slug` and `preset`, request fields winning.
 
 use serde_json::{json, Value};
-use switchyard_server::keys::KeySpec;
 
 use crate::harness::{catalog, TestGateway};
 use crate::mock::{completion, MockUpstream, Reply};
@@ -13,13 +12,7 @@ async fn setup() -> (MockUpstream, TestGateway, String) {
     let gw = TestGateway::builder(catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]))
         .build()
         .await;
-    let admin = gw
-        .new_key(KeySpec {
-            name: "admin".into(),
-            management: true,
-            ..KeySpec::default()
-        })
-        .await;
+    let admin = gw.admin_key().await;
     (mock, gw, admin)
 }
 
