@@ -51,12 +51,15 @@ pub async fn verify(store: &Store, key: Option<&[u8]>) -> Result<Verified, Audit
 }
 
 /// Writes the records created in `[since_ms, until_ms)` as JSON Lines; returns how many.
-/// Each line holds the record's `seq`, `hash`, `prev_hash` and its body fields.
-pub async fn export(
+/// Each line holds the record's `seq`, `hash`, `prev_hash` and its body fields. With
+/// `account`, only that account's records are written (the console's export); the links to
+/// the records left out are still in each line's `prev_hash`.
+pub async fn export<W: Write + ?Sized>(
     store: &Store,
     since_ms: i64,
     until_ms: i64,
-    out: &mut dyn Write,
+    account: Option<&str>,
+    out: &mut W,
 ) -> Result<u64, AuditError> {
     let mut after = i64::MIN;
     let mut count = 0;
@@ -65,6 +68,9 @@ pub async fn export(
         let Some(last) = page.last() else { break };
         after = last.seq;
         for r in page {
+            if account.is_some_and(|a| r.account_id.as_deref() != Some(a)) {
+                continue;
+            }
             let body: serde_json::Value =
                 serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null);
             let line = serde_json::json!({

@@ -29,6 +29,65 @@ pub struct Config {
     /// Data classifications beyond (or overriding) the built-in `public`, `internal`,
     /// `confidential` and `restricted`: `[data_classifications.NAME]`.
     pub data_classifications: std::collections::BTreeMap<String, Classification>,
+    /// The operator console in the browser.
+    pub console: ConsoleConfig,
+}
+
+/// `[console]`: the web console, served by the gateway itself.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Serve the console (on by default; sign-in needs a management key).
+    pub enabled: bool,
+    /// Where it is served: `/` (the default) or a path such as `/console`.
+    pub path: String,
+    /// How long a sign-in lasts, in seconds (default 8 hours).
+    pub session_ttl_secs: u64,
+    /// Mark the session cookie `Secure` (send it over HTTPS only): set it when the gateway is
+    /// reached through TLS.
+    pub secure_cookie: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            path: "/".to_owned(),
+            session_ttl_secs: 8 * 3600,
+            secure_cookie: false,
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// The console's path with one trailing slash (`/`, `/console/`).
+    pub fn base(&self) -> String {
+        let trimmed = self.path.trim_end_matches('/');
+        format!("{trimmed}/")
+    }
+
+    fn validate(&self, source: &str, problems: &mut Vec<String>) {
+        let path = &self.path;
+        let base = self.base();
+        let reserved = ["/api/", "/health/", "/metrics/"];
+        if !path.starts_with('/')
+            || path.contains("//")
+            || !path
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b))
+            || reserved.iter().any(|r| base.starts_with(r))
+        {
+            problems.push(format!(
+                "{source}: console.path: {path:?} must be / or a path like /console (letters, digits, - _ . and /), outside /api, /health and /metrics"
+            ));
+        }
+        if !(60..=30 * 86_400).contains(&self.session_ttl_secs) {
+            problems.push(format!(
+                "{source}: console.session_ttl_secs must be between 60 and 2592000 (30 days), got {}",
+                self.session_ttl_secs
+            ));
+        }
+    }
 }
 
 /// `[server]`.
@@ -311,6 +370,7 @@ impl Config {
     }
 
     fn validate(&self, source: &str, problems: &mut Vec<String>) {
+        self.console.validate(source, problems);
         if self.server.listen.parse::<SocketAddr>().is_err() {
             problems.push(format!(
                 "{source}: server.listen: {:?} is not an address like 127.0.0.1:8080",
@@ -492,6 +552,27 @@ mod tests {
             "SWITCHYARD__BAD",
         ] {
             assert!(text.contains(needle), "{needle} missing from {text}");
+        }
+        let err = Config::load(
+            "c.toml",
+            Some("[console]\npath = \"/api/console\"\nsession_ttl_secs = 5\n"),
+            env(&[]),
+        )
+        .expect_err("invalid");
+        for needle in ["console.path", "console.session_ttl_secs"] {
+            assert!(
+                err.to_string().contains(needle),
+                "{needle} missing from {err}"
+            );
+        }
+        for (path, base) in [("/", "/"), ("/console", "/console/"), ("/ops/", "/ops/")] {
+            let config = Config::load(
+                "c.toml",
+                Some(&format!("[console]\npath = \"{path}\"\n")),
+                env(&[]),
+            )
+            .expect("valid");
+            assert_eq!(config.console.base(), base);
         }
         let err =
             Config::load("c.toml", Some("[server]\nport = 1\n"), env(&[])).expect_err("invalid");

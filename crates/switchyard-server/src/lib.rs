@@ -13,6 +13,8 @@
 //! - [`cache`]: the bounded TTL cache behind keys, settings and guardrails.
 //! - [`error`]: the one error type, and the one table from its kind to an HTTP status.
 //! - [`workers`]: the serving threads, one single-threaded runtime per core.
+//! - [`console`]: the operator console in the browser (`[console]`), over the management
+//!   API's own handlers.
 //!
 //! Invariants:
 //! - Only this crate knows axum and HTTP status codes.
@@ -28,6 +30,7 @@ pub mod auth_failures;
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod content;
 pub mod engine;
 pub mod error;
@@ -128,7 +131,12 @@ async fn envelope_errors(request: Request, next: Next) -> Response {
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/event-stream"));
+        .is_some_and(|v| {
+            v.starts_with("application/json")
+                || v.starts_with("text/event-stream")
+                // The console's own error pages.
+                || v.starts_with("text/html")
+        });
     if (status.is_client_error() || status.is_server_error()) && !is_json {
         let message = match status.as_u16() {
             405 => "Method not allowed for this endpoint".to_owned(),
@@ -261,6 +269,12 @@ pub fn router(state: SharedState) -> Router {
         router
     } else {
         router.route("/metrics", get(metrics::render_authenticated))
+    };
+    // The console's pages, when enabled; the API's routes are the same either way.
+    let router = if state.config.console.enabled {
+        router.merge(console::router(&state))
+    } else {
+        router
     };
     let cors = cors(&state.config.server.cors_allowed_origins);
     let router = router

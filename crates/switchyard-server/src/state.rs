@@ -447,6 +447,16 @@ async fn authenticate(
             "No auth credentials found: send your key as `Authorization: Bearer sk-or-v1-...`",
         ));
     };
+    verify_key(state, key, cached).await
+}
+
+/// Checks a presented key as every API does: its form, its record (through the key cache when
+/// `cached`), not disabled, not expired. The console's sign-in calls it too.
+pub async fn verify_key(
+    state: &SharedState,
+    key: &str,
+    cached: bool,
+) -> Result<Authenticated, ApiError> {
     if !is_well_formed(key) {
         return Err(ApiError::unauthorized(
             "Invalid API key: keys look like sk-or-v1- followed by 64 hex characters",

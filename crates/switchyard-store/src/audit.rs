@@ -181,6 +181,31 @@ impl Store {
         rows.iter().map(audit_row).collect()
     }
 
+    /// The records of one generation (its request's record, and any written about it later,
+    /// such as a viewing of its logged content), in chain order.
+    pub async fn audit_for_generation(&self, generation_id: &str) -> StoreResult<Vec<AuditRow>> {
+        let rows = sqlx::query(
+            "SELECT seq, created_at, generation_id, account_id, body, prev_hash, hash FROM audit_log \
+             WHERE generation_id = $1 ORDER BY seq LIMIT 100",
+        )
+        .bind(generation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    /// The record at `seq`, if it is stored.
+    pub async fn audit_record(&self, seq: i64) -> StoreResult<Option<AuditRow>> {
+        let row = sqlx::query(
+            "SELECT seq, created_at, generation_id, account_id, body, prev_hash, hash FROM audit_log \
+             WHERE seq = $1",
+        )
+        .bind(seq)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(audit_row).transpose()
+    }
+
     /// Records created in `[since_ms, until_ms)`, in chain order, up to `limit` after `after_seq`.
     pub async fn audit_range(
         &self,

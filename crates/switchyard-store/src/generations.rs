@@ -33,6 +33,50 @@ pub struct ActivityRow {
     pub cached_tokens: u64,
 }
 
+/// Which generations the log shows: every filter left empty matches all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GenerationQuery {
+    /// Made by this key.
+    pub key_hash: Option<String>,
+    /// Served by (or asked of) this model.
+    pub model: Option<String>,
+    /// Served by this provider (slug).
+    pub provider: Option<String>,
+    /// For this end user.
+    pub end_user: Option<String>,
+    /// `Some(true)`: answered with a status below 400; `Some(false)`: failed.
+    pub succeeded: Option<bool>,
+    /// A generation id, or a part of a model id or provider name.
+    pub search: Option<String>,
+    /// Created at or after (Unix ms).
+    pub since_ms: Option<i64>,
+    /// Created before (Unix ms).
+    pub until_ms: Option<i64>,
+    /// Rows skipped (newest first).
+    pub offset: i64,
+    /// Most rows returned.
+    pub limit: i64,
+}
+
+/// Spend and tokens of an account per key and end user, over a window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageByKeyAndUser {
+    /// Key hash.
+    pub key_hash: String,
+    /// The request's `user`, when it named one.
+    pub end_user: Option<String>,
+    /// Requests.
+    pub requests: u64,
+    /// Spend charged to credits.
+    pub usage: Money,
+    /// Spend on BYOK endpoints.
+    pub byok_usage: Money,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+}
+
 /// A generation's metadata, written when it is settled.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct GenerationRecord {
@@ -198,51 +242,144 @@ impl Store {
         Ok((row.try_get("n")?, money(&row, "total")?))
     }
 
+    /// The generations of an account matching `query`, newest first.
+    pub async fn list_generations(
+        &self,
+        account_id: &str,
+        query: &GenerationQuery,
+    ) -> StoreResult<Vec<GenerationRecord>> {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let search = text(&query.search);
+        let like = format!(
+            "%{}%",
+            search
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let rows = sqlx::query(
+            "SELECT * FROM generations WHERE account_id = $1 \
+             AND ($2 = '' OR key_hash = $2) AND ($3 = '' OR model = $3) \
+             AND ($4 = '' OR provider_slug = $4) AND ($5 = '' OR end_user = $5) \
+             AND ($6 = 0 OR ($6 = 1 AND status < 400) OR ($6 = 2 AND status >= 400)) \
+             AND ($7 = '' OR id = $7 OR model LIKE $8 ESCAPE '\\' OR provider_name LIKE $8 ESCAPE '\\') \
+             AND created_at >= $9 AND created_at < $10 \
+             ORDER BY created_at DESC, id DESC LIMIT $11 OFFSET $12",
+        )
+        .bind(account_id)
+        .bind(text(&query.key_hash))
+        .bind(text(&query.model))
+        .bind(text(&query.provider))
+        .bind(text(&query.end_user))
+        .bind(match query.succeeded {
+            None => 0_i64,
+            Some(true) => 1,
+            Some(false) => 2,
+        })
+        .bind(search)
+        .bind(like)
+        .bind(query.since_ms.unwrap_or(i64::MIN))
+        .bind(query.until_ms.unwrap_or(i64::MAX))
+        .bind(query.limit.clamp(0, 1000))
+        .bind(query.offset.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(generation_from_row).collect()
+    }
+
+    /// Spend, tokens and requests of an account in `[since_ms, until_ms)` per key and end
+    /// user, optionally for one key; the same rows [`Store::activity`] sums per day, model and
+    /// provider.
+    pub async fn usage_by_key_and_user(
+        &self,
+        account_id: &str,
+        since_ms: i64,
+        until_ms: i64,
+        key_hash: Option<&str>,
+    ) -> StoreResult<Vec<UsageByKeyAndUser>> {
+        let rows = sqlx::query(
+            "SELECT key_hash, end_user, CAST(COUNT(*) AS BIGINT) AS requests, \
+             CAST(SUM(CASE WHEN is_byok = 0 THEN cost ELSE 0 END) AS BIGINT) AS usage, \
+             CAST(SUM(CASE WHEN is_byok = 1 THEN cost ELSE 0 END) AS BIGINT) AS byok_usage, \
+             CAST(SUM(tokens_prompt) AS BIGINT) AS prompt_tokens, \
+             CAST(SUM(tokens_completion) AS BIGINT) AS completion_tokens \
+             FROM generations WHERE account_id = $1 AND created_at >= $2 AND created_at < $3 \
+             AND ($4 = '' OR key_hash = $4) \
+             GROUP BY key_hash, end_user ORDER BY key_hash, end_user",
+        )
+        .bind(account_id)
+        .bind(since_ms)
+        .bind(until_ms)
+        .bind(key_hash.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let count = |c: &str| -> StoreResult<u64> {
+                    Ok(u64::try_from(r.try_get::<i64, _>(c)?).unwrap_or(0))
+                };
+                Ok(UsageByKeyAndUser {
+                    key_hash: r.try_get("key_hash")?,
+                    end_user: r.try_get("end_user")?,
+                    requests: count("requests")?,
+                    usage: money(r, "usage")?,
+                    byok_usage: money(r, "byok_usage")?,
+                    prompt_tokens: count("prompt_tokens")?,
+                    completion_tokens: count("completion_tokens")?,
+                })
+            })
+            .collect()
+    }
+
     /// A generation record.
     pub async fn generation(&self, id: &str) -> StoreResult<Option<GenerationRecord>> {
         let row = sqlx::query("SELECT * FROM generations WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        let Some(r) = row else { return Ok(None) };
-        let u = |col: &str| -> StoreResult<u64> {
-            Ok(u64::try_from(r.try_get::<i64, _>(col)?).unwrap_or(0))
-        };
-        Ok(Some(GenerationRecord {
-            id: r.try_get("id")?,
-            account_id: r.try_get("account_id")?,
-            key_hash: r.try_get("key_hash")?,
-            created_at: r.try_get("created_at")?,
-            model: r.try_get("model")?,
-            provider_slug: r.try_get("provider_slug")?,
-            provider_name: r.try_get("provider_name")?,
-            upstream_id: r.try_get("upstream_id")?,
-            streamed: r.try_get::<i64, _>("streamed")? != 0,
-            cancelled: r.try_get::<i64, _>("cancelled")? != 0,
-            finish_reason: r.try_get("finish_reason")?,
-            native_finish_reason: r.try_get("native_finish_reason")?,
-            tokens_prompt: u("tokens_prompt")?,
-            tokens_completion: u("tokens_completion")?,
-            tokens_reasoning: u("tokens_reasoning")?,
-            tokens_cached: u("tokens_cached")?,
-            cost: money(&r, "cost")?,
-            is_byok: r.try_get::<i64, _>("is_byok")? != 0,
-            latency_ms: r.try_get("latency_ms")?,
-            generation_time_ms: r.try_get("generation_time_ms")?,
-            http_referer: r.try_get("http_referer")?,
-            app_title: r.try_get("app_title")?,
-            end_user: r.try_get("end_user")?,
-            session_id: r.try_get("session_id")?,
-            status: u16::try_from(r.try_get::<i64, _>("status")?).unwrap_or(0),
-            error_message: r.try_get("error_message")?,
-            preset_id: r.try_get("preset_id")?,
-            router: r.try_get("router")?,
-            api_type: r.try_get("api_type")?,
-            user_agent: r.try_get("user_agent")?,
-            provider_responses: r
-                .try_get::<Option<String>, _>("provider_responses")?
-                .and_then(|text| serde_json::from_str(&text).ok())
-                .unwrap_or_default(),
-        }))
+        row.as_ref().map(generation_from_row).transpose()
     }
+}
+
+/// A generation record from a `SELECT *` row.
+fn generation_from_row(r: &sqlx::any::AnyRow) -> StoreResult<GenerationRecord> {
+    let u = |col: &str| -> StoreResult<u64> {
+        Ok(u64::try_from(r.try_get::<i64, _>(col)?).unwrap_or(0))
+    };
+    Ok(GenerationRecord {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        key_hash: r.try_get("key_hash")?,
+        created_at: r.try_get("created_at")?,
+        model: r.try_get("model")?,
+        provider_slug: r.try_get("provider_slug")?,
+        provider_name: r.try_get("provider_name")?,
+        upstream_id: r.try_get("upstream_id")?,
+        streamed: r.try_get::<i64, _>("streamed")? != 0,
+        cancelled: r.try_get::<i64, _>("cancelled")? != 0,
+        finish_reason: r.try_get("finish_reason")?,
+        native_finish_reason: r.try_get("native_finish_reason")?,
+        tokens_prompt: u("tokens_prompt")?,
+        tokens_completion: u("tokens_completion")?,
+        tokens_reasoning: u("tokens_reasoning")?,
+        tokens_cached: u("tokens_cached")?,
+        cost: money(r, "cost")?,
+        is_byok: r.try_get::<i64, _>("is_byok")? != 0,
+        latency_ms: r.try_get("latency_ms")?,
+        generation_time_ms: r.try_get("generation_time_ms")?,
+        http_referer: r.try_get("http_referer")?,
+        app_title: r.try_get("app_title")?,
+        end_user: r.try_get("end_user")?,
+        session_id: r.try_get("session_id")?,
+        status: u16::try_from(r.try_get::<i64, _>("status")?).unwrap_or(0),
+        error_message: r.try_get("error_message")?,
+        preset_id: r.try_get("preset_id")?,
+        router: r.try_get("router")?,
+        api_type: r.try_get("api_type")?,
+        user_agent: r.try_get("user_agent")?,
+        provider_responses: r
+            .try_get::<Option<String>, _>("provider_responses")?
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default(),
+    })
 }

@@ -29,7 +29,9 @@ pub use presets::{NewPresetVersion, PresetRow, PresetVersionRow, PresetWithVersi
 mod generations;
 mod keys;
 mod ledger;
-pub use generations::{ActivityRow, GenerationRecord, ProviderResponse};
+pub use generations::{
+    ActivityRow, GenerationQuery, GenerationRecord, ProviderResponse, UsageByKeyAndUser,
+};
 pub use keys::{KeyRecord, KeyUpdate, LimitReset, NewKey, WindowUsage};
 pub use ledger::HoldRefused;
 

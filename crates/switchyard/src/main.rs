@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use switchyard_core::money::Money;
 use switchyard_server::config::Config;
 use switchyard_server::keys::{self, KeySpec};
-use switchyard_server::settings::AccountSettings;
+use switchyard_server::settings::{AccountSettings, SettingsChange};
 use switchyard_server::state::{AppState, Clock};
 use switchyard_store::{KeyUpdate, LimitReset, Store};
 
@@ -228,13 +228,6 @@ async fn set_disabled(store: &Store, hash: &str, disabled: bool, now: i64) -> an
         .await?
         .context("the key disappeared")?;
     Ok(())
-}
-
-fn slugs(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-        .collect()
 }
 
 #[derive(Subcommand)]
@@ -574,42 +567,23 @@ async fn main() -> anyhow::Result<()> {
                 data_classification,
             } = command
             {
-                if let Some(v) = allow_training_paid {
-                    settings.allow_training_paid = v;
-                }
-                if let Some(v) = allow_training_free {
-                    settings.allow_training_free = v;
-                }
-                if let Some(v) = zdr_only {
-                    settings.zdr_only = v;
-                }
-                if let Some(list) = allowed_providers {
-                    let list = slugs(&list);
-                    settings.allowed_providers = (!list.is_empty()).then_some(list);
-                }
-                if let Some(list) = ignored_providers {
-                    settings.ignored_providers = slugs(&list);
-                }
-                if let Some(v) = prompt_logging {
-                    settings.prompt_logging = v;
-                }
-                if let Some(c) = data_classification {
-                    let c = c.trim().to_ascii_lowercase();
-                    if c.is_empty() {
-                        settings.data_classification = None;
-                    } else {
-                        let known = switchyard_core::classification::Classifications::with(
-                            config.data_classifications.clone(),
-                        );
-                        if known.get(&c).is_none() {
-                            bail!(
-                                "--data-classification {c:?} is unknown: known ones are {}",
-                                known.names().join(", ")
-                            );
-                        }
-                        settings.data_classification = Some(c);
-                    }
-                }
+                let known = switchyard_core::classification::Classifications::with(
+                    config.data_classifications.clone(),
+                );
+                settings
+                    .apply(
+                        SettingsChange {
+                            allow_training_paid,
+                            allow_training_free,
+                            zdr_only,
+                            allowed_providers,
+                            ignored_providers,
+                            prompt_logging,
+                            data_classification,
+                        },
+                        &known,
+                    )
+                    .map_err(|e| anyhow::anyhow!("--data-classification: {e}"))?;
                 store
                     .set_account_settings(account, &serde_json::to_value(&settings)?)
                     .await?;
@@ -649,8 +623,8 @@ async fn main() -> anyhow::Result<()> {
                     let until = parse_time("until", until.as_deref(), i64::MAX)?;
                     let stdout = std::io::stdout();
                     let mut out = std::io::BufWriter::new(stdout.lock());
-                    let n =
-                        switchyard_server::audit::export(&store, since, until, &mut out).await?;
+                    let n = switchyard_server::audit::export(&store, since, until, None, &mut out)
+                        .await?;
                     eprintln!("exported {n} records");
                 }
                 AuditCommand::Prune => {

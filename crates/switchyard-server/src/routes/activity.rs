@@ -10,9 +10,10 @@ use super::{usd, DEFAULT_WORKSPACE};
 use crate::error::ApiError;
 use crate::state::{Authenticated, SharedState};
 
-const DAY_MS: i64 = 86_400_000;
+pub(crate) const DAY_MS: i64 = 86_400_000;
 
-fn day_string(day: i64) -> String {
+/// A UTC day (days since the epoch) as `2026-11-23`.
+pub(crate) fn day_string(day: i64) -> String {
     let (y, m, d) = switchyard_core::periods::civil_from_days(day);
     format!("{y:04}-{m:02}-{d:02}")
 }

@@ -236,11 +236,14 @@ pub fn next_reset(reset: LimitReset, now_ms: i64) -> i64 {
 }
 
 /// Query of `GET /keys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct KeysQuery {
-    offset: Option<String>,
-    include_disabled: Option<String>,
-    include_expired: Option<String>,
+    /// Keys skipped.
+    pub offset: Option<String>,
+    /// `true` to list disabled keys too.
+    pub include_disabled: Option<String>,
+    /// `true` to list expired keys too.
+    pub include_expired: Option<String>,
 }
 
 /// `GET /api/v1/keys`.

@@ -233,7 +233,7 @@ async fn export_writes_json_lines_for_a_time_range() {
     let (_mock, gw) = gateway().await;
     traffic(&gw, 400).await;
     let mut out = Vec::new();
-    let n = audit::export(&gw.state.store, i64::MIN, i64::MAX, &mut out)
+    let n = audit::export(&gw.state.store, i64::MIN, i64::MAX, None, &mut out)
         .await
         .expect("export");
     assert_eq!(n, 6);
@@ -250,7 +250,7 @@ async fn export_writes_json_lines_for_a_time_range() {
         .expect("id")
         .starts_with("gen-"));
     let mut none = Vec::new();
-    let n = audit::export(&gw.state.store, 0, 1, &mut none)
+    let n = audit::export(&gw.state.store, 0, 1, None, &mut none)
         .await
         .expect("export");
     assert_eq!(n, 0);
