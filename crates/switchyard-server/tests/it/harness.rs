@@ -115,6 +115,16 @@ impl TestGateway {
             .0
     }
 
+    /// Moves the gateway's clock forward.
+    pub fn advance_clock(&self, ms: i64) {
+        match &self.state.clock {
+            Clock::Manual(t) => {
+                t.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+            }
+            Clock::System => panic!("test gateways use a manual clock"),
+        }
+    }
+
     /// Stops the server and waits for background settlement.
     pub async fn stop(mut self) -> Stopped {
         if let Some(tx) = self.shutdown.take() {

@@ -6,6 +6,7 @@ mod audit;
 mod byok;
 mod chat;
 mod classification;
+mod console;
 mod content;
 mod contract;
 mod durability;

@@ -253,10 +253,12 @@ async fn detail(
     let mut links = Vec::with_capacity(records.len());
     for r in &records {
         let previous = state.store.audit_record(r.seq - 1).await.ok().flatten();
+        let genesis = r.prev_hash.bytes().all(|b| b == b'0');
         links.push(match previous {
             Some(p) if p.hash == r.prev_hash => "linked to the record before it",
             Some(_) => "BROKEN: the record before it has another hash",
-            None => "the record before it was pruned (behind the checkpoint) or this is the first",
+            None if genesis => "the first record of the chain",
+            None => "the record before it was pruned, behind the checkpoint",
         });
     }
     let request = records
