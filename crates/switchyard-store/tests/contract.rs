@@ -1145,3 +1145,221 @@ async fn generations_keep_their_preset_and_router() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_generations_log_filters_searches_and_pages() {
+    use switchyard_store::{GenerationQuery, Settlement};
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "100").await;
+        key(s, "k1", None, None).await;
+        key(s, "k2", None, None).await;
+        let mut records = Vec::new();
+        for i in 0..6_i64 {
+            let mut r = generation(
+                &format!("gen-{i}"),
+                if i % 2 == 0 { "k1" } else { "k2" },
+                "0.01",
+                NOW + i,
+            );
+            if i == 1 {
+                r.model = "other/100%_model".into();
+                r.provider_slug = "q".into();
+                r.provider_name = "Q Cloud".into();
+            }
+            if i == 2 {
+                r.status = 502;
+            }
+            r.end_user = (i == 3).then(|| "alice".to_owned());
+            r.is_byok = i == 4;
+            records.push(Settlement {
+                record: r,
+                hold_id: None,
+            });
+        }
+        let mut foreign = generation("gen-foreign", "k1", "0.01", NOW);
+        foreign.account_id = "other".into();
+        records.push(Settlement {
+            record: foreign,
+            hold_id: None,
+        });
+        s.write_batch(&records, &[], &[], None, NOW + 10)
+            .await
+            .expect("batch");
+        let ids = |q: GenerationQuery| async move {
+            s.list_generations("acct", &GenerationQuery { limit: 50, ..q })
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|g| g.id)
+                .collect::<Vec<_>>()
+        };
+        let text = |t: &str| Some(t.to_owned());
+        let cases = [
+            (GenerationQuery::default(), vec![5, 4, 3, 2, 1, 0]),
+            (
+                GenerationQuery {
+                    key_hash: text("k2"),
+                    ..GenerationQuery::default()
+                },
+                vec![5, 3, 1],
+            ),
+            (
+                GenerationQuery {
+                    model: text("m/x"),
+                    provider: text("p"),
+                    ..GenerationQuery::default()
+                },
+                vec![5, 4, 3, 2, 0],
+            ),
+            (
+                GenerationQuery {
+                    succeeded: Some(false),
+                    ..GenerationQuery::default()
+                },
+                vec![2],
+            ),
+            (
+                GenerationQuery {
+                    succeeded: Some(true),
+                    end_user: text("alice"),
+                    ..GenerationQuery::default()
+                },
+                vec![3],
+            ),
+            // The search matches an id exactly, or a part of a model or provider name, with
+            // LIKE's wildcards taken literally.
+            (
+                GenerationQuery {
+                    search: text("gen-4"),
+                    ..GenerationQuery::default()
+                },
+                vec![4],
+            ),
+            (
+                GenerationQuery {
+                    search: text("100%_"),
+                    ..GenerationQuery::default()
+                },
+                vec![1],
+            ),
+            (
+                GenerationQuery {
+                    search: text("Cloud"),
+                    ..GenerationQuery::default()
+                },
+                vec![1],
+            ),
+            (
+                GenerationQuery {
+                    search: text("%"),
+                    ..GenerationQuery::default()
+                },
+                vec![1],
+            ),
+            (
+                GenerationQuery {
+                    since_ms: Some(NOW + 2),
+                    until_ms: Some(NOW + 4),
+                    ..GenerationQuery::default()
+                },
+                vec![3, 2],
+            ),
+            (
+                GenerationQuery {
+                    offset: 4,
+                    ..GenerationQuery::default()
+                },
+                vec![1, 0],
+            ),
+        ];
+        for (query, expected) in cases {
+            let expected: Vec<String> = expected.iter().map(|i| format!("gen-{i}")).collect();
+            assert_eq!(ids(query.clone()).await, expected, "{name}: {query:?}");
+        }
+        let page = s
+            .list_generations(
+                "acct",
+                &GenerationQuery {
+                    limit: 2,
+                    ..GenerationQuery::default()
+                },
+            )
+            .await
+            .expect("page");
+        assert_eq!(page.len(), 2, "{name}");
+        assert_eq!(
+            page[0],
+            s.generation("gen-5").await.expect("one").expect("exists")
+        );
+
+        // Usage per key and end user sums the same rows.
+        let usage = s
+            .usage_by_key_and_user("acct", NOW, NOW + 10, None)
+            .await
+            .expect("usage");
+        let total: i64 = usage
+            .iter()
+            .map(|u| u.usage.picos() + u.byok_usage.picos())
+            .sum();
+        assert_eq!(total, usd("0.06").picos(), "{name}");
+        let alice = usage
+            .iter()
+            .find(|u| u.end_user.as_deref() == Some("alice"))
+            .expect("alice");
+        assert_eq!(
+            (alice.key_hash.as_str(), alice.requests),
+            ("k2", 1),
+            "{name}"
+        );
+        let byok: i64 = usage.iter().map(|u| u.byok_usage.picos()).sum();
+        assert_eq!(byok, usd("0.01").picos(), "{name}");
+        let k1 = s
+            .usage_by_key_and_user("acct", NOW, NOW + 10, Some("k1"))
+            .await
+            .expect("usage");
+        assert!(k1.iter().all(|u| u.key_hash == "k1"), "{name}");
+        assert_eq!(k1.iter().map(|u| u.requests).sum::<u64>(), 3, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_generations_audit_records_are_found_by_its_id() {
+    use switchyard_core::audit::{self, GENESIS};
+    use switchyard_store::AuditRow;
+    for (name, db) in stores().await {
+        let s = &db.store;
+        let mut prev = GENESIS.to_owned();
+        let mut rows = Vec::new();
+        for (seq, generation) in [(1, "g1"), (2, "g2"), (3, "g1")] {
+            let body = audit::canonical_json(&serde_json::json!({"n": seq}));
+            let hash = audit::record_hash(&prev, seq, &body);
+            rows.push(AuditRow {
+                seq,
+                created_at: NOW + seq,
+                generation_id: generation.into(),
+                account_id: Some("acct".into()),
+                body,
+                prev_hash: prev.clone(),
+                hash: hash.clone(),
+            });
+            prev = hash;
+        }
+        s.write_batch(&[], &[], &rows, None, NOW)
+            .await
+            .expect("batch");
+        let found = s.audit_for_generation("g1").await.expect("records");
+        assert_eq!(
+            found.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 3],
+            "{name}"
+        );
+        assert!(s.audit_for_generation("g9").await.expect("none").is_empty());
+        assert_eq!(
+            s.audit_record(2).await.expect("one"),
+            Some(rows[1].clone()),
+            "{name}"
+        );
+        assert_eq!(s.audit_record(9).await.expect("none"), None, "{name}");
+    }
+}
