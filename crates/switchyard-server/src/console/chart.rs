@@ -10,9 +10,9 @@ use maud::{html, Markup};
 /// Width of the drawing, in SVG units (it scales to its container).
 const WIDTH: u64 = 640;
 /// Height of the bars' area.
-const HEIGHT: u64 = 160;
+const HEIGHT: u64 = 200;
 /// Room under the bars for the axis labels.
-const AXIS: u64 = 20;
+const AXIS: u64 = 30;
 
 /// One bar: its label (a day), its value (in the chart's unit: pico-dollars, tokens,
 /// requests) and the value as shown.
@@ -47,14 +47,14 @@ pub fn bars(id: &str, title: &str, description: &str, bars: &[Bar]) -> Markup {
     let slot = WIDTH / n;
     let gap = (slot / 5).max(1);
     let width = slot.saturating_sub(gap).max(1);
-    // Every label when few, else about eight of them.
-    let every = (bars.len() / 8).max(1);
+    // Every label when few, else about five of them.
+    let every = bars.len().div_ceil(5).max(1);
     let title_id = format!("{id}-title");
     let desc_id = format!("{id}-desc");
     html! {
         figure.chart {
             svg viewBox=(format!("0 0 {WIDTH} {}", HEIGHT + AXIS)) role="img"
-                aria-labelledby=(format!("{title_id} {desc_id}")) preserveAspectRatio="none" {
+                aria-labelledby=(format!("{title_id} {desc_id}")) {
                 title id=(title_id) { (title) }
                 desc id=(desc_id) { (description) }
                 line.axis x1="0" y1=(HEIGHT) x2=(WIDTH) y2=(HEIGHT) {}
@@ -65,7 +65,9 @@ pub fn bars(id: &str, title: &str, description: &str, bars: &[Bar]) -> Markup {
                         title { (bar.label) ": " (bar.shown) }
                     }
                     @if i % every == 0 {
-                        text.tick x=(x + width / 2) y=(HEIGHT + AXIS - 5) text-anchor="middle" {
+                        // The first label starts at its bar, so that it is not cut at the edge.
+                        text.tick x=(if i == 0 { x } else { x + width / 2 }) y=(HEIGHT + AXIS - 6)
+                            text-anchor=(if i == 0 { "start" } else { "middle" }) {
                             (short_label(&bar.label))
                         }
                     }
@@ -94,15 +96,15 @@ mod tests {
         let cases = [
             (0, 0, 0),
             (0, 10, 0),
-            (10, 10, 160),
-            (5, 10, 80),
+            (10, 10, 200),
+            (5, 10, 100),
             (1, 1_000_000, 1),
-            (u128::MAX, u128::MAX, 160),
-            (u128::MAX / 2, u128::MAX, 80),
-            (7, 3, 160),
+            (u128::MAX, u128::MAX, 200),
+            (u128::MAX / 2, u128::MAX, 100),
+            (7, 3, 200),
         ];
         for (value, max, expected) in cases {
-            assert_eq!(bar_height(value, max, 160), expected, "{value}/{max}");
+            assert_eq!(bar_height(value, max, HEIGHT), expected, "{value}/{max}");
         }
     }
 
