@@ -15,19 +15,24 @@ pub fn token_matches(expected: &str, given: Option<&str>) -> bool {
 }
 
 /// Whether the request comes from a page of this site: its `Origin`'s host is the `Host` it
-/// was sent to; without an `Origin`, `Sec-Fetch-Site` is not `cross-site` or `same-site`
-/// (clients that send neither, such as scripts, still need the token).
+/// was sent to (or, behind a proxy that rewrites `Host`, the `X-Forwarded-Host` it passes on:
+/// a cross-site form cannot set either); without an `Origin`, `Sec-Fetch-Site` is not
+/// `cross-site` or `same-site` (clients that send neither, such as scripts, still need the
+/// token).
 pub fn same_origin(headers: &HeaderMap) -> bool {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match header("origin") {
         Some(origin) => {
-            let Some(host) = header("host") else {
-                return false;
-            };
             let authority = origin
                 .strip_prefix("https://")
                 .or_else(|| origin.strip_prefix("http://"));
-            authority.is_some_and(|a| a.eq_ignore_ascii_case(host))
+            let Some(authority) = authority else {
+                return false;
+            };
+            [header("host"), header("x-forwarded-host")]
+                .into_iter()
+                .flatten()
+                .any(|host| authority.eq_ignore_ascii_case(host.trim()))
         }
         None => !matches!(header("sec-fetch-site"), Some("cross-site" | "same-site")),
     }
@@ -67,6 +72,22 @@ mod tests {
             ),
             (vec![("host", "gw:8080"), ("origin", "null")], false),
             (vec![("origin", "http://gw:8080")], false),
+            (
+                vec![
+                    ("host", "127.0.0.1:8080"),
+                    ("x-forwarded-host", "console.example"),
+                    ("origin", "https://console.example"),
+                ],
+                true,
+            ),
+            (
+                vec![
+                    ("host", "127.0.0.1:8080"),
+                    ("x-forwarded-host", "console.example"),
+                    ("origin", "https://evil.example"),
+                ],
+                false,
+            ),
             (vec![("host", "gw")], true),
             (
                 vec![("host", "gw"), ("sec-fetch-site", "same-origin")],

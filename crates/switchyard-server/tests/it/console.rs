@@ -216,6 +216,23 @@ async fn only_a_valid_management_key_signs_in_and_sign_out_ends_it() {
             "the key is not echoed"
         );
     }
+    // Refused keys are counted with the API's, one audit record per source and minute.
+    gw.settled().await;
+    let counted = gw
+        .state
+        .store
+        .audit_page(0, 100)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok())
+        .find(|b| b["kind"] == "auth_failures")
+        .expect("an auth_failures record");
+    assert!(counted.to_string().contains("console"), "{counted}");
+    assert!(
+        !counted.to_string().contains(&unknown),
+        "no key in the record"
+    );
     // A sign-in from another site is refused before the key is looked at.
     let page = b
         .post_from("/sign-in", &[("key", &admin)], Some("http://evil.example"))
@@ -805,5 +822,26 @@ async fn the_console_is_absent_when_disabled_and_served_under_its_path() {
         "{cookie}"
     );
     assert_eq!(b.get("/ops/activity").await.status, 200);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_keys_page_lists_every_key_past_the_apis_page() {
+    let (_mock, gw) = gateway().await;
+    let admin = gw.admin_key().await;
+    for i in 0..120 {
+        gw.new_key(KeySpec {
+            name: format!("svc-{i:03}"),
+            ..KeySpec::default()
+        })
+        .await;
+    }
+    let mut b = Browser::new(&gw);
+    b.sign_in(&admin).await;
+    let page = b.get("/keys").await;
+    assert_eq!(page.status, 200);
+    // 120 made here and the harness's own; the management key is not listed, as in the API.
+    assert_eq!(page.body.matches("<tr data-key=").count(), 121);
+    assert!(page.body.contains("svc-119") && page.body.contains("svc-000"));
     gw.stop().await;
 }

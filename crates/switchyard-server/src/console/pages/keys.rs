@@ -34,22 +34,32 @@ async fn render(
     created: Option<Markup>,
 ) -> Response {
     let mut notice = notice;
-    let query = crate::routes::keys::KeysQuery {
-        offset: None,
-        include_disabled: Some("true".to_owned()),
-        include_expired: Some("true".to_owned()),
-    };
-    let answer =
-        crate::routes::keys::list(State(state.clone()), signed.auth.clone(), Ok(Query(query)))
-            .await;
-    let keys = match data(answer) {
-        Ok(Value::Array(keys)) => keys,
-        Ok(_) => Vec::new(),
-        Err(e) => {
-            notice = Notice::Failed(e.message);
-            Vec::new()
+    // Every key, a page of the API's list (100) at a time.
+    let mut keys: Vec<Value> = Vec::new();
+    loop {
+        let query = crate::routes::keys::KeysQuery {
+            offset: Some(keys.len().to_string()),
+            include_disabled: Some("true".to_owned()),
+            include_expired: Some("true".to_owned()),
+        };
+        let answer =
+            crate::routes::keys::list(State(state.clone()), signed.auth.clone(), Ok(Query(query)))
+                .await;
+        match data(answer) {
+            Ok(Value::Array(page)) => {
+                let full = page.len() >= 100;
+                keys.extend(page);
+                if !full {
+                    break;
+                }
+            }
+            Ok(_) => break,
+            Err(e) => {
+                notice = Notice::Failed(e.message);
+                break;
+            }
         }
-    };
+    }
     let account = &signed.auth.key.account_id;
     let guardrails = state
         .store

@@ -31,13 +31,23 @@ fn sign_in_page(console: &Console, status: StatusCode, failure: Option<&str>) ->
                     p.help id="key-help" {
                         "A management key of the account (" code { "switchyard keys create --management" }
                         "). It is checked once and never stored in the browser; the session lasts "
-                        (console.sessions.ttl().as_secs() / 3600) " hours at most."
+                        (duration(console.sessions.ttl().as_secs())) " at most."
                     }
                     button type="submit" { "Sign in" }
                 }
             },
         ),
     )
+}
+
+/// A session's length in words: `8 hours`, `1 hour`, `30 minutes`.
+fn duration(secs: u64) -> String {
+    let (n, unit) = if secs >= 3600 && secs.is_multiple_of(3600) {
+        (secs / 3600, "hour")
+    } else {
+        (secs.div_ceil(60), "minute")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// `GET sign-in`.
@@ -53,6 +63,7 @@ pub async fn form(Extension(console): Extension<Arc<Console>>, signed: Option<Si
 pub async fn submit(
     State(state): State<SharedState>,
     Extension(console): Extension<Arc<Console>>,
+    source: crate::formats::Source,
     headers: HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
@@ -74,7 +85,22 @@ pub async fn submit(
     };
     let auth = match verify_key(&state, key, false).await {
         Ok(auth) => auth,
-        Err(e) => return sign_in_page(&console, StatusCode::UNAUTHORIZED, Some(&e.message)),
+        Err(e) => {
+            if e.kind == crate::error::ErrorKind::Unauthorized {
+                // Counted with the API's refusals of unknown keys: one audit record per source
+                // address and minute.
+                let now = state.now_ms();
+                state.auth_failures.record(
+                    &state.recorder,
+                    source.0,
+                    now,
+                    &crate::engine::new_generation_id(now),
+                    "console",
+                    &e.message,
+                );
+            }
+            return sign_in_page(&console, StatusCode::UNAUTHORIZED, Some(&e.message));
+        }
     };
     if let Err(e) = auth.require_management() {
         return sign_in_page(&console, StatusCode::FORBIDDEN, Some(&e.message));
@@ -115,4 +141,22 @@ pub async fn sign_out(
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_table() {
+        for (secs, text) in [
+            (28_800, "8 hours"),
+            (3600, "1 hour"),
+            (60, "1 minute"),
+            (5400, "90 minutes"),
+            (61, "2 minutes"),
+        ] {
+            assert_eq!(duration(secs), text);
+        }
+    }
 }
