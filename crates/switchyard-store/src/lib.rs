@@ -30,7 +30,11 @@ mod generations;
 mod keys;
 mod ledger;
 pub use generations::{ActivityRow, GenerationRecord, ProviderResponse};
-pub use keys::{KeyRecord, KeyUpdate, LimitReset, NewKey, WindowUsage};
+pub use keys::{KeyRecord, KeyUpdate, KeyUserPolicy, LimitReset, NewKey, WindowUsage};
+mod end_users;
+pub use end_users::{
+    Block, EndUser, EndUserLimits, StrikeRow, UserHold, BLOCKED_BY_OPERATOR, BLOCKED_BY_STRIKES,
+};
 pub use ledger::HoldRefused;
 
 /// A storage failure.
