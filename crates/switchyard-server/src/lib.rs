@@ -23,6 +23,7 @@
 // boxing it everywhere would cost more readability than it saves.
 #![allow(clippy::result_large_err)]
 
+pub mod abuse;
 pub mod audit;
 pub mod auth_failures;
 pub mod cache;
@@ -211,6 +212,23 @@ pub fn router(state: SharedState) -> Router {
         .route(
             "/api/v1/keys/{hash}",
             get(keys::get).patch(keys::update).delete(keys::delete),
+        )
+        .route(
+            "/api/v1/keys/{hash}/end-users",
+            get(routes::end_users::get_policy).put(routes::end_users::put_policy),
+        )
+        .route("/api/v1/end-users", get(routes::end_users::list))
+        .route(
+            "/api/v1/end-users/{id}",
+            get(routes::end_users::get).patch(routes::end_users::update),
+        )
+        .route(
+            "/api/v1/end-users/{id}/block",
+            post(routes::end_users::block).delete(routes::end_users::unblock),
+        )
+        .route(
+            "/api/v1/end-users/{id}/abuse-report",
+            get(routes::end_users::abuse_report),
         )
         .route("/api/v1/credits", get(credits::get))
         .route("/api/v1/generation", get(generations::get))
