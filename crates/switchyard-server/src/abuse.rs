@@ -92,7 +92,12 @@ pub fn entry_of(body: &Value, account_id: &str, user: &str) -> Option<Entry> {
         if strength(a) > strength(&action) {
             action = a.to_owned();
         }
-        stages.push(m.get("stage").and_then(Value::as_str).unwrap_or("").to_owned());
+        stages.push(
+            m.get("stage")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+        );
         auto_blocked |= m.get("auto_blocked").and_then(Value::as_bool) == Some(true);
         for c in m
             .get("categories")
@@ -106,8 +111,8 @@ pub fn entry_of(body: &Value, account_id: &str, user: &str) -> Option<Entry> {
             }
         }
     }
-    let refused_blocked = body.get("refusal").and_then(Value::as_str)
-        == Some(crate::end_users::refusal::BLOCKED);
+    let refused_blocked =
+        body.get("refusal").and_then(Value::as_str) == Some(crate::end_users::refusal::BLOCKED);
     if action.is_empty() {
         if !refused_blocked {
             return None;
@@ -242,12 +247,36 @@ mod tests {
             {"action": "block_and_strike", "stage": "completion", "categories": ["hate", "violence"], "auto_blocked": true},
         ]);
         let cases = [
-            ("flagged", body("u", flagged, Value::Null), Some(("flag", vec!["harassment"]))),
+            (
+                "flagged",
+                body("u", flagged, Value::Null),
+                Some(("flag", vec!["harassment"])),
+            ),
             ("clean", body("u", clean.clone(), Value::Null), None),
-            ("another user", body("v", json!([{"action": "block", "categories": ["x"]}]), Value::Null), None),
-            ("refused as blocked", body("u", json!([]), json!("end_user_blocked")), Some(("blocked", vec![]))),
-            ("rate limited", body("u", clean, json!("rate_limited")), None),
-            ("strongest over stages", body("u", both, Value::Null), Some(("block_and_strike", vec!["hate", "violence"]))),
+            (
+                "another user",
+                body(
+                    "v",
+                    json!([{"action": "block", "categories": ["x"]}]),
+                    Value::Null,
+                ),
+                None,
+            ),
+            (
+                "refused as blocked",
+                body("u", json!([]), json!("end_user_blocked")),
+                Some(("blocked", vec![])),
+            ),
+            (
+                "rate limited",
+                body("u", clean, json!("rate_limited")),
+                None,
+            ),
+            (
+                "strongest over stages",
+                body("u", both, Value::Null),
+                Some(("block_and_strike", vec!["hate", "violence"])),
+            ),
         ];
         for (name, b, want) in cases {
             let got = entry_of(&b, "acct", "u");

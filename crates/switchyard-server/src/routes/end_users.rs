@@ -193,7 +193,10 @@ pub async fn update(
     ApiJson(body): ApiJson<LimitsRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let limits = EndUserLimits {
-        limit: body.limit.try_map(|l| Ok::<_, ApiError>(l.0))?.into_change(),
+        limit: body
+            .limit
+            .try_map(|l| Ok::<_, ApiError>(l.0))?
+            .into_change(),
         limit_reset: body.limit_reset.try_map(parse_reset)?.into_change(),
         rpm: body.requests_per_minute.into_change(),
         tpm: body.tokens_per_minute.into_change(),
@@ -299,9 +302,15 @@ pub async fn abuse_report(
         crate::audit::AuditError::Io(e) => ApiError::internal(&e),
     })?;
     let (body, content_type) = if csv {
-        (crate::abuse::to_csv(&report.entries), "text/csv; charset=utf-8")
+        (
+            crate::abuse::to_csv(&report.entries),
+            "text/csv; charset=utf-8",
+        )
     } else {
-        (crate::abuse::to_jsonl(&report.entries), "application/x-ndjson")
+        (
+            crate::abuse::to_jsonl(&report.entries),
+            "application/x-ndjson",
+        )
     };
     Ok((
         [
