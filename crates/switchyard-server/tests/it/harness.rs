@@ -129,6 +129,16 @@ impl TestGateway {
         }
     }
 
+    /// Moves the gateway's manual clock forward.
+    pub fn advance_clock(&self, ms: i64) {
+        match &self.state.clock {
+            Clock::Manual(t) => {
+                t.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+            }
+            Clock::System => panic!("test gateways use a manual clock"),
+        }
+    }
+
     /// Waits for background settlement without stopping.
     pub async fn settled(&self) {
         // Settlement tasks are tracked: close the tracker, wait for it to drain, reopen it.

@@ -9,6 +9,7 @@ mod classification;
 mod content;
 mod contract;
 mod durability;
+mod end_users;
 mod fields;
 mod formats;
 mod guardrails;
