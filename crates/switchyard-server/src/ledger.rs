@@ -868,7 +868,126 @@ mod tests {
         ]
     }
 
+    #[derive(Debug, Clone)]
+    enum UserOp {
+        Hold(usize, i64),
+        Settle(usize, i64),
+        Release(usize),
+        NextDay,
+    }
+
+    fn user_op() -> impl Strategy<Value = UserOp> {
+        prop_oneof![
+            (0usize..4, 1i64..300).prop_map(|(u, a)| UserOp::Hold(u, a)),
+            (0usize..16, 0i64..=100).prop_map(|(i, pct)| UserOp::Settle(i, pct)),
+            (0usize..16).prop_map(UserOp::Release),
+            Just(UserOp::NextDay),
+        ]
+    }
+
+    #[test]
+    fn an_end_user_over_their_limit_is_refused_while_another_is_held() {
+        let mut b = budgets(Some(1_000), None, 1_000);
+        for u in ["u1", "u2"] {
+            b.users.insert(
+                u.into(),
+                UserBudget {
+                    usage: Windows {
+                        at: Periods::at(T0),
+                        usage: WindowUsage::default(),
+                    },
+                    held: Money::ZERO,
+                    used_at: Instant::now(),
+                },
+            );
+        }
+        let u1 = Some(("u1", Some(usd(50)), None));
+        assert_eq!(b.hold_for("k", "a", u1, usd(40), T0), Ok(()));
+        b.settle("k", "a", Some("u1"), usd(40), usd(40), false, T0);
+        assert_eq!(
+            b.hold_for("k", "a", u1, usd(20), T0),
+            Err(HoldRefused::EndUserLimit {
+                needed: usd(20),
+                remaining: usd(10)
+            })
+        );
+        assert_eq!(b.keys["k"].held, usd(0), "a refused hold takes nothing");
+        assert_eq!(
+            b.hold_for("k", "a", Some(("u2", Some(usd(50)), None)), usd(20), T0),
+            Ok(())
+        );
+        // Without a limit the end user's holds are only counted.
+        assert_eq!(
+            b.hold_for("k", "a", Some(("u1", None, None)), usd(500), T0),
+            Ok(())
+        );
+        assert_eq!(b.users["u1"].held, usd(500));
+        assert_eq!(
+            b.hold_for("k", "a", Some(("x", None, None)), usd(1), T0),
+            Err(HoldRefused::Missing)
+        );
+    }
+
     proptest! {
+        /// Whatever the interleaving of holds, settlements and releases of several end users of
+        /// one key, no end user's spend plus holds goes past their limit in the window, and the
+        /// key's does not go past its own.
+        #[test]
+        fn no_end_user_and_no_key_overspends(
+            key_limit in 1i64..3000,
+            user_limits in prop::collection::vec(prop::option::of(1i64..800), 4),
+            ops in prop::collection::vec(user_op(), 1..120),
+        ) {
+            let mut b = budgets(Some(key_limit), Some(LimitReset::Daily), i64::MAX / 4);
+            let names = ["u0", "u1", "u2", "u3"];
+            for n in names {
+                b.users.insert(n.into(), UserBudget {
+                    usage: Windows { at: Periods::at(T0), usage: WindowUsage::default() },
+                    held: Money::ZERO,
+                    used_at: Instant::now(),
+                });
+            }
+            let mut now = T0;
+            let mut open: Vec<(usize, i64)> = Vec::new();
+            let mut spent_today = [0i64; 4];
+            for op in ops {
+                match op {
+                    UserOp::Hold(u, amount) => {
+                        let limit = user_limits[u].map(usd);
+                        let args = Some((names[u], limit, Some(LimitReset::Daily)));
+                        if b.hold_for("k", "a", args, usd(amount), now).is_ok() {
+                            open.push((u, amount));
+                        }
+                    }
+                    UserOp::Settle(i, pct) if !open.is_empty() => {
+                        let (u, held) = open.remove(i % open.len());
+                        let cost = held * pct / 100;
+                        b.settle("k", "a", Some(names[u]), usd(held), usd(cost), false, now);
+                        spent_today[u] += cost;
+                    }
+                    UserOp::Release(i) if !open.is_empty() => {
+                        let (u, held) = open.remove(i % open.len());
+                        b.release_for("k", "a", Some(names[u]), usd(held));
+                    }
+                    UserOp::NextDay => {
+                        now += DAY;
+                        spent_today = [0; 4];
+                    }
+                    _ => {}
+                }
+                let mut key_total = 0;
+                for u in 0..4 {
+                    let held: i64 = open.iter().filter(|(o, _)| *o == u).map(|(_, a)| a).sum();
+                    if let Some(limit) = user_limits[u] {
+                        prop_assert!(spent_today[u] + held <= limit, "user {} over its limit", u);
+                    }
+                    prop_assert_eq!(b.users[names[u]].held.picos(), held);
+                    key_total += spent_today[u] + held;
+                }
+                prop_assert!(key_total <= key_limit, "the key is over its limit");
+            }
+        }
+
         /// Whatever the order of holds, settlements and releases, spend plus holds never goes
         /// past the key's window limit or the account's credits, and nothing stays held once
         /// every hold has ended.
