@@ -410,3 +410,73 @@ pub async fn put_policy(
     state.keys.invalidate(&hash).await;
     Ok(Json(json!({ "data": policy_json(&k) })))
 }
+
+/// A Prometheus label value, escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `GET /metrics?user=ID` (management key): one end user's series, labelled with their id, in
+/// the Prometheus text format. Only the end user asked for is labelled, so their ids never
+/// become unbounded label sets of the process-wide series.
+pub async fn metrics_of(
+    state: &SharedState,
+    account_id: &str,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let u = known(state, account_id, id).await?;
+    let now = state.now_ms();
+    let strikes = state
+        .store
+        .strikes(account_id, id, now.saturating_sub(STRIKES_SHOWN_MS))
+        .await?;
+    let l = label(id);
+    let series: [(&str, &str, &str, i128); 6] = [
+        (
+            "switchyard_end_user_requests_total",
+            "counter",
+            "Requests served to the end user.",
+            i128::from(u.requests),
+        ),
+        (
+            "switchyard_end_user_spend_picodollars_total",
+            "counter",
+            "The end user's spend, all time.",
+            i128::from(u.usage.total.picos()),
+        ),
+        (
+            "switchyard_end_user_spend_today_picodollars",
+            "gauge",
+            "The end user's spend this UTC day.",
+            i128::from(u.usage.daily.picos()),
+        ),
+        (
+            "switchyard_end_user_held_picodollars",
+            "gauge",
+            "Held by the end user's requests in flight (database holds).",
+            i128::from(u.held.picos()),
+        ),
+        (
+            "switchyard_end_user_blocked",
+            "gauge",
+            "1 while the end user is blocked.",
+            i128::from(u.active_block(now).is_some()),
+        ),
+        (
+            "switchyard_end_user_strikes_30d",
+            "gauge",
+            "Moderation strikes of the last 30 days.",
+            strikes.len() as i128,
+        ),
+    ];
+    let mut text = String::new();
+    for (name, kind, help, value) in series {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{user=\"{l}\"}} {value}\n"
+        ));
+    }
+    Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}

@@ -757,4 +757,61 @@ async fn activity_is_broken_down_by_end_user_on_request() {
     assert_eq!(status, 200, "{body}");
     let (status, _) = call(&gw, &admin, "GET", "/api/v1/activity?usr=ann", Value::Null).await;
     assert_eq!(status, 400);
+    // The metrics of one end user, labelled with their id only when asked for.
+    let text = gw
+        .http
+        .get(gw.url("/metrics?user=ann"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains("switchyard_end_user_requests_total{user=\"ann\"} 2"),
+        "{text}"
+    );
+    assert!(!text.contains("ben"), "{text}");
+    let text = gw
+        .http
+        .get(gw.url("/metrics"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        !text.contains("\"ann\""),
+        "end-user ids are not labels of the process's series"
+    );
+}
+
+#[tokio::test]
+async fn end_user_limits_hold_with_database_holds() {
+    let mock = MockUpstream::start(vec![Reply::Json(200, completion("ok", 10, 5))]).await;
+    let gw = TestGateway::builder(catalog(&[("alpha", &mock.url(), "0.0001", "0.0001")]))
+        .config(|c| c.store.holds = Some(switchyard_server::ledger::HoldMode::Database))
+        .build()
+        .await;
+    let admin = gw.admin_key().await;
+    set_policy(&gw, &admin, json!({"user_limit": 0.01})).await;
+    let results =
+        futures::future::join_all((0..30).map(|_| chat_as(&gw, Some("spender"), "hi"))).await;
+    let served = results.iter().filter(|r| r.0 == 200).count();
+    assert!(served >= 1 && results.iter().all(|r| r.0 == 200 || r.0 == 402));
+    assert_eq!(chat_as(&gw, Some("other"), "hi").await.0, 200);
+    gw.settled().await;
+    let u = gw
+        .state
+        .store
+        .end_user(ACCOUNT, "spender", gw.state.now_ms())
+        .await
+        .expect("read")
+        .expect("user");
+    assert!(u.usage.total <= switchyard_core::money::Money::parse_usd("0.01").expect("usd"));
+    assert_eq!(u.held, switchyard_core::money::Money::ZERO);
+    assert_eq!(u.requests, served as u64);
 }
