@@ -321,6 +321,18 @@ fn audit_change(
     ));
 }
 
+/// A block to set: why, until when (`None`: until unblocked), by whom
+/// ([`switchyard_store::BLOCKED_BY_OPERATOR`] or [`switchyard_store::BLOCKED_BY_STRIKES`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NewBlock<'a> {
+    /// Why (for the operator, never shown to the end user).
+    pub reason: &'a str,
+    /// Until when, Unix ms.
+    pub expires_at: Option<i64>,
+    /// Who blocks.
+    pub source: &'a str,
+}
+
 /// Blocks an end user of the account (recording them if never seen), with a reason and an
 /// optional expiry; the change is audited when `recorder` is given (the gateway; the CLI writes
 /// its own record).
@@ -329,11 +341,14 @@ pub async fn block(
     recorder: Option<&Recorder>,
     account_id: &str,
     id: &str,
-    reason: &str,
-    expires_at: Option<i64>,
-    source: &str,
+    block: NewBlock<'_>,
     now_ms: i64,
 ) -> Result<EndUser, EndUserError> {
+    let NewBlock {
+        reason,
+        expires_at,
+        source,
+    } = block;
     check(id)?;
     if reason.trim().is_empty() {
         return Err(EndUserError::Invalid(
@@ -426,7 +441,13 @@ mod tests {
             h
         };
         let long = "x".repeat(MAX_ID_CHARS + 1);
-        let cases: [(Option<&str>, Option<&str>, Result<Option<&str>, &str>); 7] = [
+        // (user field, header, the end user or a part of the error)
+        type Case<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            Result<Option<&'a str>, &'a str>,
+        );
+        let cases: [Case<'_>; 7] = [
             (None, None, Ok(None)),
             (Some("alice"), None, Ok(Some("alice"))),
             (None, Some("bob"), Ok(Some("bob"))),

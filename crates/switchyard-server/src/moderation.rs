@@ -351,9 +351,11 @@ pub async fn strike(
         Some(&state.recorder),
         account_id,
         user,
-        &reason,
-        Some(now_ms.saturating_add(block_ms)),
-        switchyard_store::BLOCKED_BY_STRIKES,
+        crate::end_users::NewBlock {
+            reason: &reason,
+            expires_at: Some(now_ms.saturating_add(block_ms)),
+            source: switchyard_store::BLOCKED_BY_STRIKES,
+        },
         now_ms,
     )
     .await

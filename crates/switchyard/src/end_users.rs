@@ -177,9 +177,11 @@ pub async fn run(
                 None,
                 account,
                 &id,
-                &reason,
-                until,
-                switchyard_store::BLOCKED_BY_OPERATOR,
+                end_users::NewBlock {
+                    reason: &reason,
+                    expires_at: until,
+                    source: switchyard_store::BLOCKED_BY_OPERATOR,
+                },
                 now,
             )
             .await

@@ -235,9 +235,11 @@ pub async fn block(
         Some(&state.recorder),
         account,
         &id,
-        &body.reason,
-        expires_at,
-        switchyard_store::BLOCKED_BY_OPERATOR,
+        crate::end_users::NewBlock {
+            reason: &body.reason,
+            expires_at,
+            source: switchyard_store::BLOCKED_BY_OPERATOR,
+        },
         now,
     )
     .await?;
