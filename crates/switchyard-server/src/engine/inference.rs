@@ -29,6 +29,8 @@ pub struct Inference {
     pub settings: Arc<AccountSettings>,
     /// The end user and the rate limits the request was admitted under.
     pub admitted: crate::end_users::Admitted,
+    /// The moderation that applies (the key's guardrail's, else the account's).
+    pub moderation: Option<crate::moderation::ModerationSettings>,
     /// The hold; taken by settlement, released when dropped unsettled.
     pub hold: Option<Hold>,
     /// Shared state.

@@ -258,8 +258,13 @@ pub async fn route(
             }
         }
     }
-    // Moderation of the request's text (as the guardrail left it), before anything leaves.
-    if let Some(m) = &settings.moderation {
+    // Moderation of the request's text (as the guardrail left it), before anything leaves: the
+    // key's guardrail's settings, else the account's.
+    let moderation = guard
+        .as_ref()
+        .and_then(|g| g.guardrail.moderation.clone())
+        .or_else(|| settings.moderation.clone());
+    if let Some(m) = &moderation {
         let mut texts = Vec::new();
         switchyard_core::guard::for_each_text(&mut request, |t| texts.push(t.clone()));
         if let Some(suffix) = legacy.as_ref().and_then(|l| l.suffix.as_ref()) {
@@ -404,6 +409,7 @@ pub async fn route(
         format,
         settings,
         admitted,
+        moderation,
         hold: None,
         state,
         key,

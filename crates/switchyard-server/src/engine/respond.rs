@@ -244,7 +244,7 @@ pub async fn complete(
 /// Moderates a non-streamed answer's text when the account moderates completions; the
 /// refusal that replaces the answer, if any. The outcome joins the audit record.
 async fn moderate_completion(p: &mut Inference, choices: &[Value]) -> Option<GatewayError> {
-    let settings = p.settings.moderation.clone().filter(|m| m.completions)?;
+    let settings = p.moderation.clone().filter(|m| m.completions)?;
     let texts: Vec<String> = choices
         .iter()
         .filter_map(|c| c.get("message").or_else(|| c.get("text")))

@@ -815,3 +815,68 @@ async fn end_user_limits_hold_with_database_holds() {
     assert_eq!(u.held, switchyard_core::money::Money::ZERO);
     assert_eq!(u.requests, served as u64);
 }
+
+#[tokio::test]
+async fn a_guardrails_moderation_replaces_the_accounts() {
+    // The account flags violence; the key's guardrail blocks it.
+    let (mock, _moderator, gw, admin) = moderated(
+        vec![moderation(&["violence"])],
+        json!({"actions": {"violence": "flag"}}),
+    )
+    .await;
+    let (status, created) = call(
+        &gw,
+        &admin,
+        "POST",
+        "/api/v1/guardrails",
+        json!({"name": "strict", "moderation": {
+            "provider": "moderator", "model": "omni-moderation-latest", "completions": false,
+            "actions": {"violence": "block"}
+        }}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        created["data"]["moderation"]["actions"]["violence"],
+        "block"
+    );
+    let id = created["data"]["id"].as_str().expect("id").to_owned();
+    // A guardrail without moderation shows none.
+    let (_, plain) = call(
+        &gw,
+        &admin,
+        "POST",
+        "/api/v1/guardrails",
+        json!({"name": "plain"}),
+    )
+    .await;
+    assert!(plain["data"].get("moderation").is_none(), "{plain}");
+    // An unknown provider is refused.
+    let (status, body) = call(
+        &gw,
+        &admin,
+        "PATCH",
+        &format!("/api/v1/guardrails/{id}"),
+        json!({"moderation": {"provider": "nowhere", "model": "m"}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("nowhere")));
+    // Before the assignment the account's flag applies; after it, the guardrail's block.
+    assert_eq!(chat_as(&gw, Some("u5"), "violent").await.0, 200);
+    let (status, _) = call(
+        &gw,
+        &admin,
+        "POST",
+        &format!("/api/v1/guardrails/{id}/assignments/keys"),
+        json!({"key_hashes": [hash_key(&gw.key)]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let sent = mock.requests().len();
+    let (status, _, body) = chat_as(&gw, Some("u5"), "violent").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(mock.requests().len(), sent);
+}
