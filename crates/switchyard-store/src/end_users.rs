@@ -199,6 +199,11 @@ impl Store {
         id: &str,
         now_ms: i64,
     ) -> StoreResult<EndUser> {
+        // Read first: an end user is created once and read often (a write would take the
+        // database's write lock for nothing).
+        if let Some(known) = self.end_user(account_id, id, now_ms).await? {
+            return Ok(known);
+        }
         sqlx::query(
             "INSERT INTO end_users (account_id, id, first_seen, last_seen, updated_at) \
              VALUES ($1, $2, $3, $3, $3) ON CONFLICT (account_id, id) DO NOTHING",
