@@ -880,3 +880,45 @@ async fn a_guardrails_moderation_replaces_the_accounts() {
     assert_eq!(status, 403, "{body}");
     assert_eq!(mock.requests().len(), sent);
 }
+
+#[tokio::test]
+async fn a_streamed_answer_counts_against_its_end_users_spend_and_tokens() {
+    let mock = MockUpstream::start(vec![Reply::Sse {
+        events: crate::mock::stream_events(&["Hel", "lo"], (10, 5)),
+        delay: std::time::Duration::ZERO,
+        cut: false,
+    }])
+    .await;
+    let gw = TestGateway::builder(catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]))
+        .build()
+        .await;
+    let admin = gw.admin_key().await;
+    set_policy(&gw, &admin, json!({"user_tokens_per_minute": 25})).await;
+    for want in [200, 200] {
+        let r = gw
+            .post("/api/v1/chat/completions", json!({"model": "test/model", "stream": true, "user": "streamer", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), want);
+        let text = r.text().await.expect("stream");
+        assert!(text.contains("[DONE]"), "{text}");
+    }
+    // 30 tokens used within the minute, past 25: the next is refused.
+    let (status, _, body) = chat_as(&gw, Some("streamer"), "hi").await;
+    assert_eq!(status, 429, "{body}");
+    gw.settled().await;
+    let u = gw
+        .state
+        .store
+        .end_user(ACCOUNT, "streamer", gw.state.now_ms())
+        .await
+        .expect("read")
+        .expect("user");
+    assert_eq!(u.requests, 2);
+    // 2 * (10 * 0.000001 + 5 * 0.000002) = $0.00004
+    assert_eq!(
+        u.usage.total,
+        switchyard_core::money::Money::parse_usd("0.00004").expect("usd")
+    );
+}
