@@ -27,6 +27,7 @@
 
 mod credentials;
 mod detectors;
+pub mod moderation;
 mod policy;
 mod rules;
 mod screen;

@@ -53,7 +53,7 @@ pub async fn run(
     trail.account_id = Some(key.key.account_id.clone());
     trail.key_hash = Some(key.key.hash.clone());
     trail.requested_model.clone_from(&parsed.request.model);
-    trail.user.clone_from(&parsed.request.user);
+    // The end user is named by the request or the X-Switchyard-User header (`prepare`).
     trail.prompt_sha256 = audit::prompt_sha256(&parsed.request);
     let recorder_state = std::sync::Arc::clone(&state);
     // The stages are boxed: each is a large state machine, and nested inline they would make

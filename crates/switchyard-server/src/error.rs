@@ -222,6 +222,13 @@ impl GatewayError {
                 needed,
                 remaining,
             ),
+            HoldRefused::EndUserLimit { needed, remaining } => (
+                format!(
+                    "This request may cost up to {needed} but this end user's limit has {remaining} left"
+                ),
+                needed,
+                remaining,
+            ),
             HoldRefused::Missing => return Self::unauthorized("Invalid API key: no such key"),
         };
         Self::of(ErrorKind::HoldRefused, message)

@@ -178,18 +178,59 @@ impl AccountBudget {
     }
 }
 
+/// One end user's spend in memory (all their spend, BYOK included).
+#[derive(Debug, Clone)]
+struct UserBudget {
+    usage: Windows,
+    held: Money,
+    used_at: Instant,
+}
+
+/// The end user a hold is also taken against, and their effective limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserLimit {
+    /// The end user (of the key's account).
+    pub user: String,
+    /// Their spending limit: their own, else their key's default; `None` counts without limit.
+    pub limit: Option<Money>,
+    /// Its window.
+    pub reset: Option<LimitReset>,
+    /// Their spend as the store had it when last read (used on first use in this process).
+    pub usage: WindowUsage,
+}
+
+/// The ledger's name of an end user: their account and id.
+fn user_key(account_id: &str, user: &str) -> String {
+    format!("{account_id}\u{0}{user}")
+}
+
 #[derive(Debug, Default)]
 struct Budgets {
     keys: HashMap<String, KeyBudget>,
     accounts: HashMap<String, AccountBudget>,
+    users: HashMap<String, UserBudget>,
 }
 
 impl Budgets {
     /// Checks both budgets and takes the hold from both, or from neither.
+    #[cfg(test)]
     fn hold(
         &mut self,
         key_hash: &str,
         account_id: &str,
+        amount: Money,
+        now_ms: i64,
+    ) -> Result<(), HoldRefused> {
+        self.hold_for(key_hash, account_id, None, amount, now_ms)
+    }
+
+    /// Checks the key's, the end user's (when `user` names one: its ledger name, limit and
+    /// window) and the account's budgets, and takes the hold from all, or from none.
+    fn hold_for(
+        &mut self,
+        key_hash: &str,
+        account_id: &str,
+        user: Option<(&str, Option<Money>, Option<LimitReset>)>,
         amount: Money,
         now_ms: i64,
     ) -> Result<(), HoldRefused> {
@@ -203,6 +244,28 @@ impl Budgets {
         let now = Instant::now();
         key.used_at = now;
         account.used_at = now;
+        let user = match user {
+            None => None,
+            Some((name, limit, reset)) => {
+                let Some(u) = self.users.get_mut(name) else {
+                    return Err(HoldRefused::Missing);
+                };
+                u.used_at = now;
+                u.usage.roll(p);
+                if let Some(limit) = limit {
+                    let committed = u.usage.window(reset).saturating_add(u.held);
+                    if committed.picos().saturating_add(amount.picos()) > limit.picos() {
+                        return Err(HoldRefused::EndUserLimit {
+                            needed: amount,
+                            remaining: Money::from_picos(
+                                limit.picos().saturating_sub(committed.picos()).max(0),
+                            ),
+                        });
+                    }
+                }
+                Some(u)
+            }
+        };
         if let Some(limit) = key.limit {
             let committed = key.committed(p);
             if committed.picos().saturating_add(amount.picos()) > limit.picos() {
@@ -223,13 +286,26 @@ impl Budgets {
         }
         key.held = key.held.saturating_add(amount);
         account.held = account.held.saturating_add(amount);
+        if let Some(u) = user {
+            u.held = u.held.saturating_add(amount);
+        }
         Ok(())
     }
 
     /// Ends a hold. The entries count as used now: a settlement may still be on its way to the
     /// store, so they must not be forgotten (and reloaded without it) yet.
+    #[cfg(test)]
     fn release(&mut self, key_hash: &str, account_id: &str, amount: Money) {
+        self.release_for(key_hash, account_id, None, amount);
+    }
+
+    /// [`Budgets::release`], also of the end user's part of the hold.
+    fn release_for(&mut self, key_hash: &str, account_id: &str, user: Option<&str>, amount: Money) {
         let now = Instant::now();
+        if let Some(u) = user.and_then(|u| self.users.get_mut(u)) {
+            u.held = Money::from_picos(u.held.picos().saturating_sub(amount.picos()).max(0));
+            u.used_at = now;
+        }
         if let Some(key) = self.keys.get_mut(key_hash) {
             key.held = Money::from_picos(key.held.picos().saturating_sub(amount.picos()).max(0));
             key.used_at = now;
@@ -243,20 +319,25 @@ impl Budgets {
 
     /// Turns a hold into spend: the hold is released and the exact cost charged, the way the
     /// store's settlement charges it (BYOK spend apart, not taken from credits).
+    #[allow(clippy::too_many_arguments)]
     fn settle(
         &mut self,
         key_hash: &str,
         account_id: &str,
+        user: Option<&str>,
         held: Money,
         cost: Money,
         is_byok: bool,
         at_ms: i64,
     ) {
-        self.release(key_hash, account_id, held);
+        self.release_for(key_hash, account_id, user, held);
         if cost.is_zero() {
             return;
         }
         let p = Periods::at(at_ms);
+        if let Some(u) = user.and_then(|u| self.users.get_mut(u)) {
+            u.usage.add(cost, p);
+        }
         if let Some(key) = self.keys.get_mut(key_hash) {
             if is_byok {
                 &mut key.byok
@@ -278,6 +359,8 @@ impl Budgets {
             .retain(|_, k| !k.held.is_zero() || k.used_at.elapsed() < IDLE);
         self.accounts
             .retain(|_, a| !a.held.is_zero() || a.used_at.elapsed() < IDLE);
+        self.users
+            .retain(|_, u| !u.held.is_zero() || u.used_at.elapsed() < IDLE);
     }
 }
 
@@ -296,6 +379,8 @@ pub struct Hold {
     pub amount: Money,
     /// Where it is kept.
     pub mode: HoldMode,
+    /// The end user it is also held against (the ledger's name), when the request has one.
+    user: Option<String>,
     ledger: Ledger,
     armed: bool,
 }
@@ -311,6 +396,7 @@ impl Hold {
             self.ledger.budgets().settle(
                 &self.key_hash,
                 &self.account_id,
+                self.user.as_deref(),
                 self.amount,
                 cost,
                 is_byok,
@@ -330,9 +416,12 @@ impl Drop for Hold {
         let ledger = &self.ledger;
         ledger.inner.open.fetch_sub(1, Ordering::Relaxed);
         if self.mode == HoldMode::Memory {
-            ledger
-                .budgets()
-                .release(&self.key_hash, &self.account_id, self.amount);
+            ledger.budgets().release_for(
+                &self.key_hash,
+                &self.account_id,
+                self.user.as_deref(),
+                self.amount,
+            );
             return;
         }
         let store = ledger.inner.store.clone();
@@ -411,23 +500,64 @@ impl Ledger {
         amount: Money,
         now_ms: i64,
     ) -> StoreResult<Result<Hold, HoldRefused>> {
+        self.hold_for(id, key, None, amount, now_ms).await
+    }
+
+    /// [`Ledger::hold`], also against the request's end user's limit when it has one.
+    pub async fn hold_for(
+        &self,
+        id: &str,
+        key: &KeyRecord,
+        user: Option<&UserLimit>,
+        amount: Money,
+        now_ms: i64,
+    ) -> StoreResult<Result<Hold, HoldRefused>> {
         let store = &self.inner.store;
+        let user_name = user.map(|u| user_key(&key.account_id, &u.user));
         let hold = Hold {
             id: id.to_owned(),
             key_hash: key.hash.clone(),
             account_id: key.account_id.clone(),
             amount,
             mode: self.inner.mode,
+            user: user_name.clone(),
             ledger: self.clone(),
             // Armed once granted (in `taken`): a refused hold has nothing to release.
             armed: false,
         };
         if self.inner.mode == HoldMode::Database {
+            let user_hold = user.map(|u| switchyard_store::UserHold {
+                user: u.user.clone(),
+                limit: u.limit,
+                reset: u.reset,
+            });
             let held = store
-                .hold(id, &key.hash, &key.account_id, amount, now_ms)
+                .hold_for(
+                    id,
+                    &key.hash,
+                    &key.account_id,
+                    user_hold.as_ref(),
+                    amount,
+                    now_ms,
+                )
                 .await?;
             return Ok(self.taken(held, hold));
         }
+        // An end user's spend is known from their record the first time they are seen here.
+        if let (Some(u), Some(name)) = (user, &user_name) {
+            let mut b = self.budgets();
+            b.users.entry(name.clone()).or_insert_with(|| UserBudget {
+                usage: Windows {
+                    at: Periods::at(now_ms),
+                    usage: u.usage,
+                },
+                held: Money::ZERO,
+                used_at: Instant::now(),
+            });
+        }
+        let user_args = user
+            .zip(user_name.as_deref())
+            .map(|(u, name)| (name, u.limit, u.reset));
         let (key_known, account_state) = {
             let mut b = self.budgets();
             let key_known = match b.keys.get_mut(&key.hash) {
@@ -446,7 +576,7 @@ impl Ledger {
             });
             // The usual case: both known and fresh, the hold is taken under this one lock.
             if key_known && account_state == Some(false) {
-                let held = b.hold(&key.hash, &key.account_id, amount, now_ms);
+                let held = b.hold_for(&key.hash, &key.account_id, user_args, amount, now_ms);
                 drop(b);
                 return Ok(self.taken(held, hold));
             }
@@ -494,7 +624,7 @@ impl Ledger {
         }
         let held = self
             .budgets()
-            .hold(&key.hash, &key.account_id, amount, now_ms);
+            .hold_for(&key.hash, &key.account_id, user_args, amount, now_ms);
         Ok(self.taken(held, hold))
     }
 
@@ -661,7 +791,7 @@ mod tests {
     fn settlement_charges_the_cost_and_frees_the_rest() {
         let mut b = budgets(Some(100), None, 100);
         assert_eq!(b.hold("k", "a", usd(80), T0), Ok(()));
-        b.settle("k", "a", usd(80), usd(30), false, T0);
+        b.settle("k", "a", None, usd(80), usd(30), false, T0);
         assert_eq!(b.accounts["a"].usage, usd(30));
         assert_eq!(b.accounts["a"].held, usd(0));
         assert_eq!(b.keys["k"].usage.usage.total, usd(30));
@@ -670,7 +800,7 @@ mod tests {
         b.release("k", "a", usd(70));
         // BYOK spend is not taken from credits and, by default, not from the limit.
         assert_eq!(b.hold("k", "a", usd(70), T0), Ok(()));
-        b.settle("k", "a", usd(70), usd(50), true, T0);
+        b.settle("k", "a", None, usd(70), usd(50), true, T0);
         assert_eq!(b.accounts["a"].usage, usd(30));
         assert_eq!(b.keys["k"].byok.usage.total, usd(50));
         assert_eq!(b.hold("k", "a", usd(70), T0), Ok(()));
@@ -680,7 +810,7 @@ mod tests {
     fn daily_limits_reset_at_midnight_utc() {
         let mut b = budgets(Some(50), Some(LimitReset::Daily), 1000);
         assert_eq!(b.hold("k", "a", usd(50), T0), Ok(()));
-        b.settle("k", "a", usd(50), usd(50), false, T0);
+        b.settle("k", "a", None, usd(50), usd(50), false, T0);
         assert!(matches!(
             b.hold("k", "a", usd(1), T0 + DAY - 1),
             Err(HoldRefused::KeyLimit { .. })
@@ -711,6 +841,7 @@ mod tests {
             last_used_at: None,
             created_at: 0,
             updated_at: 5,
+            end_users: switchyard_store::KeyUserPolicy::default(),
         };
         k.refresh(&record);
         assert_eq!(k.limit, Some(usd(99)));
@@ -737,7 +868,126 @@ mod tests {
         ]
     }
 
+    #[derive(Debug, Clone)]
+    enum UserOp {
+        Hold(usize, i64),
+        Settle(usize, i64),
+        Release(usize),
+        NextDay,
+    }
+
+    fn user_op() -> impl Strategy<Value = UserOp> {
+        prop_oneof![
+            (0usize..4, 1i64..300).prop_map(|(u, a)| UserOp::Hold(u, a)),
+            (0usize..16, 0i64..=100).prop_map(|(i, pct)| UserOp::Settle(i, pct)),
+            (0usize..16).prop_map(UserOp::Release),
+            Just(UserOp::NextDay),
+        ]
+    }
+
+    #[test]
+    fn an_end_user_over_their_limit_is_refused_while_another_is_held() {
+        let mut b = budgets(Some(1_000), None, 1_000);
+        for u in ["u1", "u2"] {
+            b.users.insert(
+                u.into(),
+                UserBudget {
+                    usage: Windows {
+                        at: Periods::at(T0),
+                        usage: WindowUsage::default(),
+                    },
+                    held: Money::ZERO,
+                    used_at: Instant::now(),
+                },
+            );
+        }
+        let u1 = Some(("u1", Some(usd(50)), None));
+        assert_eq!(b.hold_for("k", "a", u1, usd(40), T0), Ok(()));
+        b.settle("k", "a", Some("u1"), usd(40), usd(40), false, T0);
+        assert_eq!(
+            b.hold_for("k", "a", u1, usd(20), T0),
+            Err(HoldRefused::EndUserLimit {
+                needed: usd(20),
+                remaining: usd(10)
+            })
+        );
+        assert_eq!(b.keys["k"].held, usd(0), "a refused hold takes nothing");
+        assert_eq!(
+            b.hold_for("k", "a", Some(("u2", Some(usd(50)), None)), usd(20), T0),
+            Ok(())
+        );
+        // Without a limit the end user's holds are only counted.
+        assert_eq!(
+            b.hold_for("k", "a", Some(("u1", None, None)), usd(500), T0),
+            Ok(())
+        );
+        assert_eq!(b.users["u1"].held, usd(500));
+        assert_eq!(
+            b.hold_for("k", "a", Some(("x", None, None)), usd(1), T0),
+            Err(HoldRefused::Missing)
+        );
+    }
+
     proptest! {
+        /// Whatever the interleaving of holds, settlements and releases of several end users of
+        /// one key, no end user's spend plus holds goes past their limit in the window, and the
+        /// key's does not go past its own.
+        #[test]
+        fn no_end_user_and_no_key_overspends(
+            key_limit in 1i64..3000,
+            user_limits in prop::collection::vec(prop::option::of(1i64..800), 4),
+            ops in prop::collection::vec(user_op(), 1..120),
+        ) {
+            let mut b = budgets(Some(key_limit), Some(LimitReset::Daily), i64::MAX / 4);
+            let names = ["u0", "u1", "u2", "u3"];
+            for n in names {
+                b.users.insert(n.into(), UserBudget {
+                    usage: Windows { at: Periods::at(T0), usage: WindowUsage::default() },
+                    held: Money::ZERO,
+                    used_at: Instant::now(),
+                });
+            }
+            let mut now = T0;
+            let mut open: Vec<(usize, i64)> = Vec::new();
+            let mut spent_today = [0i64; 4];
+            for op in ops {
+                match op {
+                    UserOp::Hold(u, amount) => {
+                        let limit = user_limits[u].map(usd);
+                        let args = Some((names[u], limit, Some(LimitReset::Daily)));
+                        if b.hold_for("k", "a", args, usd(amount), now).is_ok() {
+                            open.push((u, amount));
+                        }
+                    }
+                    UserOp::Settle(i, pct) if !open.is_empty() => {
+                        let (u, held) = open.remove(i % open.len());
+                        let cost = held * pct / 100;
+                        b.settle("k", "a", Some(names[u]), usd(held), usd(cost), false, now);
+                        spent_today[u] += cost;
+                    }
+                    UserOp::Release(i) if !open.is_empty() => {
+                        let (u, held) = open.remove(i % open.len());
+                        b.release_for("k", "a", Some(names[u]), usd(held));
+                    }
+                    UserOp::NextDay => {
+                        now += DAY;
+                        spent_today = [0; 4];
+                    }
+                    _ => {}
+                }
+                let mut key_total = 0;
+                for u in 0..4 {
+                    let held: i64 = open.iter().filter(|(o, _)| *o == u).map(|(_, a)| a).sum();
+                    if let Some(limit) = user_limits[u] {
+                        prop_assert!(spent_today[u] + held <= limit, "user {} over its limit", u);
+                    }
+                    prop_assert_eq!(b.users[names[u]].held.picos(), held);
+                    key_total += spent_today[u] + held;
+                }
+                prop_assert!(key_total <= key_limit, "the key is over its limit");
+            }
+        }
+
         /// Whatever the order of holds, settlements and releases, spend plus holds never goes
         /// past the key's window limit or the account's credits, and nothing stays held once
         /// every hold has ended.
@@ -756,7 +1006,7 @@ mod tests {
                     Op::Settle(i, pct) if !open.is_empty() => {
                         let held = open.remove(i % open.len());
                         let cost = held * pct / 100;
-                        b.settle("k", "a", usd(held), usd(cost), false, now);
+                        b.settle("k", "a", None, usd(held), usd(cost), false, now);
                         spent += cost;
                         spent_today += cost;
                     }

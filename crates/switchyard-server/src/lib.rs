@@ -25,6 +25,7 @@
 // boxing it everywhere would cost more readability than it saves.
 #![allow(clippy::result_large_err)]
 
+pub mod abuse;
 pub mod audit;
 pub mod auth_failures;
 pub mod cache;
@@ -32,6 +33,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod content;
+pub mod end_users;
 pub mod engine;
 pub mod error;
 pub mod extract;
@@ -42,7 +44,9 @@ pub mod inference;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;
+pub mod moderation;
 pub mod presets;
+pub mod rate_limit;
 pub mod recorder;
 pub mod routes;
 pub mod settings;
@@ -216,6 +220,23 @@ pub fn router(state: SharedState) -> Router {
         .route(
             "/api/v1/keys/{hash}",
             get(keys::get).patch(keys::update).delete(keys::delete),
+        )
+        .route(
+            "/api/v1/keys/{hash}/end-users",
+            get(routes::end_users::get_policy).put(routes::end_users::put_policy),
+        )
+        .route("/api/v1/end-users", get(routes::end_users::list))
+        .route(
+            "/api/v1/end-users/{id}",
+            get(routes::end_users::get).patch(routes::end_users::update),
+        )
+        .route(
+            "/api/v1/end-users/{id}/block",
+            post(routes::end_users::block).delete(routes::end_users::unblock),
+        )
+        .route(
+            "/api/v1/end-users/{id}/abuse-report",
+            get(routes::end_users::abuse_report),
         )
         .route("/api/v1/credits", get(credits::get))
         .route("/api/v1/generation", get(generations::get))

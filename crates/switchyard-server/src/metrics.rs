@@ -46,8 +46,22 @@ pub fn install() -> Option<&'static PrometheusHandle> {
 /// routes, and their counts reveal traffic).
 pub async fn render_authenticated(
     state: State<SharedState>,
-    Management(_): Management,
+    Management(auth): Management,
+    query: axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
+    // `?user=ID`: one end user's series of the caller's account, instead of the process's
+    // (end-user ids are never labels of the process-wide series).
+    if let Some(user) = query.get("user") {
+        return crate::routes::end_users::metrics_of(&state, &auth.key.account_id, user)
+            .await
+            .into_response();
+    }
+    if let Some(name) = query.keys().next() {
+        return crate::error::ApiError::bad_request(format!(
+            "Unknown query parameter {name:?}: use user"
+        ))
+        .into_response();
+    }
     render(state).await
 }
 

@@ -4,6 +4,7 @@
 
 pub mod activity;
 pub mod credits;
+pub mod end_users;
 pub mod generations;
 pub mod guardrails;
 pub mod keys;

@@ -33,6 +33,8 @@ pub struct AccountSettings {
     pub prompt_logging: bool,
     /// Data classification applied to every request of the account (requests may tighten it).
     pub data_classification: Option<String>,
+    /// Moderation of requests (and non-streamed completions) before anything leaves.
+    pub moderation: Option<crate::moderation::ModerationSettings>,
 }
 
 impl AccountSettings {

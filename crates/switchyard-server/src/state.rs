@@ -70,6 +70,8 @@ pub struct AppState {
     pub keys: KeyCache,
     /// Credit holds (in memory or in the store, by `store.holds`).
     pub ledger: Ledger,
+    /// End-user records, cached briefly, and the rate limits' windows.
+    pub end_users: crate::end_users::EndUsers,
     /// Data classifications: the built-ins and the operator's.
     pub classifications: Classifications,
     /// Per-endpoint outcomes, circuit breakers and performance.
@@ -161,6 +163,7 @@ impl AppState {
             presets: crate::presets::PresetCache::default(),
             keys: KeyCache::default(),
             ledger,
+            end_users: crate::end_users::EndUsers::default(),
             classifications,
             health: HealthTracker::new(HealthConfig::default()),
             sessions: StickySessions::default(),

@@ -187,6 +187,19 @@ impl Store {
         until_ms: i64,
         key_hash: Option<&str>,
     ) -> StoreResult<Vec<ActivityRow>> {
+        self.activity_of(account_id, since_ms, until_ms, key_hash, None)
+            .await
+    }
+
+    /// [`Store::activity`], of one end user's generations when `end_user` names one.
+    pub async fn activity_of(
+        &self,
+        account_id: &str,
+        since_ms: i64,
+        until_ms: i64,
+        key_hash: Option<&str>,
+        end_user: Option<&str>,
+    ) -> StoreResult<Vec<ActivityRow>> {
         let rows = sqlx::query(
             "SELECT CAST(created_at / 86400000 AS BIGINT) AS day, model, provider_slug, provider_name, \
              CAST(COUNT(*) AS BIGINT) AS requests, \
@@ -197,7 +210,7 @@ impl Store {
              CAST(SUM(tokens_reasoning) AS BIGINT) AS reasoning_tokens, \
              CAST(SUM(tokens_cached) AS BIGINT) AS cached_tokens \
              FROM generations WHERE account_id = $1 AND created_at >= $2 AND created_at < $3 \
-             AND ($4 = '' OR key_hash = $4) \
+             AND ($4 = '' OR key_hash = $4) AND ($5 = 0 OR end_user = $6) \
              GROUP BY CAST(created_at / 86400000 AS BIGINT), model, provider_slug, provider_name \
              ORDER BY day DESC, model, provider_slug",
         )
@@ -205,6 +218,8 @@ impl Store {
         .bind(since_ms)
         .bind(until_ms)
         .bind(key_hash.unwrap_or(""))
+        .bind(i64::from(end_user.is_some()))
+        .bind(end_user.unwrap_or(""))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

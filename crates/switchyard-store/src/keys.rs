@@ -10,6 +10,13 @@ use switchyard_core::periods::Periods;
 
 use crate::{b, money, Store, StoreError, StoreResult};
 
+/// A non-negative count column (a rate limit), `None` when NULL.
+pub(crate) fn count(row: &AnyRow, column: &str) -> StoreResult<Option<u64>> {
+    row.try_get::<Option<i64>, _>(column)?
+        .map(|v| u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("{column} is negative"))))
+        .transpose()
+}
+
 /// When a key's limit resets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -98,6 +105,28 @@ pub struct KeyRecord {
     pub created_at: i64,
     /// Updated, Unix ms.
     pub updated_at: i64,
+    /// The key's policy for the end users of its requests.
+    pub end_users: KeyUserPolicy,
+}
+
+/// A key's policy for end users: whether its requests must name one, each end user's default
+/// spending limit (overridable per end user), and rate limits of the key and of each end user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyUserPolicy {
+    /// A request without an end user is refused (400).
+    pub require_user: bool,
+    /// Each end user's spending limit through this key, unless the end user has their own.
+    pub user_limit: Option<Money>,
+    /// The window of that limit.
+    pub user_limit_reset: Option<LimitReset>,
+    /// Requests per minute of the key.
+    pub rpm: Option<u64>,
+    /// Tokens (prompt and completion, as used) per minute of the key.
+    pub tpm: Option<u64>,
+    /// Requests per minute of each end user through this key, unless the end user has their own.
+    pub user_rpm: Option<u64>,
+    /// Tokens per minute of each end user through this key, unless the end user has their own.
+    pub user_tpm: Option<u64>,
 }
 
 impl KeyRecord {
@@ -173,7 +202,8 @@ pub struct KeyUpdate {
 const KEY_COLUMNS: &str = "hash, account_id, name, label, is_management, disabled, limit_amount, limit_reset, \
      include_byok_in_limit, usage, byok_usage, day_index, usage_daily, byok_usage_daily, week_index, \
      usage_weekly, byok_usage_weekly, month_index, usage_monthly, byok_usage_monthly, held, \
-     creator_user_id, expires_at, last_used_at, created_at, updated_at";
+     creator_user_id, expires_at, last_used_at, created_at, updated_at, require_user, user_limit_amount, \
+     user_limit_reset, rpm_limit, tpm_limit, user_rpm_limit, user_tpm_limit";
 
 impl Store {
     /// Stores a new key.
@@ -244,7 +274,48 @@ impl Store {
             last_used_at: row.try_get("last_used_at")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
+            end_users: KeyUserPolicy {
+                require_user: row.try_get::<i64, _>("require_user")? != 0,
+                user_limit: row
+                    .try_get::<Option<i64>, _>("user_limit_amount")?
+                    .map(Money::from_picos),
+                user_limit_reset: row
+                    .try_get::<Option<String>, _>("user_limit_reset")?
+                    .map(|r| r.parse().map_err(StoreError::Corrupt))
+                    .transpose()?,
+                rpm: count(row, "rpm_limit")?,
+                tpm: count(row, "tpm_limit")?,
+                user_rpm: count(row, "user_rpm_limit")?,
+                user_tpm: count(row, "user_tpm_limit")?,
+            },
         })
+    }
+
+    /// Replaces a key's end-user policy; returns the key after, or `None` if it does not exist.
+    pub async fn set_key_user_policy(
+        &self,
+        hash: &str,
+        policy: &KeyUserPolicy,
+        now_ms: i64,
+    ) -> StoreResult<Option<KeyRecord>> {
+        let n = |v: Option<u64>| v.map(crate::to_i64);
+        sqlx::query(
+            "UPDATE api_keys SET require_user = $1, user_limit_amount = $2, user_limit_reset = $3, \
+             rpm_limit = $4, tpm_limit = $5, user_rpm_limit = $6, user_tpm_limit = $7, updated_at = $8 \
+             WHERE hash = $9",
+        )
+        .bind(b(policy.require_user))
+        .bind(policy.user_limit.map(Money::picos))
+        .bind(policy.user_limit_reset.map(LimitReset::as_str))
+        .bind(n(policy.rpm))
+        .bind(n(policy.tpm))
+        .bind(n(policy.user_rpm))
+        .bind(n(policy.user_tpm))
+        .bind(now_ms)
+        .bind(hash)
+        .execute(&self.pool)
+        .await?;
+        self.key(hash, now_ms).await
     }
 
     /// A key by hash, its window usage as of `now_ms`.

@@ -6,9 +6,11 @@ use switchyard_core::money::Money;
 use switchyard_core::periods::Periods;
 
 use crate::audit::Settlement;
+use crate::end_users::window_sql;
 use crate::generations::{GENERATION_COLUMNS, GENERATION_COLUMN_COUNT};
 use crate::{
-    b, insert_chunks, placeholders, to_i64, Dialect, GenerationRecord, Store, StoreResult,
+    b, insert_chunks, placeholders, to_i64, Dialect, GenerationRecord, LimitReset, Store,
+    StoreResult, UserHold,
 };
 
 /// Why a hold was refused.
@@ -28,6 +30,13 @@ pub enum HoldRefused {
         /// Credits left, holds deducted.
         remaining: Money,
     },
+    /// The end user's limit cannot cover it.
+    EndUserLimit {
+        /// The hold asked for.
+        needed: Money,
+        /// What the end user's limit still allows, holds deducted.
+        remaining: Money,
+    },
     /// The key or account is gone.
     Missing,
 }
@@ -40,6 +49,21 @@ impl Store {
         hold_id: &str,
         key_hash: &str,
         account_id: &str,
+        amount: Money,
+        now_ms: i64,
+    ) -> StoreResult<Result<(), HoldRefused>> {
+        self.hold_for(hold_id, key_hash, account_id, None, amount, now_ms)
+            .await
+    }
+
+    /// [`Store::hold`], also against an end user's limit (the end user of the key's account
+    /// must exist): nothing is held when the key, the end user or the account refuses.
+    pub async fn hold_for(
+        &self,
+        hold_id: &str,
+        key_hash: &str,
+        account_id: &str,
+        user: Option<&UserHold>,
         amount: Money,
         now_ms: i64,
     ) -> StoreResult<Result<(), HoldRefused>> {
@@ -78,6 +102,44 @@ impl Store {
                 },
             }));
         }
+        if let Some(u) = user {
+            let spent = window_sql("$5", "$6", "$7", "$4");
+            let user_ok = sqlx::query(&format!(
+                "UPDATE end_users SET held = held + $1 WHERE account_id = $2 AND id = $3 \
+                 AND ($8 = 0 OR {spent} + held + $1 <= $9)"
+            ))
+            .bind(amount.picos())
+            .bind(account_id)
+            .bind(&u.user)
+            .bind(u.reset.map_or("", LimitReset::as_str))
+            .bind(p.day)
+            .bind(p.week)
+            .bind(p.month)
+            .bind(i64::from(u.limit.is_some()))
+            .bind(u.limit.map_or(0, Money::picos))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !user_ok {
+                tx.rollback().await?;
+                return Ok(Err(
+                    match (self.end_user(account_id, &u.user, now_ms).await?, u.limit) {
+                        (Some(e), Some(limit)) => HoldRefused::EndUserLimit {
+                            needed: amount,
+                            remaining: Money::from_picos(
+                                limit
+                                    .picos()
+                                    .saturating_sub(e.window(u.reset).picos())
+                                    .saturating_sub(e.held.picos())
+                                    .max(0),
+                            ),
+                        },
+                        _ => HoldRefused::Missing,
+                    },
+                ));
+            }
+        }
         let account_ok = sqlx::query(
             "UPDATE accounts SET held = held + $1 WHERE id = $2 AND credits - usage - held - $1 >= 0",
         )
@@ -100,8 +162,8 @@ impl Store {
             }));
         }
         sqlx::query(
-            "INSERT INTO holds (id, key_hash, account_id, amount, created_at, owner, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO holds (id, key_hash, account_id, amount, created_at, owner, expires_at, end_user) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(hold_id)
         .bind(key_hash)
@@ -110,6 +172,7 @@ impl Store {
         .bind(now_ms)
         .bind(&*self.instance)
         .bind(now_ms.saturating_add(self.hold_lease_ms))
+        .bind(user.map(|u| u.user.as_str()))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -128,15 +191,25 @@ impl Store {
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         hold_id: &str,
     ) -> StoreResult<bool> {
-        let row =
-            sqlx::query("DELETE FROM holds WHERE id = $1 RETURNING key_hash, account_id, amount")
-                .bind(hold_id)
-                .fetch_optional(&mut **tx)
-                .await?;
+        let row = sqlx::query(
+            "DELETE FROM holds WHERE id = $1 RETURNING key_hash, account_id, amount, end_user",
+        )
+        .bind(hold_id)
+        .fetch_optional(&mut **tx)
+        .await?;
         let Some(row) = row else { return Ok(false) };
         let key_hash: String = row.try_get("key_hash")?;
         let account_id: String = row.try_get("account_id")?;
         let amount: i64 = row.try_get("amount")?;
+        let end_user: Option<String> = row.try_get("end_user")?;
+        if let Some(user) = end_user {
+            sqlx::query("UPDATE end_users SET held = held - $1 WHERE account_id = $2 AND id = $3")
+                .bind(amount)
+                .bind(&account_id)
+                .bind(&user)
+                .execute(&mut **tx)
+                .await?;
+        }
         sqlx::query("UPDATE api_keys SET held = held - $1 WHERE hash = $2")
             .bind(amount)
             .bind(&key_hash)
@@ -236,6 +309,7 @@ impl Store {
         let mut last_used: std::collections::BTreeMap<&str, i64> =
             std::collections::BTreeMap::new();
         let mut settled = 0;
+        let mut end_users: Vec<(&str, &str, i64, i64)> = Vec::new();
         for s in settlements {
             let r = &s.record;
             // Each inserted record is charged once, even if the batch holds its id twice.
@@ -247,6 +321,9 @@ impl Store {
             *used = (*used).max(r.created_at);
             if let Some(hold_id) = &s.hold_id {
                 Self::take_hold(tx, hold_id).await?;
+            }
+            if let Some(user) = &r.end_user {
+                end_users.push((&r.account_id, user, r.created_at, r.cost.picos()));
             }
             if r.cost.is_zero() {
                 continue;
@@ -310,6 +387,9 @@ impl Store {
             .bind(key_hash)
             .execute(&mut **tx)
             .await?;
+        }
+        if !end_users.is_empty() {
+            Self::charge_end_users(tx, &end_users).await?;
         }
         for ((account_id, is_byok), cost) in accounts {
             let usage = if is_byok { "byok_usage" } else { "usage" };

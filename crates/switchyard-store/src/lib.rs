@@ -32,7 +32,11 @@ mod ledger;
 pub use generations::{
     ActivityRow, GenerationQuery, GenerationRecord, ProviderResponse, UsageByKeyAndUser,
 };
-pub use keys::{KeyRecord, KeyUpdate, LimitReset, NewKey, WindowUsage};
+pub use keys::{KeyRecord, KeyUpdate, KeyUserPolicy, LimitReset, NewKey, WindowUsage};
+mod end_users;
+pub use end_users::{
+    Block, EndUser, EndUserLimits, StrikeRow, UserHold, BLOCKED_BY_OPERATOR, BLOCKED_BY_STRIKES,
+};
 pub use ledger::HoldRefused;
 
 /// A storage failure.

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use switchyard_core::money::Money;
 use switchyard_core::periods::DAY_MS;
 use switchyard_store::{
-    GenerationRecord, HoldRefused, KeyUpdate, LimitReset, NewKey, ProviderResponse, Store,
+    Block, EndUserLimits, GenerationRecord, HoldRefused, KeyUpdate, KeyUserPolicy, LimitReset,
+    NewKey, ProviderResponse, Store, StrikeRow, UserHold, BLOCKED_BY_OPERATOR,
 };
 
 const NOW: i64 = 20_780 * DAY_MS + 3_600_000; // Monday 2026-11-23 01:00 UTC
@@ -1324,6 +1325,106 @@ async fn the_generations_log_filters_searches_and_pages() {
 }
 
 #[tokio::test]
+async fn end_users_are_created_once_and_keep_their_limits_and_blocks() {
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "100").await;
+        let first = s.end_user_seen("acct", "alice", NOW).await.expect("seen");
+        let again = s
+            .end_user_seen("acct", "alice", NOW + 1000)
+            .await
+            .expect("seen");
+        assert_eq!(again.first_seen, first.first_seen, "{name}");
+        assert_eq!((again.requests, again.block.is_none()), (0, true), "{name}");
+        // Another account's end user of the same id is another end user.
+        assert!(s
+            .end_user("other", "alice", NOW)
+            .await
+            .expect("read")
+            .is_none());
+        let limits = EndUserLimits {
+            limit: Some(Some(usd("2.5"))),
+            limit_reset: Some(Some(LimitReset::Weekly)),
+            rpm: Some(Some(7)),
+            tpm: None,
+        };
+        let u = s
+            .set_end_user_limits("acct", "alice", &limits, NOW)
+            .await
+            .expect("limits")
+            .expect("exists");
+        assert_eq!(
+            (u.limit, u.limit_reset, u.rpm, u.tpm),
+            (Some(usd("2.5")), Some(LimitReset::Weekly), Some(7), None),
+            "{name}"
+        );
+        let block = Block {
+            reason: "abuse".into(),
+            at: NOW,
+            expires_at: Some(NOW + 60_000),
+            source: BLOCKED_BY_OPERATOR.into(),
+        };
+        let u = s
+            .block_end_user("acct", "alice", &block, NOW)
+            .await
+            .expect("block")
+            .expect("exists");
+        assert_eq!(u.block.as_ref(), Some(&block), "{name}");
+        assert!(u.active_block(NOW + 59_999).is_some(), "{name}");
+        assert!(u.active_block(NOW + 60_000).is_none(), "{name}");
+        let listed = s
+            .list_end_users("acct", NOW, true, 0, 10)
+            .await
+            .expect("list");
+        assert_eq!(listed.len(), 1, "{name}");
+        assert!(s
+            .list_end_users("acct", NOW + 60_000, true, 0, 10)
+            .await
+            .expect("list")
+            .is_empty());
+        let u = s
+            .unblock_end_user("acct", "alice", NOW)
+            .await
+            .expect("unblock")
+            .expect("exists");
+        assert!(u.block.is_none(), "{name}");
+        // Strikes are counted within a window.
+        for (i, at) in [NOW, NOW + 10, NOW + 20].iter().enumerate() {
+            let row = StrikeRow {
+                generation_id: format!("g{i}"),
+                at: *at,
+                categories: vec!["hate".into(), "violence".into()],
+            };
+            let n = s
+                .add_strike("acct", "alice", &row, NOW + 5)
+                .await
+                .expect("strike");
+            assert_eq!(n, [0u64, 1, 2][i], "{name}");
+        }
+        let strikes = s.strikes("acct", "alice", 0).await.expect("strikes");
+        assert_eq!(strikes.len(), 3, "{name}");
+        assert_eq!(strikes[0].categories, ["hate", "violence"], "{name}");
+        // The key's end-user policy.
+        key(s, "k", None, None).await;
+        let policy = KeyUserPolicy {
+            require_user: true,
+            user_limit: Some(usd("1")),
+            user_limit_reset: Some(LimitReset::Daily),
+            rpm: Some(100),
+            tpm: Some(10_000),
+            user_rpm: Some(10),
+            user_tpm: None,
+        };
+        let k = s
+            .set_key_user_policy("k", &policy, NOW)
+            .await
+            .expect("policy")
+            .expect("key");
+        assert_eq!(k.end_users, policy, "{name}");
+    }
+}
+
+#[tokio::test]
 async fn a_generations_audit_records_are_found_by_its_id() {
     use switchyard_core::audit::{self, GENESIS};
     use switchyard_store::AuditRow;
@@ -1361,5 +1462,107 @@ async fn a_generations_audit_records_are_found_by_its_id() {
             "{name}"
         );
         assert_eq!(s.audit_record(9).await.expect("none"), None, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_holds_never_overspend_an_end_user_or_the_key() {
+    for (name, db) in stores().await {
+        let s = Arc::new(db.store.clone());
+        setup(&s, "100").await;
+        key(&s, "k", Some("2"), None).await;
+        for u in ["a", "b", "c"] {
+            s.end_user_seen("acct", u, NOW).await.expect("seen");
+        }
+        // Each end user may spend 0.5 (daily); the key 2 in all. 60 holds of 0.1 by three end
+        // users: exactly 5 each.
+        let tasks: Vec<_> = (0..60)
+            .map(|i| {
+                let s = Arc::clone(&s);
+                tokio::spawn(async move {
+                    let user = ["a", "b", "c"][i % 3];
+                    let id = format!("g{i}");
+                    let hold = UserHold {
+                        user: user.into(),
+                        limit: Some(usd("0.5")),
+                        reset: Some(LimitReset::Daily),
+                    };
+                    let result = s
+                        .hold_for(&id, "k", "acct", Some(&hold), usd("0.1"), NOW)
+                        .await
+                        .expect("hold");
+                    if result.is_ok() {
+                        let mut record = generation(&id, "k", "0.1", NOW);
+                        record.end_user = Some(user.into());
+                        s.settle(&record, Some(&id)).await.expect("settle");
+                    }
+                    result
+                })
+            })
+            .collect();
+        let results: Vec<_> = futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .map(|r| r.expect("join"))
+            .collect();
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 15, "{name}");
+        assert!(results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| matches!(e, HoldRefused::EndUserLimit { .. })));
+        for u in ["a", "b", "c"] {
+            let e = s
+                .end_user("acct", u, NOW)
+                .await
+                .expect("read")
+                .expect("user");
+            assert_eq!(
+                (e.usage.total, e.usage.daily, e.held, e.requests),
+                (usd("0.5"), usd("0.5"), Money::ZERO, 5),
+                "{name} {u}"
+            );
+        }
+        // A released hold gives the end user's room back; a new day starts from zero.
+        let hold = UserHold {
+            user: "a".into(),
+            limit: Some(usd("0.5")),
+            reset: Some(LimitReset::Daily),
+        };
+        assert!(s
+            .hold_for("x1", "k", "acct", Some(&hold), usd("0.1"), NOW)
+            .await
+            .expect("hold")
+            .is_err());
+        assert!(s
+            .hold_for("x2", "k", "acct", Some(&hold), usd("0.1"), NOW + DAY_MS)
+            .await
+            .expect("hold")
+            .is_ok());
+        let e = s
+            .end_user("acct", "a", NOW + DAY_MS)
+            .await
+            .expect("read")
+            .expect("user");
+        assert_eq!((e.held, e.usage.daily), (usd("0.1"), Money::ZERO), "{name}");
+        assert!(s.release("x2").await.expect("release"), "{name}");
+        let e = s
+            .end_user("acct", "a", NOW + DAY_MS)
+            .await
+            .expect("read")
+            .expect("user");
+        assert_eq!(e.held, Money::ZERO, "{name}");
+        // The key's limit holds too: 1.5 spent, 0.5 left.
+        let none = UserHold {
+            user: "d".into(),
+            limit: None,
+            reset: None,
+        };
+        s.end_user_seen("acct", "d", NOW).await.expect("seen");
+        assert!(matches!(
+            s.hold_for("x3", "k", "acct", Some(&none), usd("0.6"), NOW)
+                .await
+                .expect("hold"),
+            Err(HoldRefused::KeyLimit { .. })
+        ));
     }
 }

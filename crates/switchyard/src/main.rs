@@ -14,6 +14,8 @@ use switchyard_server::settings::{AccountSettings, SettingsChange};
 use switchyard_server::state::{AppState, Clock};
 use switchyard_store::{KeyUpdate, LimitReset, Store};
 
+mod end_users;
+
 #[derive(Parser)]
 #[command(
     name = "switchyard",
@@ -56,6 +58,16 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// End users: list, show, block, unblock, limits, and a key's end-user policy.
+    EndUsers {
+        #[command(subcommand)]
+        command: end_users::EndUsersCommand,
+    },
+    /// Abuse reports of end users from the audit chain.
+    Abuse {
+        #[command(subcommand)]
+        command: end_users::AbuseCommand,
     },
 }
 
@@ -193,6 +205,9 @@ enum AccountCommand {
         /// Data classification applied to every request; an empty value removes it.
         #[arg(long)]
         data_classification: Option<String>,
+        /// Moderation settings as JSON (see docs/compliance.md); an empty value removes them.
+        #[arg(long)]
+        moderation: Option<String>,
     },
 }
 
@@ -565,8 +580,22 @@ async fn main() -> anyhow::Result<()> {
                 ignored_providers,
                 prompt_logging,
                 data_classification,
+                moderation,
             } = command
             {
+                if let Some(m) = moderation {
+                    settings.moderation = if m.trim().is_empty() {
+                        None
+                    } else {
+                        let m: switchyard_server::moderation::ModerationSettings =
+                            serde_json::from_str(&m).context("--moderation")?;
+                        let catalog =
+                            switchyard_server::load_catalog(config.catalog.path.as_deref())?;
+                        m.validate(&catalog)
+                            .map_err(|e| anyhow::anyhow!("--moderation: {e}"))?;
+                        Some(m)
+                    };
+                }
                 let known = switchyard_core::classification::Classifications::with(
                     config.data_classifications.clone(),
                 );
@@ -639,6 +668,31 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             store.close().await;
+        }
+        Command::EndUsers { command } => {
+            let store = open_store(&config).await?;
+            let result = end_users::run(
+                &store,
+                &config.server.default_account,
+                command,
+                Clock::System.now_ms(),
+            )
+            .await;
+            store.close().await;
+            result?;
+        }
+        Command::Abuse { command } => {
+            let store = open_store(&config).await?;
+            let key = audit_key(&config);
+            let result = end_users::abuse(
+                &store,
+                key.as_deref(),
+                &config.server.default_account,
+                command,
+            )
+            .await;
+            store.close().await;
+            result?;
         }
         Command::Catalog {
             command: CatalogCommand::Check,

@@ -245,3 +245,92 @@ fn invalid_configuration_lists_every_problem() {
         "{err}"
     );
 }
+
+#[test]
+fn end_users_policy_blocks_limits_moderation_and_the_abuse_report() {
+    let cli = Cli::new();
+    cli.ok(&["keys", "create", "--name", "app"]);
+    let out = cli.ok(&[
+        "end-users",
+        "policy",
+        "app",
+        "--require-user",
+        "--user-limit",
+        "5",
+        "--user-limit-reset",
+        "daily",
+        "--user-rpm",
+        "20",
+    ]);
+    let policy: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(policy["require_user"], true);
+    assert_eq!(policy["user_limit"], 5.0);
+    assert_eq!(policy["user_requests_per_minute"], 20);
+    let out = cli.ok(&["end-users", "policy", "app", "--show"]);
+    assert!(out.contains("\"user_limit_reset\": \"daily\""), "{out}");
+    let err = cli.fails(&["end-users", "policy", "app", "--user-limit-reset", "hourly"]);
+    assert!(err.contains("--user-limit-reset"), "{err}");
+
+    let out = cli.ok(&[
+        "end-users",
+        "block",
+        "alice",
+        "--reason",
+        "ticket 12",
+        "--until",
+        "2099-01-01",
+    ]);
+    assert!(out.contains("\"blocked\": true"), "{out}");
+    assert!(out.contains("\"source\": \"operator\""), "{out}");
+    let out = cli.ok(&["end-users", "list", "--blocked"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let err = cli.fails(&["end-users", "block", "bob", "--reason", " "]);
+    assert!(err.contains("reason"), "{err}");
+    let out = cli.ok(&["end-users", "unblock", "alice"]);
+    assert!(out.contains("\"blocked\": false"), "{out}");
+    let out = cli.ok(&["end-users", "limits", "alice", "--limit", "2", "--rpm", "3"]);
+    assert!(out.contains("\"requests_per_minute\": 3"), "{out}");
+    let out = cli.ok(&["end-users", "limits", "alice", "--rpm", "default"]);
+    assert!(out.contains("\"requests_per_minute\": null"), "{out}");
+    let out = cli.ok(&["end-users", "show", "alice"]);
+    assert!(out.contains("\"strikes_last_30_days\": 0"), "{out}");
+    let err = cli.fails(&["end-users", "show", "nobody"]);
+    assert!(err.contains("no end user"), "{err}");
+
+    let (ok, out, err) = cli.run(&[
+        "abuse",
+        "report",
+        "--user",
+        "alice",
+        "--since",
+        "2026-01-01",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("0 flagged or blocked requests; audit chain verified"),
+        "{err}"
+    );
+    let (ok, out, _) = cli.run(&["abuse", "report", "--user", "alice", "--format", "csv"]);
+    assert!(ok);
+    assert!(out.starts_with("time,generation_id"), "{out}");
+    let err = cli.fails(&["abuse", "report", "--user", "alice", "--format", "xml"]);
+    assert!(err.contains("--format"), "{err}");
+
+    let out = cli.ok(&[
+        "account",
+        "set",
+        "--moderation",
+        r#"{"provider": "openai", "model": "omni-moderation-latest", "actions": {"violence": "flag"}}"#,
+    ]);
+    assert!(out.contains("omni-moderation-latest"), "{out}");
+    let err = cli.fails(&[
+        "account",
+        "set",
+        "--moderation",
+        r#"{"provider": "nowhere", "model": "m"}"#,
+    ]);
+    assert!(err.contains("nowhere"), "{err}");
+    let out = cli.ok(&["account", "set", "--moderation", ""]);
+    assert!(out.contains("\"moderation\": null"), "{out}");
+}

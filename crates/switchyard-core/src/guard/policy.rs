@@ -107,6 +107,9 @@ pub struct Guardrail {
     pub content_filter_builtins: Option<Vec<BuiltinFilter>>,
     /// Custom content filters.
     pub content_filters: Option<Vec<CustomFilter>>,
+    /// Moderation of the requests of its keys (a Switchyard extension; replaces the account's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moderation: Option<super::moderation::ModerationSettings>,
     /// Creation time (ISO-8601).
     pub created_at: Option<String>,
     /// Last update (ISO-8601).

@@ -131,6 +131,10 @@ pub struct Trail {
     /// What the serving provider did that it should not have (reported usage costing more
     /// than the hold, or out of range; output past the request's bound), when it did.
     pub anomaly: Option<&'static str>,
+    /// What the moderation provider found, by stage (request, completion); never the text.
+    pub moderation: Vec<crate::moderation::Outcome>,
+    /// Why the end-user controls refused the request (`end_user_blocked`, `rate_limited`...).
+    pub refusal: Option<&'static str>,
 }
 
 /// How a request ended, for its record.
@@ -167,6 +171,8 @@ impl Trail {
             plan: RoutePlan::default(),
             attempts: Vec::new(),
             anomaly: None,
+            moderation: Vec::new(),
+            refusal: None,
         }
     }
 
@@ -204,7 +210,9 @@ impl Trail {
             guardrails: self.guardrail.as_deref(),
             key_hash: self.key_hash.as_deref(),
             kind: "inference",
+            moderation: &self.moderation,
             prompt_sha256: &self.prompt_sha256,
+            refusal: self.refusal,
             requested_model: self.requested_model.as_deref(),
             requested_models: &self.plan.requested_models,
             routing: AuditRouting {
@@ -294,7 +302,9 @@ struct AuditRecord<'a> {
     guardrails: Option<&'a RawValue>,
     key_hash: Option<&'a str>,
     kind: &'static str,
+    moderation: &'a [crate::moderation::Outcome],
     prompt_sha256: &'a str,
+    refusal: Option<&'static str>,
     requested_model: Option<&'a str>,
     requested_models: &'a [String],
     routing: AuditRouting<'a>,
@@ -441,6 +451,22 @@ mod tests {
                 .then(|| RawValue::from_string(audit::canonical_json(&guardrail)).expect("raw"));
             let mut t = trail(raw);
             t.anomaly = with_guardrail.then_some("usage_exceeds_hold");
+            t.refusal = with_guardrail.then_some("end_user_blocked");
+            if with_guardrail {
+                t.moderation = vec![crate::moderation::Outcome {
+                    action: "block_and_strike",
+                    auto_blocked: true,
+                    categories: vec!["sexual/minors".into(), "violence".into()],
+                    failure: None,
+                    model: "omni-moderation-latest".into(),
+                    provider: "openai".into(),
+                    scores: [("violence".to_owned(), 0.912_5), ("hate".to_owned(), 1e-7)]
+                        .into_iter()
+                        .collect(),
+                    stage: "request",
+                    strikes: Some(3),
+                }];
+            }
             for ending in [
                 Ending {
                     generation: Some(&generation),

@@ -27,6 +27,10 @@ pub struct Inference {
     pub format: &'static dyn ClientFormat,
     /// The account's settings.
     pub settings: Arc<AccountSettings>,
+    /// The end user and the rate limits the request was admitted under.
+    pub admitted: crate::end_users::Admitted,
+    /// The moderation that applies (the key's guardrail's, else the account's).
+    pub moderation: Option<crate::moderation::ModerationSettings>,
     /// The hold; taken by settlement, released when dropped unsettled.
     pub hold: Option<Hold>,
     /// Shared state.
@@ -179,6 +183,14 @@ impl Inference {
             .hold
             .take()
             .and_then(|h| h.settle(record.cost, record.is_byok, record.created_at));
+        // Tokens per minute count what was used, once it is known.
+        self.admitted.record_tokens(
+            &self.state.end_users.limiter,
+            record
+                .tokens_prompt
+                .saturating_add(record.tokens_completion),
+            self.state.now_ms(),
+        );
         let provider = served.provider.slug.clone();
         metrics::counter!("switchyard_tokens_total", "provider" => provider.clone(), "kind" => "prompt")
             .increment(record.tokens_prompt);
@@ -306,7 +318,7 @@ impl Inference {
             generation_time_ms: i64::try_from(self.started.elapsed().as_millis()).ok(),
             http_referer: a.http_referer.clone(),
             app_title: a.app_title.clone(),
-            end_user: self.request.user.clone(),
+            end_user: self.trail.user.clone(),
             session_id: a.session_id.clone(),
             status: 200,
             preset_id: self.trail.preset_id.clone(),

@@ -110,14 +110,26 @@ pub async fn prepare(
         };
         amount = amount.max(cost);
     }
+    let user = p.admitted.user_limit();
     match p
         .state
         .ledger
-        .hold(&p.trail.generation_id, &p.key.key, amount, now)
+        .hold_for(
+            &p.trail.generation_id,
+            &p.key.key,
+            user.as_ref(),
+            amount,
+            now,
+        )
         .await
     {
         Ok(Ok(hold)) => p.hold = Some(hold),
-        Ok(Err(refused)) => refuse!(GatewayError::hold_refused(refused)),
+        Ok(Err(refused)) => {
+            if matches!(refused, switchyard_store::HoldRefused::EndUserLimit { .. }) {
+                p.trail.refusal = Some(crate::end_users::refusal::SPEND_LIMIT);
+            }
+            refuse!(GatewayError::hold_refused(refused))
+        }
         Err(e) => refuse!(e.into()),
     }
     Ok(p)
@@ -146,6 +158,27 @@ pub async fn route(
         };
     }
     let now = trail.created_ms;
+    // The end user: named, not blocked, within the rate limits of their key and their own.
+    let end_user = match crate::end_users::identify(headers, request.user.as_deref()) {
+        Ok(u) => u,
+        Err(e) => refuse!(e),
+    };
+    trail.user.clone_from(&end_user);
+    let admitted = match crate::end_users::admit(
+        &state.end_users,
+        &state.store,
+        &key.key,
+        end_user.as_deref(),
+        now,
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err((why, e)) => {
+            trail.refusal = (!why.is_empty()).then_some(why);
+            refuse!(e)
+        }
+    };
     crate::engine::fields::annotate(&request, &trail.generation_id);
     // Files read into text are screened like the rest of the prompt.
     if let Err(e) = crate::engine::fields::before_screening(&mut request) {
@@ -223,6 +256,46 @@ pub async fn route(
                 ))
                 .ok();
             }
+        }
+    }
+    // Moderation of the request's text (as the guardrail left it), before anything leaves: the
+    // key's guardrail's settings, else the account's.
+    let moderation = guard
+        .as_ref()
+        .and_then(|g| g.guardrail.moderation.clone())
+        .or_else(|| settings.moderation.clone());
+    if let Some(m) = &moderation {
+        let mut texts = Vec::new();
+        switchyard_core::guard::for_each_text(&mut request, |t| texts.push(t.clone()));
+        if let Some(suffix) = legacy.as_ref().and_then(|l| l.suffix.as_ref()) {
+            texts.push(suffix.clone());
+        }
+        if embeddings
+            .as_ref()
+            .is_some_and(|e| matches!(e.input, EmbeddingInput::Tokens(_)))
+        {
+            refuse!(GatewayError::bad_request(
+                "input: token arrays cannot be moderated; send text"
+            ));
+        }
+        let mut outcome =
+            crate::moderation::moderate(&state, m, texts, crate::moderation::Stage::Request).await;
+        if let Some(user) = end_user.as_deref() {
+            crate::moderation::strike(
+                &state,
+                m,
+                &mut outcome,
+                &key.key.account_id,
+                user,
+                &trail.generation_id,
+                now,
+            )
+            .await;
+        }
+        let refused = outcome.refusal();
+        trail.moderation.push(outcome);
+        if let Some(e) = refused {
+            refuse!(e);
         }
     }
     let catalog = state.catalog();
@@ -335,6 +408,8 @@ pub async fn route(
     Ok(Inference {
         format,
         settings,
+        admitted,
+        moderation,
         hold: None,
         state,
         key,

@@ -163,6 +163,9 @@ pub async fn complete(
     });
     let cost = p.charge(&mut usage, &r);
     p.record_success(&r, Some(latency), usage.completion_tokens);
+    // The answer is moderated before it leaves: a refusal replaces it, and what the provider
+    // produced is billed all the same.
+    let refused = moderate_completion(&mut p, &completion.choices).await;
     let metadata = p
         .trail
         .attribution
@@ -180,16 +183,21 @@ pub async fn complete(
         usage: UsageOut::new(&usage, &cost, r.provider.byok),
         openrouter_metadata: metadata.as_ref(),
     };
-    let body = match p.format.render(p.render_context(), &out) {
-        Ok(body) => body,
-        Err(e) => return Err((p, e)),
+    let response = if let Some(e) = &refused {
+        p.format
+            .error_response(e.clone().with_generation(&p.trail.generation_id))
+    } else {
+        let body = match p.format.render(p.render_context(), &out) {
+            Ok(body) => body,
+            Err(e) => return Err((p, e)),
+        };
+        (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
     };
-    let response = (
-        StatusCode::OK,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response();
     let response = with_generation_header(response, &p.trail.generation_id);
     let candidate = answer.candidate;
     let settle = move |mut p: Inference| {
@@ -202,6 +210,10 @@ pub async fn complete(
                 .map(str::to_owned)
         };
         let mut record = p.record(&r, &usage, cost.total);
+        if let Some(e) = &refused {
+            record.status = e.status();
+            record.error_message = Some(e.message.clone());
+        }
         record.upstream_id = completion.upstream_id.clone();
         record.latency_ms = i64::try_from(latency.as_millis()).ok();
         record.finish_reason = text_of("finish_reason");
@@ -227,6 +239,43 @@ pub async fn complete(
     let (format, generation_id) = (p.format, p.trail.generation_id.clone());
     let pending = settle(p).unwrap_or_else(Pending::none);
     Ok(answer_once_recorded(pending, format, &generation_id, response).await)
+}
+
+/// Moderates a non-streamed answer's text when the account moderates completions; the
+/// refusal that replaces the answer, if any. The outcome joins the audit record.
+async fn moderate_completion(p: &mut Inference, choices: &[Value]) -> Option<GatewayError> {
+    let settings = p.moderation.clone().filter(|m| m.completions)?;
+    let texts: Vec<String> = choices
+        .iter()
+        .filter_map(|c| c.get("message").or_else(|| c.get("text")))
+        .filter_map(|m| match m {
+            Value::String(text) => Some(text.clone()),
+            m => m.get("content").and_then(Value::as_str).map(str::to_owned),
+        })
+        .collect();
+    let mut outcome = crate::moderation::moderate(
+        &p.state,
+        &settings,
+        texts,
+        crate::moderation::Stage::Completion,
+    )
+    .await;
+    if let Some(user) = p.trail.user.clone() {
+        let now = p.state.now_ms();
+        crate::moderation::strike(
+            &p.state,
+            &settings,
+            &mut outcome,
+            &p.key.key.account_id,
+            &user,
+            &p.trail.generation_id,
+            now,
+        )
+        .await;
+    }
+    let refused = outcome.refusal();
+    p.trail.moderation.push(outcome);
+    refused
 }
 
 /// `response` once its records are committed, or the contract's 500 in its place when they

@@ -46,11 +46,12 @@ pub async fn get(
             "user_id",
             "workspace_id",
             "group_by",
+            "user",
         ]
         .contains(&name.as_str())
         {
             return Err(ApiError::bad_request(format!(
-                "Unknown query parameter {name:?}: use date, api_key_hash, user_id, workspace_id or group_by"
+                "Unknown query parameter {name:?}: use date, api_key_hash, user, user_id, workspace_id or group_by"
             )));
         }
     }
@@ -99,13 +100,19 @@ pub async fn get(
             return Ok(Json(json!({"data": []})));
         }
     }
+    // One end user's activity (the request's `user` or X-Switchyard-User).
+    let end_user = query.get("user").map(String::as_str);
+    if let Some(u) = end_user {
+        crate::end_users::check_id(u, "user")?;
+    }
     let rows = state
         .store
-        .activity(
+        .activity_of(
             &auth.key.account_id,
             since * DAY_MS,
             until * DAY_MS,
             key_hash.map(str::to_ascii_lowercase).as_deref(),
+            end_user,
         )
         .await?;
     let data: Vec<Value> = rows

@@ -105,6 +105,7 @@ guardrail_patch! {
     enable_free_model_publication: bool,
     content_filter_builtins: Vec<BuiltinFilter>,
     content_filters: Vec<CustomFilter>,
+    moderation: switchyard_core::guard::moderation::ModerationSettings,
 }
 
 /// Body of the assignment endpoints.
@@ -154,6 +155,16 @@ fn validated(mut guardrail: Guardrail) -> Result<String, ApiError> {
         .validate()
         .map_err(|e| ApiError::bad_request(format!("Invalid guardrail: {e}")))?;
     serde_json::to_string(&guardrail).map_err(|e| ApiError::internal(&e))
+}
+
+/// Checks a guardrail's moderation settings against the catalogue.
+fn check_moderation(state: &SharedState, guardrail: &Guardrail) -> Result<(), ApiError> {
+    match &guardrail.moderation {
+        Some(m) => m
+            .validate(&state.catalog())
+            .map_err(|e| ApiError::bad_request(format!("Invalid guardrail: {e}"))),
+        None => Ok(()),
+    }
 }
 
 async fn owned(
@@ -212,6 +223,7 @@ pub async fn create(
     Management(auth): Management,
     ApiJson(guardrail): ApiJson<Guardrail>,
 ) -> Result<Response, ApiError> {
+    check_moderation(&state, &guardrail)?;
     let text = validated(guardrail)?;
     let id = uuid::Uuid::new_v4().to_string();
     state
@@ -242,6 +254,7 @@ pub async fn update(
     let row = owned(&state, &auth, &id).await?;
     let mut guardrail: Guardrail = serde_json::from_str(&row.body).unwrap_or_default();
     patch.apply(&mut guardrail);
+    check_moderation(&state, &guardrail)?;
     let text = validated(guardrail)?;
     state
         .store

@@ -10,6 +10,7 @@ mod console;
 mod content;
 mod contract;
 mod durability;
+mod end_users;
 mod fields;
 mod formats;
 mod guardrails;
