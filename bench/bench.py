@@ -266,6 +266,35 @@ def pwd_name():
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
+LITELLM_KEY = "sk-bench-litellm"
+
+
+def start_litellm(command, tmp, upstreams):
+    """LiteLLM's proxy, one worker, no database, with a master key (so requests are
+    authenticated, as Switchyard's are) and one model per upstream (bench/NAME, OpenAI-compatible,
+    priced like Switchyard's). The peer most used as a self-hosted LLM gateway."""
+    models = "".join(f"""
+  - model_name: bench/{name}
+    litellm_params:
+      model: openai/bench
+      api_base: http://{address}/v1
+      api_key: bench
+      input_cost_per_token: 0.000001
+      output_cost_per_token: 0.000002
+""" for name, address in upstreams.items())
+    config = os.path.join(tmp, "litellm.yaml")
+    pathlib.Path(config).write_text(
+        f"model_list:{models}general_settings:\n  master_key: {LITELLM_KEY}\n"
+        "litellm_settings:\n  drop_params: true\n  telemetry: false\n")
+    port = free_port()
+    env = dict(os.environ, LITELLM_LOG="ERROR", LITELLM_TELEMETRY="False",
+               LITELLM_LOCAL_MODEL_COST_MAP="True", NO_DOCS="True", DISABLE_SCHEMA_UPDATE="True")
+    proc = Proc("litellm", [command, "--config", config, "--host", "127.0.0.1", "--port", str(port),
+                            "--num_workers", "1"], env=env)
+    wait_port(port, proc, deadline=180.0)
+    return Target("litellm", proc, f"127.0.0.1:{port}", LITELLM_KEY, path="/v1/chat/completions")
+
+
 def switchyard_setup(binary, tmp, upstreams):
     """A temp catalogue with one model per upstream (bench/NAME), a temp SQLite store, a key
     and credits. Returns the command prefix, the environment and the key."""
@@ -309,14 +338,15 @@ pricing = {{ prompt = "0.000001", completion = "0.000002" }}
 class Target:
     """One server under test: where to send a request for a given upstream, and its process."""
 
-    def __init__(self, name, proc, addresses, key=None):
+    def __init__(self, name, proc, addresses, key=None, path="/api/v1/chat/completions"):
         self.name, self.proc, self.addresses, self.key = name, proc, addresses, key
+        self.path = path
 
     def request(self, upstream, stream):
         body = json.dumps({"model": f"bench/{upstream}", "stream": stream, "max_tokens": 32,
                            "messages": PROMPT})
         if self.key:
-            url = f"http://{self.addresses}/api/v1/chat/completions"
+            url = f"http://{self.addresses}{self.path}"
             return url, body, [f"authorization: Bearer {self.key}"]
         return f"http://{self.addresses[upstream]}/v1/chat/completions", body, []
 
@@ -426,6 +456,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="seconds, not minutes (for CI)")
     ap.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     ap.add_argument("--streams", type=int, default=2000, help="open streams in the memory run")
+    ap.add_argument("--litellm", help="the litellm command of a venv with litellm[proxy] (a peer row)")
     ap.add_argument("--durability", choices=("before_answer", "batched"),
                     help="Switchyard's store.durability (default: its own default, before_answer)")
     args = ap.parse_args()
@@ -472,6 +503,11 @@ def main():
         targets.append(Target("axum-proxy", pp, {k: f"{pp.address}/{k}" for k in ("fast", "delayed")}))
     else:
         log(f"{proxy} not found: the HTTP stack's floor is left out")
+    if args.litellm:
+        try:
+            targets.append(start_litellm(args.litellm, tmp, {k: upstreams[k] for k in ("fast", "delayed")}))
+        except RuntimeError as e:
+            log(f"LiteLLM did not start, its row is left out: {e}")
     cli, env, key = switchyard_setup(args.switchyard, tmp, upstreams)
     if args.durability:
         env["SWITCHYARD__STORE__DURABILITY"] = args.durability
@@ -578,7 +614,7 @@ def report(results):
           f"{results['settings']['duration_s']} s per row, oha, {results['elapsed_s']} s in all")
     head = (f"{'mode':<9} {'rate':>5} {'target':<10} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
             f"{'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} {'ok %':>6} {'RSS MB':>7} "
-            f"{'CPU µs':>7} {'rps/ngx':>7} {'+p50/ngx':>8}")
+            f"{'CPU µs':>7} {'work µs':>7} {'rps/ngx':>7} {'+p50/ngx':>8}")
     print(head)
     print("-" * len(head))
     last = None
@@ -589,6 +625,14 @@ def report(results):
         last = key
         direct = by.get(("direct",) + key)
         nginx = by.get(("nginx",) + key)
+        floor = by.get(("axum-proxy",) + key)
+        # The gateway's own work: CPU a request over the floor of the HTTP stack it is built on.
+        work = None
+        if floor and r["target"] not in ("direct", "axum-proxy") \
+                and r.get("cpu_us_per_request") is not None \
+                and floor.get("cpu_us_per_request") is not None:
+            work = r["cpu_us_per_request"] - floor["cpu_us_per_request"]
+            r["work_us_per_request"] = round(work, 1)
 
         def added(run, field):
             if run is None or direct is None or run is direct:
@@ -604,7 +648,8 @@ def report(results):
         print(f"{r['mode']:<9} {str(r['rate']):>5} {r['target']:<10} {fmt(r['rps'], 0):>8} "
               f"{fmt(r['p50_ms'], 3):>8} {fmt(r['p90_ms'], 3):>8} {fmt(r['p99_ms'], 3):>8} "
               f"{fmt(a50, 3):>8} {fmt(a99, 3):>8} {r['success'] * 100:>6.1f} {fmt(r['rss_mb'], 1):>7} "
-              f"{fmt(r.get('cpu_us_per_request'), 0):>7} {fmt(rps_ratio):>7} {fmt(lat_ratio, 1):>8}")
+              f"{fmt(r.get('cpu_us_per_request'), 0):>7} {fmt(work, 0):>7} {fmt(rps_ratio):>7} "
+              f"{fmt(lat_ratio, 1):>8}")
     idle, peak = results["idle_rss_mb"], results["peak_rss_mb"]
     print("\nresident memory, MB (idle after start / peak VmHWM over all rows): "
           + ", ".join(f"{k} {idle[k]} / {peak[k]}" for k in idle))
