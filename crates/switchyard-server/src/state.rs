@@ -144,7 +144,8 @@ impl AppState {
                     .pool_idle_timeout(crate::upstream::POOL_IDLE_TIMEOUT)
                     .connect_timeout(crate::upstream::CONNECT_TIMEOUT);
                 for cert in &roots {
-                    builder = builder.add_root_certificate(reqwest::Certificate::from_der(cert.as_ref())?);
+                    builder = builder
+                        .add_root_certificate(reqwest::Certificate::from_der(cert.as_ref())?);
                 }
                 builder.build()
             })

@@ -48,8 +48,9 @@ type Connector = Timed<HttpsConnector<HttpConnector>>;
 /// The client of a serving worker's inference attempts.
 #[derive(Clone, Debug)]
 pub enum UpstreamClient {
-    /// hyper-util's client, straight to the provider.
-    Direct(Client<Connector, Full<Bytes>>),
+    /// hyper-util's client, straight to the provider (boxed: it is much larger than reqwest's
+    /// handle).
+    Direct(Box<Client<Connector, Full<Bytes>>>),
     /// reqwest's client, through the proxy the environment names.
     Proxied(reqwest::Client),
 }
@@ -141,7 +142,7 @@ impl UpstreamClient {
                 inner: https,
                 timeout: CONNECT_TIMEOUT,
             });
-        Ok(UpstreamClient::Direct(client))
+        Ok(UpstreamClient::Direct(Box::new(client)))
     }
 
     /// Posts `body` to `uri` with `headers`; the answer's body is unread.
@@ -296,7 +297,10 @@ mod tests {
             (io(std::io::ErrorKind::TimedOut), true),
             (Box::new(Wrapped(io(std::io::ErrorKind::TimedOut))), true),
             (io(std::io::ErrorKind::ConnectionRefused), false),
-            (Box::new(Wrapped(io(std::io::ErrorKind::InvalidData))), false),
+            (
+                Box::new(Wrapped(io(std::io::ErrorKind::InvalidData))),
+                false,
+            ),
         ];
         for (err, timeout) in cases {
             assert_eq!(is_timeout(&*err), timeout, "{err:?}");

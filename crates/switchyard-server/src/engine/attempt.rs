@@ -167,10 +167,7 @@ impl Inference {
     }
 
     /// One upstream request; any non-2xx answer becomes an [`UpstreamError`].
-    async fn send(
-        &self,
-        r: &Resolved<'_>,
-    ) -> Result<hyper::Response<UpstreamBody>, UpstreamError> {
+    async fn send(&self, r: &Resolved<'_>) -> Result<hyper::Response<UpstreamBody>, UpstreamError> {
         let codec = codec_for(r.provider.kind).ok_or_else(|| {
             UpstreamError::new(
                 UpstreamErrorKind::Server,

@@ -97,7 +97,10 @@ async fn an_upstream_silent_before_its_headers_times_out_and_the_next_provider_a
     let previous = previous_errors(&gw).await;
     assert_eq!(previous.len(), 2, "{previous:?}");
     for (attempt, name) in previous.iter().zip(["ALPHA", "BETA"]) {
-        assert_eq!(attempt["message"], format!("{name} did not answer within 0.3s"));
+        assert_eq!(
+            attempt["message"],
+            format!("{name} did not answer within 0.3s")
+        );
         assert_eq!(attempt["code"], 408, "{attempt}");
     }
 }
@@ -129,14 +132,9 @@ async fn a_redirect_is_not_followed_and_counts_as_the_providers_failure() {
     assert!(trap.requests().is_empty(), "the redirect was followed");
 
     // Alone, the redirect is reported as the provider's answer.
-    let gw = TestGateway::builder(catalog(&[(
-        "alpha",
-        &alpha.url(),
-        "0.000001",
-        "0.000001",
-    )]))
-    .build()
-    .await;
+    let gw = TestGateway::builder(catalog(&[("alpha", &alpha.url(), "0.000001", "0.000001")]))
+        .build()
+        .await;
     let response = gw
         .post("/api/v1/chat/completions", hi())
         .send()
@@ -164,7 +162,11 @@ async fn sequential_requests_reuse_one_upstream_connection() {
         response.bytes().await.expect("body");
     }
     assert_eq!(mock.requests().len(), 5);
-    assert_eq!(mock.connections(), 1, "each request opened its own connection");
+    assert_eq!(
+        mock.connections(),
+        1,
+        "each request opened its own connection"
+    );
 }
 
 /// A certificate authority and a certificate it signed for 127.0.0.1: (CA PEM, chain PEM, key
@@ -252,6 +254,9 @@ async fn a_certificate_from_an_untrusted_authority_is_a_connection_failure() {
         previous[0]["message"],
         "Could not reach ALPHA: connection failed"
     );
-    assert!(alpha.requests().is_empty(), "a request crossed an untrusted TLS connection");
+    assert!(
+        alpha.requests().is_empty(),
+        "a request crossed an untrusted TLS connection"
+    );
     assert_eq!(beta.requests().len(), 1, "the next provider was tried");
 }
