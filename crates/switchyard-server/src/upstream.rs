@@ -329,6 +329,66 @@ mod tests {
         }
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_not_open_in_time_is_a_timeout() {
+        let never = tower::service_fn(|_: Uri| {
+            std::future::pending::<Result<tokio::net::TcpStream, std::io::Error>>()
+        });
+        let mut timed = Timed {
+            inner: never,
+            timeout: CONNECT_TIMEOUT,
+        };
+        let uri: Uri = "http://127.0.0.1:9/".parse().expect("uri");
+        let err = tower::Service::call(&mut timed, uri)
+            .await
+            .expect_err("never connects");
+        assert!(is_timeout(&*err), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn the_proxied_client_goes_through_the_proxy_and_hands_its_body_on() {
+        use http_body_util::BodyExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let proxy = listener.local_addr().expect("addr");
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let recorded = Arc::clone(&seen);
+        let app = axum::Router::new().fallback(move |uri: Uri| {
+            let recorded = Arc::clone(&recorded);
+            async move {
+                recorded.lock().expect("lock").push(uri.to_string());
+                "from the proxy"
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(format!("http://{proxy}")).expect("proxy"))
+            .build()
+            .expect("client");
+        let upstream = UpstreamClient::Proxied(client);
+        let headers = [("content-type".to_owned(), "application/json".to_owned())];
+        let uri: Uri = "http://provider.invalid/v1/chat/completions"
+            .parse()
+            .expect("uri");
+        let response = upstream
+            .post(uri, &headers, b"{}".to_vec())
+            .await
+            .expect("post");
+        assert_eq!(response.status(), 200);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(body, "from the proxy");
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            ["http://provider.invalid/v1/chat/completions"]
+        );
+    }
+
     #[test]
     fn a_ca_file_without_certificates_is_refused_naming_it() {
         let dir = tempfile::tempdir().expect("tempdir");
