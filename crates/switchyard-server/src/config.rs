@@ -134,6 +134,9 @@ pub struct ServerConfig {
     /// Largest upstream body read whole (a non-streamed answer, an error body), and largest
     /// single event of a stream, in bytes; past it the attempt fails with a 502.
     pub max_upstream_body_bytes: usize,
+    /// A PEM file of root certificates trusted for providers' TLS besides the web PKI's (a
+    /// private authority); unset: only the web PKI's.
+    pub upstream_ca_file: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -154,6 +157,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             cors_allowed_origins: Vec::new(),
             max_upstream_body_bytes: 32 * 1024 * 1024,
+            upstream_ca_file: None,
         }
     }
 }
@@ -391,6 +395,16 @@ impl Config {
         if self.server.body_limit_bytes == 0 {
             problems.push(format!(
                 "{source}: server.body_limit_bytes must be positive"
+            ));
+        }
+        if self
+            .server
+            .upstream_ca_file
+            .as_deref()
+            .is_some_and(|p| p.trim().is_empty())
+        {
+            problems.push(format!(
+                "{source}: server.upstream_ca_file must name a PEM file (or be left out)"
             ));
         }
         if self.server.max_upstream_body_bytes < 1024 {

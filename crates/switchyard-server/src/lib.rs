@@ -51,6 +51,7 @@ pub mod recorder;
 pub mod routes;
 pub mod settings;
 pub mod state;
+pub mod upstream;
 pub mod workers;
 
 use std::future::Future;

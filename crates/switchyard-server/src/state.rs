@@ -13,6 +13,7 @@ const SNAPSHOT_TTL: Duration = Duration::from_millis(250);
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use hyper::Uri;
 use switchyard_core::catalog::Catalog;
 use switchyard_core::keys::{hash_key, is_well_formed};
 use switchyard_store::{KeyRecord, Store};
@@ -31,6 +32,7 @@ use crate::guardrails::GuardrailCache;
 use crate::ledger::Ledger;
 use crate::recorder::Recorder;
 use crate::settings::SettingsCache;
+use crate::upstream::{ClientError, UpstreamClient};
 
 /// Everything a request handler needs.
 pub struct AppState {
@@ -39,9 +41,12 @@ pub struct AppState {
     catalog: RwLock<Arc<Catalog>>,
     /// Persistence.
     pub store: Store,
-    /// The upstream HTTP clients (connection pool, TCP_NODELAY), one per serving worker, so a
-    /// request's upstream connection lives on its own thread.
+    /// The general HTTP clients (connection pool, TCP_NODELAY), one per serving worker, so a
+    /// request's upstream connection lives on its own thread: for what is not an inference
+    /// attempt (token counting).
     clients: Vec<reqwest::Client>,
+    /// The inference attempts' clients, one per serving worker (`crate::upstream`).
+    upstreams: Vec<UpstreamClient>,
     /// Provider keys (and the audit and content keys) by environment variable name. Never
     /// printed: read them with [`Secrets::expose`].
     pub secrets: Secrets,
@@ -81,7 +86,7 @@ pub struct AppState {
     /// The last health snapshot and when it was taken.
     health_snapshot: RwLock<TimedSnapshot>,
     /// Upstream URLs already parsed (a provider's handful of endpoints, parsed once).
-    upstream_urls: RwLock<HashMap<String, reqwest::Url>>,
+    upstream_urls: RwLock<HashMap<String, Uri>>,
     /// Where `[server] metrics_address` was bound, once serving.
     metrics_bound: OnceLock<SocketAddr>,
 }
@@ -107,7 +112,7 @@ impl AppState {
         store: Store,
         secrets: HashMap<String, String>,
         clock: Clock,
-    ) -> Result<AppState, reqwest::Error> {
+    ) -> Result<AppState, ClientError> {
         let secrets = Secrets::from(secrets);
         let audit_key = secrets
             .expose(&config.audit.key_env)
@@ -127,15 +132,39 @@ impl AppState {
             .expose(&config.prompt_logging.key_env)
             .filter(|k| !k.is_empty())
             .map(ContentCipher::new);
-        let clients = (0..crate::workers::count(config.server.workers))
+        let roots = match &config.server.upstream_ca_file {
+            Some(path) => crate::upstream::read_roots(path)?,
+            None => Vec::new(),
+        };
+        let workers = crate::workers::count(config.server.workers);
+        let clients = (0..workers)
             .map(|_| {
-                reqwest::Client::builder()
+                let mut builder = reqwest::Client::builder()
                     .tcp_nodelay(true)
                     // A provider's redirect is an answer to report, not to follow with the prompt.
                     .redirect(reqwest::redirect::Policy::none())
-                    .pool_idle_timeout(std::time::Duration::from_secs(90))
-                    .connect_timeout(std::time::Duration::from_secs(10))
-                    .build()
+                    .pool_idle_timeout(crate::upstream::POOL_IDLE_TIMEOUT)
+                    .connect_timeout(crate::upstream::CONNECT_TIMEOUT);
+                for cert in &roots {
+                    builder = builder
+                        .add_root_certificate(reqwest::Certificate::from_der(cert.as_ref())?);
+                }
+                builder.build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // Behind a proxy named by the environment, attempts go through reqwest, which honours it.
+        let proxied = crate::upstream::proxy_in_env(|name| std::env::var(name).ok());
+        if proxied {
+            tracing::info!("a proxy is set in the environment: provider requests go through it");
+        }
+        let upstreams = clients
+            .iter()
+            .map(|client| {
+                if proxied {
+                    Ok(UpstreamClient::Proxied(client.clone()))
+                } else {
+                    UpstreamClient::direct(&roots)
+                }
             })
             .collect::<Result<Vec<_>, _>>()?;
         let tasks = TaskTracker::new();
@@ -145,6 +174,7 @@ impl AppState {
             catalog: RwLock::new(Arc::new(catalog)),
             store,
             clients,
+            upstreams,
             secrets,
             tasks,
             recorder: Recorder::spawn(
@@ -190,19 +220,28 @@ impl AppState {
         self.clients.len()
     }
 
-    /// The calling worker's upstream HTTP client.
+    /// The calling worker's general HTTP client (reqwest), for what is not an inference
+    /// attempt.
     pub fn http(&self) -> &reqwest::Client {
         let clients = &self.clients;
         &clients[crate::workers::worker_index() % clients.len()]
     }
 
+    /// The calling worker's client for inference attempts.
+    pub fn upstream(&self) -> &UpstreamClient {
+        let upstreams = &self.upstreams;
+        &upstreams[crate::workers::worker_index() % upstreams.len()]
+    }
+
     /// An upstream URL, parsed once and then cloned from the cache; `None` when it does not
-    /// parse (the HTTP client then reports it like any unreachable address).
-    pub fn upstream_url(&self, url: &str) -> Option<reqwest::Url> {
+    /// parse (the attempt then fails like one to an unreachable address). It is read as a
+    /// WHATWG URL first (as reqwest read it: international names, spaces escaped), then as
+    /// hyper's `Uri`.
+    pub fn upstream_url(&self, url: &str) -> Option<Uri> {
         if let Some(parsed) = self.upstream_urls.read().ok()?.get(url) {
             return Some(parsed.clone());
         }
-        let parsed = reqwest::Url::parse(url).ok()?;
+        let parsed: Uri = reqwest::Url::parse(url).ok()?.as_str().parse().ok()?;
         if let Ok(mut cache) = self.upstream_urls.write() {
             if cache.len() >= UPSTREAM_URLS_MAX {
                 cache.clear();

@@ -7,6 +7,8 @@
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Body;
 use serde_json::{json, Value};
 use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
 use switchyard_core::routing::Candidate;
@@ -17,13 +19,14 @@ use crate::engine::audit::AttemptRecord;
 use crate::engine::inference::Inference;
 use crate::engine::resolved::{resolve, Resolved};
 use crate::error::{ErrorKind, GatewayError};
+use crate::upstream::UpstreamBody;
 
 /// The upstream's answer headers, from the first candidate that answered 2xx.
 pub struct Answer {
     /// The candidate that answered.
     pub candidate: Candidate,
     /// Its response, body unread.
-    pub response: reqwest::Response,
+    pub response: hyper::Response<UpstreamBody>,
     /// The endpoint was sent a legacy completions request in its own API.
     pub native_legacy: bool,
 }
@@ -164,7 +167,7 @@ impl Inference {
     }
 
     /// One upstream request; any non-2xx answer becomes an [`UpstreamError`].
-    async fn send(&self, r: &Resolved<'_>) -> Result<reqwest::Response, UpstreamError> {
+    async fn send(&self, r: &Resolved<'_>) -> Result<hyper::Response<UpstreamBody>, UpstreamError> {
         let codec = codec_for(r.provider.kind).ok_or_else(|| {
             UpstreamError::new(
                 UpstreamErrorKind::Server,
@@ -201,17 +204,16 @@ impl Inference {
 
         let upstream = encoded
             .map_err(|e| UpstreamError::new(UpstreamErrorKind::InvalidRequest, Some(400), e.0))?;
+        let Some(uri) = self.state.upstream_url(&upstream.url) else {
+            return Err(unreachable(&r.provider.name));
+        };
         let sent = Instant::now();
-        let mut builder = match self.state.upstream_url(&upstream.url) {
-            Some(url) => self.state.http().post(url),
-            None => self.state.http().post(&upstream.url),
-        }
-        .body(upstream.body);
-        for (name, value) in &upstream.headers {
-            builder = builder.header(name, value);
-        }
+        let request = self
+            .state
+            .upstream()
+            .post(uri, &upstream.headers, upstream.body);
         let timeout = self.state.config.server.upstream_timeout();
-        let response = tokio::time::timeout(timeout, builder.send())
+        let response = tokio::time::timeout(timeout, request)
             .await
             .map_err(|_| {
                 UpstreamError::new(
@@ -224,7 +226,7 @@ impl Inference {
                     ),
                 )
             })?
-            .map_err(|e| transport_error(&e, &r.provider.name))?;
+            .map_err(|e| transport_error(&*e, &r.provider.name))?;
         metrics::histogram!("switchyard_upstream_duration_seconds", "provider" => r.provider.slug.clone())
             .record(sent.elapsed().as_secs_f64());
         let status = response.status().as_u16();
@@ -262,21 +264,27 @@ pub fn redact(state: &crate::state::AppState, err: UpstreamError) -> UpstreamErr
     err.redact_credentials(&state.secrets.values())
 }
 
-/// Classifies a transport failure.
-pub fn transport_error(err: &reqwest::Error, provider: &str) -> UpstreamError {
-    if err.is_timeout() {
+/// Classifies a transport failure (from either HTTP client): a timeout anywhere among its
+/// causes is a timeout, anything else a connection failure.
+pub fn transport_error(err: &(dyn std::error::Error + 'static), provider: &str) -> UpstreamError {
+    if crate::upstream::is_timeout(err) {
         UpstreamError::new(
             UpstreamErrorKind::Timeout,
             None,
             format!("{provider} timed out"),
         )
     } else {
-        UpstreamError::new(
-            UpstreamErrorKind::Connection,
-            None,
-            format!("Could not reach {provider}: connection failed"),
-        )
+        unreachable(provider)
     }
+}
+
+/// A provider that could not be reached (refused, reset, TLS refused, no such host).
+fn unreachable(provider: &str) -> UpstreamError {
+    UpstreamError::new(
+        UpstreamErrorKind::Connection,
+        None,
+        format!("Could not reach {provider}: connection failed"),
+    )
 }
 
 /// The failure of an upstream body past `server.max_upstream_body_bytes`.
@@ -293,30 +301,39 @@ pub fn too_large(limit: usize) -> UpstreamError {
 /// Reads a whole upstream body (error bodies, non-streamed answers) within the upstream
 /// timeout and at most `server.max_upstream_body_bytes` of it: a larger body is refused (as
 /// soon as its `Content-Length` says so, else once that much arrived) with [`too_large`].
-pub async fn read_limited(
-    mut response: reqwest::Response,
+pub async fn read_limited<B>(
+    response: hyper::Response<B>,
     config: &ServerConfig,
-) -> Result<Bytes, UpstreamError> {
+) -> Result<Bytes, UpstreamError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<crate::upstream::BoxError>,
+{
     let limit = config.max_upstream_body_bytes;
-    if response
-        .content_length()
+    let mut body = response.into_body();
+    if body
+        .size_hint()
+        .exact()
         .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
     {
         return Err(too_large(limit));
     }
     let read = async {
-        let mut body = BytesMut::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| transport_error(&e, "the provider"))?
-        {
-            if body.len().saturating_add(chunk.len()) > limit {
+        let mut read = BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                let e: crate::upstream::BoxError = e.into();
+                transport_error(&*e, "the provider")
+            })?;
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
+            if read.len().saturating_add(chunk.len()) > limit {
                 return Err(too_large(limit));
             }
-            body.extend_from_slice(&chunk);
+            read.extend_from_slice(&chunk);
         }
-        Ok(body.freeze())
+        Ok(read.freeze())
     };
     match tokio::time::timeout(config.upstream_timeout(), read).await {
         Err(_) => Err(UpstreamError::new(

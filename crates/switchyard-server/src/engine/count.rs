@@ -120,7 +120,7 @@ async fn ask(
         })?
         .map_err(|e| transport_error(&e, &r.provider.name))?;
     let status = response.status().as_u16();
-    let body = read_limited(response, &state.config.server).await?;
+    let body = read_limited(hyper::Response::from(response), &state.config.server).await?;
     if !(200..300).contains(&status) {
         return Err(crate::engine::attempt::decode_error(
             state, &codec, status, &body,

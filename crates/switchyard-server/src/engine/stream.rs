@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
+use http_body_util::BodyExt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use switchyard_core::error::{UpstreamError, UpstreamErrorKind};
@@ -94,7 +95,7 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
     } else {
         codec.stream_decoder()
     };
-    let mut upstream = answer.response.bytes_stream();
+    let mut upstream = answer.response.into_body().into_data_stream();
     let mut usage: Option<Usage> = None;
     let mut upstream_id: Option<String> = None;
     let mut finish: Option<(Option<String>, Option<String>)> = None;
@@ -163,7 +164,7 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
                 ))
             }
             Ok(None) => decoder.finish(),
-            Ok(Some(Err(e))) => break End::Failed(transport_error(&e, &r.provider.name)),
+            Ok(Some(Err(e))) => break End::Failed(transport_error(&*e, &r.provider.name)),
             Ok(Some(Ok(bytes))) => {
                 // What the decoder holds is bounded: bytes that completed no event yet.
                 unframed = unframed.saturating_add(bytes.len());

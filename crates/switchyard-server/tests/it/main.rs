@@ -25,3 +25,4 @@ mod privilege;
 mod routers;
 mod routing;
 mod stages;
+mod transport;

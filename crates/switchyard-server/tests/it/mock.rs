@@ -3,13 +3,15 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use axum::Router;
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -43,6 +45,8 @@ pub enum Reply {
     EchoSse,
     /// A body with this status sent in pieces, without a `Content-Length`.
     Unsized(u16, String),
+    /// A redirect with this status to this location.
+    Redirect(u16, String),
 }
 
 /// What [`Reply::Echo`] and [`Reply::EchoSse`] say: the request's headers, and credentials
@@ -85,6 +89,7 @@ fn sse_response(rx: mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Response {
 #[derive(Clone, Debug)]
 pub struct Recorded {
     pub path: String,
+    pub version: Version,
     pub headers: HeaderMap,
     pub body: Value,
 }
@@ -94,12 +99,15 @@ struct Inner {
     replies: Mutex<VecDeque<Reply>>,
     requests: Mutex<Vec<Recorded>>,
     stream_dropped: Notify,
+    /// Connections accepted (TLS ones once their handshake succeeded).
+    connections: AtomicUsize,
 }
 
 #[derive(Clone)]
 pub struct MockUpstream {
     inner: Arc<Inner>,
     pub addr: SocketAddr,
+    tls: bool,
 }
 
 /// A usual completion body.
@@ -145,12 +153,14 @@ impl Drop for DropSignal {
 async fn handle(
     State(inner): State<Arc<Inner>>,
     uri: axum::http::Uri,
+    version: Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let body_json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     inner.requests.lock().expect("lock").push(Recorded {
         path: uri.to_string(),
+        version,
         headers,
         body: body_json,
     });
@@ -168,6 +178,11 @@ async fn handle(
             axum::Json(body),
         )
             .into_response(),
+        Reply::Redirect(status, location) => Response::builder()
+            .status(status)
+            .header("location", location)
+            .body(Body::empty())
+            .expect("response"),
         Reply::Hang => {
             std::future::pending::<()>().await;
             unreachable!()
@@ -245,6 +260,82 @@ async fn handle(
 
 impl MockUpstream {
     pub async fn start(replies: Vec<Reply>) -> MockUpstream {
+        let (inner, app) = Self::app(replies);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let counted = Arc::clone(&inner);
+        let listener = listener.tap_io(move |_| {
+            counted.connections.fetch_add(1, Ordering::AcqRel);
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        MockUpstream {
+            inner,
+            addr,
+            tls: false,
+        }
+    }
+
+    /// The same upstream over TLS with this certificate chain and key (PEM), speaking HTTP/2
+    /// to clients that offer it (ALPN) and HTTP/1.1 to the others.
+    pub async fn start_tls(replies: Vec<Reply>, chain_pem: &str, key_pem: &str) -> MockUpstream {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let (inner, app) = Self::app(replies);
+        let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("chain");
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key");
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("certificate");
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let counted = Arc::clone(&inner);
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (acceptor, app, counted) =
+                    (acceptor.clone(), app.clone(), Arc::clone(&counted));
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends here.
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    counted.connections.fetch_add(1, Ordering::AcqRel);
+                    let service = hyper::service::service_fn(
+                        move |request: axum::http::Request<hyper::body::Incoming>| {
+                            tower::ServiceExt::oneshot(app.clone(), request.map(Body::new))
+                        },
+                    );
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+                });
+            }
+        });
+        MockUpstream {
+            inner,
+            addr,
+            tls: true,
+        }
+    }
+
+    fn app(replies: Vec<Reply>) -> (Arc<Inner>, Router) {
         let inner = Arc::new(Inner {
             replies: Mutex::new(replies.into()),
             ..Inner::default()
@@ -252,16 +343,17 @@ impl MockUpstream {
         let app = Router::new()
             .fallback(handle)
             .with_state(Arc::clone(&inner));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-        MockUpstream { inner, addr }
+        (inner, app)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.inner.connections.load(Ordering::Acquire)
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/v1", self.addr)
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
