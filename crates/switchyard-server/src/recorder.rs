@@ -278,7 +278,14 @@ impl Recorder {
         hold_id: Option<String>,
         audit: AuditEntry,
     ) -> Pending {
-        self.record(Some(Settlement { record, hold_id }), audit)
+        self.record(
+            Some(Settlement {
+                record,
+                hold_id,
+                lease_id: None,
+            }),
+            audit,
+        )
     }
 
     /// Queues logged content (already encrypted).

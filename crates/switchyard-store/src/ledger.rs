@@ -165,6 +165,7 @@ impl Store {
             &[Settlement {
                 record: record.clone(),
                 hold_id: hold_id.map(str::to_owned),
+                lease_id: None,
             }],
         )
         .await?;
@@ -235,6 +236,9 @@ impl Store {
             std::collections::BTreeMap::new();
         let mut last_used: std::collections::BTreeMap<&str, i64> =
             std::collections::BTreeMap::new();
+        // What each lease gives up, summed over the batch (one statement per lease).
+        let mut leases: std::collections::BTreeMap<(&str, &str, &str), i64> =
+            std::collections::BTreeMap::new();
         let mut settled = 0;
         for s in settlements {
             let r = &s.record;
@@ -248,6 +252,12 @@ impl Store {
             if let Some(hold_id) = &s.hold_id {
                 Self::take_hold(tx, hold_id).await?;
             }
+            if let Some(lease_id) = &s.lease_id {
+                let c = leases
+                    .entry((lease_id.as_str(), r.key_hash.as_str(), r.account_id.as_str()))
+                    .or_default();
+                *c = c.saturating_add(r.cost.picos());
+            }
             if r.cost.is_zero() {
                 continue;
             }
@@ -260,6 +270,9 @@ impl Store {
                 .entry((r.account_id.as_str(), r.is_byok))
                 .or_default();
             *a = a.saturating_add(r.cost.picos());
+        }
+        for ((lease_id, key_hash, account_id), cost) in leases {
+            Self::consume_lease(tx, lease_id, key_hash, account_id, cost).await?;
         }
         for ((key_hash, is_byok, month, week, day), cost) in keys {
             let (usage, daily, weekly, monthly) = if is_byok {

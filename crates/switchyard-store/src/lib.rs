@@ -15,6 +15,9 @@
 //!   that charges the cost and writes the generation record.
 //! - A hold row names the [`Store`] instance that took it and lapses unless that instance
 //!   renews it: only lapsed holds and an instance's own are ever released in bulk.
+//! - A lease (a slice of a key's limit and its account's credits taken by one instance) is
+//!   counted in both rows' `held` like a hold; a settlement naming it consumes its cost from it
+//!   in the settlement's transaction, so spend plus holds plus leases never exceeds a limit.
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -28,7 +31,9 @@ pub use guardrails::{Assignment, GuardrailRow};
 pub use presets::{NewPresetVersion, PresetRow, PresetVersionRow, PresetWithVersion};
 mod generations;
 mod keys;
+mod lease;
 mod ledger;
+pub use lease::{Granted, LeaseRow};
 pub use generations::{ActivityRow, GenerationRecord, ProviderResponse};
 pub use keys::{KeyRecord, KeyUpdate, LimitReset, NewKey, WindowUsage};
 pub use ledger::HoldRefused;

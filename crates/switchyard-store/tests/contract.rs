@@ -556,6 +556,7 @@ async fn batched_writes_settle_and_chain_audit_records() {
         let settlement = Settlement {
             record: record.clone(),
             hold_id: Some("g1".into()),
+            lease_id: None,
         };
         s.write_batch(
             std::slice::from_ref(&settlement),
@@ -635,6 +636,7 @@ async fn large_batches_settle_every_record_once_across_windows() {
                 Settlement {
                     record,
                     hold_id: None,
+                    lease_id: None,
                 }
             })
             .collect();
@@ -1143,5 +1145,200 @@ async fn generations_keep_their_preset_and_router() {
             Some(plain),
             "{name}"
         );
+    }
+}
+
+fn lease_settlement(id: &str, cost: &str, lease: &str) -> switchyard_store::Settlement {
+    switchyard_store::Settlement {
+        record: generation(id, "k", cost, NOW),
+        hold_id: None,
+        lease_id: Some(lease.into()),
+    }
+}
+
+#[tokio::test]
+async fn leases_are_granted_consumed_returned_and_reclaimed() {
+    const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+    for (name, db) in stores().await {
+        let a = db.store.clone().with_hold_lease(LEASE);
+        setup(&a, "100").await;
+        key(&a, "k", Some("10"), Some(LimitReset::Daily)).await;
+        let b = Store::connect(&db.url)
+            .await
+            .expect("connect")
+            .with_hold_lease(LEASE);
+        // A slice is what was asked, at most half of what is left (share 2).
+        let g = a
+            .grant_lease("la", "k", "acct", usd("4"), usd("1"), 2, NOW)
+            .await
+            .expect("grant")
+            .expect("granted");
+        assert_eq!((g.slice, g.lease_amount), (usd("4"), usd("4")), "{name}");
+        let g = b
+            .grant_lease("lb", "k", "acct", usd("4"), usd("1"), 2, NOW)
+            .await
+            .expect("grant")
+            .expect("granted");
+        assert_eq!(g.slice, usd("3"), "{name}: half of the 6 left");
+        // Leases count as held: a per-request hold sees only what they leave.
+        assert!(
+            matches!(
+                a.hold("g", "k", "acct", usd("3.5"), NOW).await.expect("hold"),
+                Err(HoldRefused::KeyLimit { .. })
+            ),
+            "{name}"
+        );
+        // Not even the minimum fits in a share of what is left: refused, nothing taken.
+        assert!(
+            matches!(
+                a.grant_lease("la", "k", "acct", usd("4"), usd("2"), 2, NOW)
+                    .await
+                    .expect("grant"),
+                Err(HoldRefused::KeyLimit { .. })
+            ),
+            "{name}"
+        );
+        // Adding to a lease keeps one row.
+        let g = a
+            .grant_lease("la", "k", "acct", usd("1"), usd("1"), 2, NOW)
+            .await
+            .expect("grant")
+            .expect("granted");
+        assert_eq!((g.slice, g.lease_amount), (usd("1"), usd("5")), "{name}");
+        // A settlement consumes its cost from its lease: held shrinks as spend grows.
+        let batch = [lease_settlement("s1", "1.5", "la")];
+        a.write_batch(&batch, &[], &[], None, NOW)
+            .await
+            .expect("batch");
+        // Retried: charged and consumed once.
+        a.write_batch(&batch, &[], &[], None, NOW)
+            .await
+            .expect("batch");
+        let k = a.key("k", NOW).await.expect("read").expect("exists");
+        assert_eq!((k.usage.total, k.held), (usd("1.5"), usd("6.5")), "{name}");
+        let acct = a.account("acct").await.expect("read").expect("exists");
+        assert_eq!((acct.usage, acct.held), (usd("1.5"), usd("6.5")), "{name}");
+        // Returning gives back no more than is left, and closes the lease at nothing.
+        assert_eq!(
+            a.return_lease("la", usd("100"), true)
+                .await
+                .expect("return"),
+            usd("3.5"),
+            "{name}"
+        );
+        let leases = a.leases().await.expect("leases");
+        assert_eq!(leases.len(), 1, "{name}");
+        assert_eq!(
+            (leases[0].id.as_str(), leases[0].owner.as_str()),
+            ("lb", b.instance_id()),
+            "{name}"
+        );
+        // Renewed by its owner only; reclaimed by anyone once lapsed.
+        assert_eq!(a.renew_leases(NOW).await.expect("renew"), 0, "{name}");
+        assert_eq!(b.renew_leases(NOW + 1_000).await.expect("renew"), 1, "{name}");
+        assert_eq!(
+            a.reclaim_leases(NOW + 60_000).await.expect("reclaim"),
+            Money::ZERO,
+            "{name}: not lapsed yet"
+        );
+        assert_eq!(
+            a.reclaim_leases(NOW + 61_000).await.expect("reclaim"),
+            usd("3"),
+            "{name}"
+        );
+        let k = a.key("k", NOW).await.expect("read").expect("exists");
+        assert_eq!((k.usage.total, k.held), (usd("1.5"), Money::ZERO), "{name}");
+        let acct = a.account("acct").await.expect("read").expect("exists");
+        assert_eq!(acct.held, Money::ZERO, "{name}");
+        assert!(a.leases().await.expect("leases").is_empty(), "{name}");
+        // A settlement whose lease was reclaimed records its charge alone.
+        a.write_batch(&[lease_settlement("s2", "1", "lb")], &[], &[], None, NOW)
+            .await
+            .expect("batch");
+        let k = a.key("k", NOW).await.expect("read").expect("exists");
+        assert_eq!((k.usage.total, k.held), (usd("2.5"), Money::ZERO), "{name}");
+    }
+}
+
+/// Spends 0.1 at a time from one store instance until refused: through a lease while one can
+/// be taken, per request after. Returns the cost settled.
+async fn spend_until_refused(s: Store, who: usize) -> i64 {
+    let lease = format!("lease-{who}");
+    let step = usd("0.1");
+    let mut n = 0;
+    let mut spent = 0i64;
+    loop {
+        let granted = s
+            .grant_lease(&lease, "k", "acct", usd("0.3"), step, 2, NOW)
+            .await
+            .expect("grant");
+        match granted {
+            Ok(g) => {
+                let mut left = g.slice.picos();
+                while left >= step.picos() {
+                    n += 1;
+                    let batch = [lease_settlement(&format!("w{who}-{n}"), "0.1", &lease)];
+                    s.write_batch(&batch, &[], &[], None, NOW)
+                        .await
+                        .expect("batch");
+                    left -= step.picos();
+                    spent += step.picos();
+                }
+            }
+            Err(_) => {
+                n += 1;
+                let id = format!("w{who}-{n}");
+                if s.hold(&id, "k", "acct", step, NOW)
+                    .await
+                    .expect("hold")
+                    .is_err()
+                {
+                    break;
+                }
+                s.settle(&generation(&id, "k", "0.1", NOW), Some(&id))
+                    .await
+                    .expect("settle");
+                spent += step.picos();
+            }
+        }
+    }
+    s.return_lease(&lease, usd("100"), true)
+        .await
+        .expect("return");
+    spent
+}
+
+#[tokio::test]
+async fn concurrent_leases_and_holds_never_overspend() {
+    for (name, db) in stores().await {
+        setup(&db.store, "100").await;
+        key(&db.store, "k", Some("2"), None).await;
+        let mut replicas = vec![db.store.clone()];
+        for _ in 0..2 {
+            replicas.push(Store::connect(&db.url).await.expect("connect"));
+        }
+        let tasks: Vec<_> = replicas
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                (0..3).map(move |j| tokio::spawn(spend_until_refused(s.clone(), i * 3 + j)))
+            })
+            .collect();
+        let spent: i64 = futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .map(|r| r.expect("task"))
+            .sum();
+        let s = &db.store;
+        let k = s.key("k", NOW).await.expect("read").expect("exists");
+        assert!(k.usage.total <= usd("2"), "{name}: {:?}", k.usage.total);
+        assert_eq!(k.usage.total.picos(), spent, "{name}");
+        assert_eq!(k.held, Money::ZERO, "{name}");
+        assert!(s.leases().await.expect("leases").is_empty(), "{name}");
+        let (_, total) = s.generation_totals("acct").await.expect("totals");
+        assert_eq!(total, k.usage.total, "{name}: spend is the sum of generation costs");
+        // Everything was spent but what leases still in use held when the last one was refused
+        // (less than a step each).
+        assert!(k.usage.total >= usd("1"), "{name}: {:?}", k.usage.total);
     }
 }
