@@ -360,8 +360,9 @@ async fn prune_periodically(state: SharedState) {
     }
 }
 
-/// With database holds, every third of the hold lease: renews this gateway's holds and releases
-/// those whose gateway stopped renewing them (crashed) once their lease ran out.
+/// With database holds, every third of the hold lease: renews this gateway's holds and budget
+/// leases, releases the holds and reclaims the leases whose gateway stopped renewing them
+/// (crashed) once they lapsed, and gives back the leases of keys gone idle.
 async fn sweep_holds_periodically(state: SharedState) {
     if state.config.store.hold_mode() != ledger::HoldMode::Database {
         return;
@@ -374,6 +375,14 @@ async fn sweep_holds_periodically(state: SharedState) {
             Ok(0) => {}
             Ok(n) => tracing::warn!(released = n, "released lapsed holds of a stopped gateway"),
             Err(e) => tracing::error!(error = %e, "sweeping credit holds failed"),
+        }
+        match state.ledger.maintain_leases(state.now_ms()).await {
+            Ok(m) if m.is_zero() => {}
+            Ok(m) => tracing::warn!(
+                reclaimed_picodollars = m.picos(),
+                "reclaimed lapsed budget leases of a stopped gateway"
+            ),
+            Err(e) => tracing::error!(error = %e, "budget lease upkeep failed"),
         }
     }
 }
@@ -478,6 +487,11 @@ pub async fn serve(
     }
     state.auth_failures.close_all(&state.recorder);
     state.recorder.flush().await;
+    // Requests have ended and their settlements are committed (each consumed its cost from its
+    // lease): what this gateway leased and did not use goes back, and its leases close.
+    if let Err(e) = state.ledger.return_leases().await {
+        tracing::error!(error = %e, "returning budget leases failed");
+    }
     state.store.close().await;
     workers.exit().await;
     Ok(())

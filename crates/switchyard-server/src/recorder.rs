@@ -276,13 +276,14 @@ impl Recorder {
         &self,
         record: GenerationRecord,
         hold_id: Option<String>,
+        lease_id: Option<String>,
         audit: AuditEntry,
     ) -> Pending {
         self.record(
             Some(Settlement {
                 record,
                 hold_id,
-                lease_id: None,
+                lease_id,
             }),
             audit,
         )
@@ -635,7 +636,7 @@ mod tests {
         audit.generation_id = "gen-1".to_owned();
         audit.account_id = Some("a".to_owned());
         recorder
-            .settle(record, None, audit)
+            .settle(record, None, None, audit)
             .wait()
             .await
             .expect("committed");

@@ -137,7 +137,12 @@ impl AppState {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let tasks = TaskTracker::new();
-        let ledger = Ledger::new(config.store.hold_mode(), store.clone(), tasks.clone());
+        let ledger = Ledger::with_leases(
+            config.store.hold_mode(),
+            store.clone(),
+            tasks.clone(),
+            config.store.leases,
+        );
         Ok(AppState {
             config,
             catalog: RwLock::new(Arc::new(catalog)),

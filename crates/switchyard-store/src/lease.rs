@@ -59,9 +59,10 @@ impl Store {
         share: i64,
         now_ms: i64,
     ) -> StoreResult<Result<Granted, HoldRefused>> {
-        let (Some(key), Some(account)) =
-            (self.key(key_hash, now_ms).await?, self.account(account_id).await?)
-        else {
+        let (Some(key), Some(account)) = (
+            self.key(key_hash, now_ms).await?,
+            self.account(account_id).await?,
+        ) else {
             return Ok(Err(HoldRefused::Missing));
         };
         let key_left = key
@@ -178,12 +179,11 @@ impl Store {
     /// Restarts the expiry of this instance's leases that have anything left; returns how many.
     /// A lease left at nothing is not renewed: it lapses and is deleted by a later reclaim.
     pub async fn renew_leases(&self, now_ms: i64) -> StoreResult<u64> {
-        let done =
-            sqlx::query("UPDATE leases SET expires_at = $1 WHERE owner = $2 AND amount > 0")
-                .bind(now_ms.saturating_add(self.hold_lease_ms))
-                .bind(&*self.instance)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query("UPDATE leases SET expires_at = $1 WHERE owner = $2 AND amount > 0")
+            .bind(now_ms.saturating_add(self.hold_lease_ms))
+            .bind(&*self.instance)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 
@@ -254,19 +254,21 @@ impl Store {
         if cost <= 0 {
             return Ok(true);
         }
-        let consumed = sqlx::query(
-            "UPDATE leases SET amount = amount - $1 WHERE id = $2 AND amount >= $1",
-        )
-        .bind(cost)
-        .bind(lease_id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-            == 1;
+        let consumed =
+            sqlx::query("UPDATE leases SET amount = amount - $1 WHERE id = $2 AND amount >= $1")
+                .bind(cost)
+                .bind(lease_id)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+                == 1;
         if consumed {
             Self::unhold(tx, key_hash, account_id, cost).await?;
         } else {
-            tracing::warn!(lease_id, "a settlement's lease was gone: its charge is recorded alone");
+            tracing::warn!(
+                lease_id,
+                "a settlement's lease was gone: its charge is recorded alone"
+            );
         }
         Ok(consumed)
     }

@@ -254,7 +254,11 @@ impl Store {
             }
             if let Some(lease_id) = &s.lease_id {
                 let c = leases
-                    .entry((lease_id.as_str(), r.key_hash.as_str(), r.account_id.as_str()))
+                    .entry((
+                        lease_id.as_str(),
+                        r.key_hash.as_str(),
+                        r.account_id.as_str(),
+                    ))
                     .or_default();
                 *c = c.saturating_add(r.cost.picos());
             }

@@ -33,9 +33,9 @@ mod generations;
 mod keys;
 mod lease;
 mod ledger;
-pub use lease::{Granted, LeaseRow};
 pub use generations::{ActivityRow, GenerationRecord, ProviderResponse};
 pub use keys::{KeyRecord, KeyUpdate, LimitReset, NewKey, WindowUsage};
+pub use lease::{Granted, LeaseRow};
 pub use ledger::HoldRefused;
 
 /// A storage failure.

@@ -1183,7 +1183,9 @@ async fn leases_are_granted_consumed_returned_and_reclaimed() {
         // Leases count as held: a per-request hold sees only what they leave.
         assert!(
             matches!(
-                a.hold("g", "k", "acct", usd("3.5"), NOW).await.expect("hold"),
+                a.hold("g", "k", "acct", usd("3.5"), NOW)
+                    .await
+                    .expect("hold"),
                 Err(HoldRefused::KeyLimit { .. })
             ),
             "{name}"
@@ -1235,7 +1237,11 @@ async fn leases_are_granted_consumed_returned_and_reclaimed() {
         );
         // Renewed by its owner only; reclaimed by anyone once lapsed.
         assert_eq!(a.renew_leases(NOW).await.expect("renew"), 0, "{name}");
-        assert_eq!(b.renew_leases(NOW + 1_000).await.expect("renew"), 1, "{name}");
+        assert_eq!(
+            b.renew_leases(NOW + 1_000).await.expect("renew"),
+            1,
+            "{name}"
+        );
         assert_eq!(
             a.reclaim_leases(NOW + 60_000).await.expect("reclaim"),
             Money::ZERO,
@@ -1336,7 +1342,10 @@ async fn concurrent_leases_and_holds_never_overspend() {
         assert_eq!(k.held, Money::ZERO, "{name}");
         assert!(s.leases().await.expect("leases").is_empty(), "{name}");
         let (_, total) = s.generation_totals("acct").await.expect("totals");
-        assert_eq!(total, k.usage.total, "{name}: spend is the sum of generation costs");
+        assert_eq!(
+            total, k.usage.total,
+            "{name}: spend is the sum of generation costs"
+        );
         // Everything was spent but what leases still in use held when the last one was refused
         // (less than a step each).
         assert!(k.usage.total >= usd("1"), "{name}: {:?}", k.usage.total);

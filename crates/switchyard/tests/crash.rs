@@ -341,8 +341,15 @@ async fn sigkill_under_load_loses_no_answer_on(db: Option<String>, answers: usiz
         answered.len() as f64 / elapsed.as_secs_f64()
     );
 
-    // Restart: holds left by the crash are released (memory holds: at start; database holds:
-    // once their lease lapsed, by the restarted gateway's sweep); then a clean stop.
+    // The crashed gateway's budget leases (database holds), reclaimed once lapsed.
+    let crashed_leases: Vec<String> = {
+        let store = Store::connect(&setup.db).await.expect("store");
+        let ids = store.leases().await.expect("leases");
+        store.close().await;
+        ids.into_iter().map(|l| l.id).collect()
+    };
+    // Restart: holds left by the crash are released (memory holds: at start; database holds
+    // and leases: once lapsed, by the restarted gateway's sweep); then a clean stop.
     let (mut child, base) = serve(&setup);
     assert!(
         request(&client, &base, &setup.key, false).await.is_some(),
@@ -350,10 +357,17 @@ async fn sigkill_under_load_loses_no_answer_on(db: Option<String>, answers: usiz
     );
     let store = Store::connect(&setup.db).await.expect("store");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while store.hold_count().await.expect("holds") > 0 {
+    while store.hold_count().await.expect("holds") > 0
+        || store
+            .leases()
+            .await
+            .expect("leases")
+            .iter()
+            .any(|l| crashed_leases.contains(&l.id))
+    {
         assert!(
             Instant::now() < deadline,
-            "the crashed gateway's holds were not released"
+            "the crashed gateway's holds or leases were not released"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -15,6 +15,7 @@ mod guardrails;
 mod hardening;
 mod harness;
 mod kinds;
+mod leases;
 mod messages;
 mod metrics;
 mod mock;
