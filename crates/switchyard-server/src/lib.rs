@@ -26,6 +26,7 @@
 pub mod audit;
 pub mod auth_failures;
 pub mod cache;
+pub mod changes;
 pub mod clock;
 pub mod config;
 pub mod content;
@@ -416,6 +417,7 @@ pub async fn serve(
     let mut workers = workers::Workers::start(state.workers(), router(state.clone()), limits)?;
     let pruner = tokio::spawn(prune_periodically(state.clone()));
     let hold_sweeper = tokio::spawn(sweep_holds_periodically(state.clone()));
+    let change_listener = tokio::spawn(changes::listen(state.clone()));
     let auth_failures = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -480,6 +482,7 @@ pub async fn serve(
     }
     pruner.abort();
     hold_sweeper.abort();
+    change_listener.abort();
     housekeeping.abort();
     auth_failures.abort();
     if let Some(server) = metrics_server {

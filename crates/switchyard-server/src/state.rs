@@ -414,6 +414,11 @@ impl KeyCache {
     pub async fn invalidate(&self, hash: &str) {
         self.entries.invalidate(hash).await;
     }
+
+    /// Forgets every key (change notifications were interrupted).
+    pub fn clear(&self) {
+        self.entries.clear();
+    }
 }
 
 /// An inference request authenticated through the key cache.

@@ -325,6 +325,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.notify(crate::Change::Key(hash.to_owned())).await;
         self.key(hash, now_ms).await
     }
 
@@ -334,6 +335,7 @@ impl Store {
             .bind(hash)
             .execute(&self.pool)
             .await?;
+        self.notify(crate::Change::Key(hash.to_owned())).await;
         Ok(done.rows_affected() > 0)
     }
 }

@@ -33,10 +33,12 @@ mod generations;
 mod keys;
 mod lease;
 mod ledger;
+mod notify;
 pub use generations::{ActivityRow, GenerationRecord, ProviderResponse};
 pub use keys::{KeyRecord, KeyUpdate, LimitReset, NewKey, WindowUsage};
 pub use lease::{Granted, LeaseRow};
 pub use ledger::HoldRefused;
+pub use notify::{Change, Heard, Listener, CHANNEL};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +111,8 @@ pub struct Store {
     instance: std::sync::Arc<str>,
     /// How long a hold lasts unless renewed, in milliseconds.
     hold_lease_ms: i64,
+    /// The PostgreSQL URL, for change listeners (`None` on SQLite).
+    url: Option<std::sync::Arc<str>>,
 }
 
 /// How long a hold lasts unless its owner renews it, by default.
@@ -220,6 +224,7 @@ impl Store {
             dialect,
             instance: uuid::Uuid::new_v4().simple().to_string().into(),
             hold_lease_ms: lease_ms(DEFAULT_HOLD_LEASE),
+            url: (dialect == Dialect::Postgres).then(|| url.as_str().into()),
         };
         // One migration set: the schema uses only what both dialects read the same way.
         sqlx::migrate!("./migrations").run(&store.pool).await?;
@@ -292,6 +297,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.notify(notify::Change::Credits(id.to_owned())).await;
         self.account(id).await
     }
 
@@ -319,6 +325,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.notify(notify::Change::Settings(id.to_owned())).await;
         Ok(())
     }
 }

@@ -1351,3 +1351,56 @@ async fn concurrent_leases_and_holds_never_overspend() {
         assert!(k.usage.total >= usd("1"), "{name}: {:?}", k.usage.total);
     }
 }
+
+#[tokio::test]
+async fn changes_reach_listeners_on_postgres() {
+    use switchyard_store::{Change, Dialect, Heard};
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "1").await;
+        key(s, "notified-key", None, None).await;
+        let Some(mut listener) = s.listen().await.expect("listen") else {
+            assert_eq!(s.dialect(), Dialect::Sqlite, "{name}");
+            continue;
+        };
+        // Changes made by another process on the same database.
+        let other = Store::connect(&db.url).await.expect("connect");
+        other
+            .update_key(
+                "notified-key",
+                &KeyUpdate {
+                    disabled: Some(true),
+                    ..KeyUpdate::default()
+                },
+                NOW,
+            )
+            .await
+            .expect("update");
+        other.add_credits("acct", usd("1")).await.expect("credits");
+        other
+            .set_account_settings("acct", &serde_json::json!({}))
+            .await
+            .expect("settings");
+        other
+            .create_guardrail("acct", "g1", "{}", NOW)
+            .await
+            .expect("guardrail");
+        let mut want = vec![
+            Change::Key("notified-key".into()),
+            Change::Credits("acct".into()),
+            Change::Settings("acct".into()),
+            Change::Guardrails("acct".into()),
+        ];
+        // The channel is the database's: other tests' changes may arrive in between.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !want.is_empty() {
+            let heard = tokio::time::timeout_at(deadline, listener.recv())
+                .await
+                .expect("notified in time")
+                .expect("recv");
+            if let Heard::Change(c) = heard {
+                want.retain(|w| *w != c);
+            }
+        }
+    }
+}

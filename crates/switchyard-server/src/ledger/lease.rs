@@ -472,6 +472,28 @@ impl Ledger {
         );
     }
 
+    /// An account's credits changed on another process: in memory mode they are read again
+    /// at its next request; with leases, what its keys' leases hold unused goes back (the
+    /// credits may have been lowered under them).
+    pub fn account_changed(&self, account_id: &str) {
+        if let Some(a) = self.budgets().accounts.get_mut(account_id) {
+            if let Some(stale) = Instant::now().checked_sub(super::CREDITS_TTL) {
+                a.credits_read = stale;
+            }
+        }
+        let keys: Vec<String> = self.leases().map_or_else(Vec::new, |l| {
+            l.book()
+                .keys
+                .iter()
+                .filter(|(_, lease)| lease.account_id == account_id)
+                .map(|(k, _)| k.clone())
+                .collect()
+        });
+        for key in keys {
+            self.return_lease_soon(&key);
+        }
+    }
+
     /// The periodic upkeep of leases: gives back those of idle keys, renews this gateway's,
     /// and reclaims those whose gateway stopped renewing them. Returns what was reclaimed.
     pub async fn maintain_leases(&self, now_ms: i64) -> StoreResult<Money> {
