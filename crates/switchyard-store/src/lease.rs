@@ -92,6 +92,13 @@ impl Store {
         // The hold's own conditional statements take the slice (or refuse it if another gateway
         // took budget since it was read); its hold row is not kept: the lease row replaces it.
         let mut tx = self.pool.begin().await?;
+        // The lease's row first (when it exists): rows are locked leases, keys, accounts, in
+        // that order everywhere, so a grant and a settlement batch never deadlock.
+        sqlx::query("UPDATE leases SET expires_at = $1 WHERE id = $2")
+            .bind(now_ms.saturating_add(self.hold_lease_ms))
+            .bind(lease_id)
+            .execute(&mut *tx)
+            .await?;
         if !Self::take_budget(&mut tx, key_hash, account_id, slice, now_ms).await? {
             tx.rollback().await?;
             return Ok(Err(HoldRefused::KeyLimit {
@@ -187,6 +194,18 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Deletes this instance's leases that have nothing left (their last settlements were
+    /// committed after they were given back); returns how many. Nothing is held against an
+    /// empty lease, so this is safe whenever: a later slice for the same lease makes its row
+    /// again.
+    pub async fn close_empty_leases(&self) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM leases WHERE owner = $1 AND amount = 0")
+            .bind(&*self.instance)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Deletes every lease that lapsed by `now_ms` (its owner stopped renewing it: it crashed
     /// or lost the database for longer than the lease), giving what was left of it back to its
     /// key and account. Returns how much was given back in total.
@@ -240,37 +259,56 @@ impl Store {
             .collect()
     }
 
-    /// Consumes `cost` of lease `lease_id` inside a settlement's transaction: the lease and both
-    /// rows' `held` shrink by it, as the charge grows by it, so spend plus holds and leases stays
-    /// where the lease had put it. A lease already reclaimed (or, which the gateway's accounting
-    /// rules out, left with less than the cost) is not touched: the charge alone is recorded.
-    pub(crate) async fn consume_lease(
+    /// Consumes, inside a settlement batch's transaction, what each lease's settlements cost
+    /// (`(lease, key, account) -> cost`): each lease and its key's and account's `held` shrink
+    /// by it, as the charges grow by it, so spend plus holds and leases stays where the leases
+    /// had put it. A lease already reclaimed (or, which the gateway's accounting rules out, left
+    /// with less than its cost) is not touched: the charges alone are recorded. Rows are locked
+    /// leases first, then keys, then accounts, each in order.
+    pub(crate) async fn consume_leases(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        lease_id: &str,
-        key_hash: &str,
-        account_id: &str,
-        cost: i64,
-    ) -> StoreResult<bool> {
-        if cost <= 0 {
-            return Ok(true);
-        }
-        let consumed =
-            sqlx::query("UPDATE leases SET amount = amount - $1 WHERE id = $2 AND amount >= $1")
-                .bind(cost)
-                .bind(lease_id)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()
+        leases: &std::collections::BTreeMap<(&str, &str, &str), i64>,
+    ) -> StoreResult<()> {
+        let mut keys: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+        let mut accounts: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+        for (&(lease_id, key_hash, account_id), &cost) in leases {
+            if cost <= 0 {
+                continue;
+            }
+            let consumed = sqlx::query(
+                "UPDATE leases SET amount = amount - $1 WHERE id = $2 AND amount >= $1",
+            )
+            .bind(cost)
+            .bind(lease_id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
                 == 1;
-        if consumed {
-            Self::unhold(tx, key_hash, account_id, cost).await?;
-        } else {
-            tracing::warn!(
-                lease_id,
-                "a settlement's lease was gone: its charge is recorded alone"
-            );
+            if !consumed {
+                tracing::warn!(
+                    lease_id,
+                    "a settlement's lease was gone: its charge is recorded alone"
+                );
+                continue;
+            }
+            *keys.entry(key_hash).or_default() += cost;
+            *accounts.entry(account_id).or_default() += cost;
         }
-        Ok(consumed)
+        for (key_hash, amount) in keys {
+            sqlx::query("UPDATE api_keys SET held = held - $1 WHERE hash = $2")
+                .bind(amount)
+                .bind(key_hash)
+                .execute(&mut **tx)
+                .await?;
+        }
+        for (account_id, amount) in accounts {
+            sqlx::query("UPDATE accounts SET held = held - $1 WHERE id = $2")
+                .bind(amount)
+                .bind(account_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Adds `amount` to the key's and the account's `held` if the key's current limit window and

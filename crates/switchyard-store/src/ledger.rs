@@ -236,9 +236,28 @@ impl Store {
             std::collections::BTreeMap::new();
         let mut last_used: std::collections::BTreeMap<&str, i64> =
             std::collections::BTreeMap::new();
-        // What each lease gives up, summed over the batch (one statement per lease).
+        // What each lease gives up, summed over the batch (one statement per lease), consumed
+        // before anything else is locked: rows are locked leases, then keys, then accounts,
+        // each in order, everywhere, so concurrent batches and grants never deadlock.
         let mut leases: std::collections::BTreeMap<(&str, &str, &str), i64> =
             std::collections::BTreeMap::new();
+        let mut consumed = std::collections::HashSet::new();
+        for s in settlements {
+            let r = &s.record;
+            if let Some(lease_id) = &s.lease_id {
+                if inserted.contains(&r.id) && consumed.insert(r.id.as_str()) {
+                    let c = leases
+                        .entry((
+                            lease_id.as_str(),
+                            r.key_hash.as_str(),
+                            r.account_id.as_str(),
+                        ))
+                        .or_default();
+                    *c = c.saturating_add(r.cost.picos());
+                }
+            }
+        }
+        Self::consume_leases(tx, &leases).await?;
         let mut settled = 0;
         for s in settlements {
             let r = &s.record;
@@ -252,16 +271,6 @@ impl Store {
             if let Some(hold_id) = &s.hold_id {
                 Self::take_hold(tx, hold_id).await?;
             }
-            if let Some(lease_id) = &s.lease_id {
-                let c = leases
-                    .entry((
-                        lease_id.as_str(),
-                        r.key_hash.as_str(),
-                        r.account_id.as_str(),
-                    ))
-                    .or_default();
-                *c = c.saturating_add(r.cost.picos());
-            }
             if r.cost.is_zero() {
                 continue;
             }
@@ -274,9 +283,6 @@ impl Store {
                 .entry((r.account_id.as_str(), r.is_byok))
                 .or_default();
             *a = a.saturating_add(r.cost.picos());
-        }
-        for ((lease_id, key_hash, account_id), cost) in leases {
-            Self::consume_lease(tx, lease_id, key_hash, account_id, cost).await?;
         }
         for ((key_hash, is_byok, month, week, day), cost) in keys {
             let (usage, daily, weekly, monthly) = if is_byok {

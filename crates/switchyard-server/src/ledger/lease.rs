@@ -187,10 +187,16 @@ impl Book {
 
     /// A slice was granted: `lease_amount` is the store row's amount after it, which bounds
     /// what may be held here (it is less than expected only if the row had been reclaimed).
-    pub fn granted(&mut self, key_hash: &str, lease: &str, slice: i64, lease_amount: i64) {
-        if let Some(l) = self.keys.get_mut(key_hash).filter(|l| &*l.id == lease) {
-            l.granted = l.granted.saturating_add(slice).min(lease_amount);
-            l.paused_until = None;
+    /// False when the lease was given back meanwhile (the key changed): the slice must go back
+    /// too.
+    pub fn granted(&mut self, key_hash: &str, lease: &str, slice: i64, lease_amount: i64) -> bool {
+        match self.keys.get_mut(key_hash).filter(|l| &*l.id == lease) {
+            Some(l) => {
+                l.granted = l.granted.saturating_add(slice).min(lease_amount);
+                l.paused_until = None;
+                true
+            }
+            None => false,
         }
     }
 
@@ -310,29 +316,33 @@ impl Ledger {
             return Ok(None);
         };
         let amount = amount.picos();
-        let take = leases
-            .book()
-            .take(&key.hash, &key.account_id, amount, Instant::now());
-        match take {
-            Take::Held { lease, refill } => {
-                if refill {
-                    self.refill_soon(&key.hash, amount, now_ms);
+        // Held against the lease if it covers the request (starting a refill when the book
+        // asks for one: it marked the lease refilling and only that task unmarks it).
+        let take = |ledger: &Ledger| -> Result<Arc<str>, bool> {
+            let take = leases
+                .book()
+                .take(&key.hash, &key.account_id, amount, Instant::now());
+            match take {
+                Take::Held { lease, refill } => {
+                    if refill {
+                        ledger.refill_soon(&key.hash, amount, now_ms);
+                    }
+                    Ok(lease)
                 }
-                return Ok(Some(lease));
+                Take::Short { paused } => Err(paused),
             }
-            Take::Short { paused: true } => return Ok(None),
-            Take::Short { paused: false } => {}
+        };
+        match take(self) {
+            Ok(lease) => return Ok(Some(lease)),
+            Err(true) => return Ok(None),
+            Err(false) => {}
         }
         let Some(gate) = leases.book().gate(&key.hash) else {
             return Ok(None);
         };
         let _one_grant = gate.lock().await;
         // Another request may have refilled it while this one waited.
-        if let Take::Held { lease, .. } =
-            leases
-                .book()
-                .take(&key.hash, &key.account_id, amount, Instant::now())
-        {
+        if let Ok(lease) = take(self) {
             return Ok(Some(lease));
         }
         if !self
@@ -345,15 +355,7 @@ impl Ledger {
             self.give_back(unused).await?;
             return Ok(None);
         }
-        Ok(
-            match leases
-                .book()
-                .take(&key.hash, &key.account_id, amount, Instant::now())
-            {
-                Take::Held { lease, .. } => Some(lease),
-                Take::Short { .. } => None,
-            },
-        )
+        Ok(take(self).ok())
     }
 
     /// Asks the store for a slice of the key's lease; false when refused.
@@ -383,14 +385,21 @@ impl Ledger {
                 now_ms,
             )
             .await?;
-        let mut book = leases.book();
         match granted {
             Ok(g) => {
-                book.granted(key_hash, &lease, g.slice.picos(), g.lease_amount.picos());
-                Ok(true)
+                let kept = leases.book().granted(
+                    key_hash,
+                    &lease,
+                    g.slice.picos(),
+                    g.lease_amount.picos(),
+                );
+                if !kept {
+                    self.inner.store.return_lease(&lease, g.slice, true).await?;
+                }
+                Ok(kept)
             }
             Err(_) => {
-                book.refused(key_hash, Instant::now());
+                leases.book().refused(key_hash, Instant::now());
                 Ok(false)
             }
         }
@@ -504,6 +513,7 @@ impl Ledger {
         for u in idle {
             self.give_back(Some(u)).await?;
         }
+        self.inner.store.close_empty_leases().await?;
         self.inner.store.renew_leases(now_ms).await?;
         self.inner.store.reclaim_leases(now_ms).await
     }
@@ -517,6 +527,7 @@ impl Ledger {
         for u in all {
             self.give_back(Some(u)).await?;
         }
+        self.inner.store.close_empty_leases().await?;
         Ok(())
     }
 
@@ -565,7 +576,7 @@ mod tests {
         assert_eq!(b.take("k", "a", 10, now), Take::Short { paused: false });
         let (id, want, min) = b.want("k", 10, now).expect("entry");
         assert_eq!((want, min), (80, 20));
-        b.granted("k", &id, 80, 80);
+        assert!(b.granted("k", &id, 80, 80));
         let Take::Held { lease, refill } = b.take("k", "a", 30, now) else {
             panic!("held")
         };
@@ -654,7 +665,10 @@ mod tests {
                                     rows.held += slice;
                                     let row = rows.leases.entry(id.clone()).or_default();
                                     *row += slice;
-                                    rep.book.granted("k", &id, slice, *row);
+                                    if !rep.book.granted("k", &id, slice, *row) {
+                                        *row -= slice;
+                                        rows.held -= slice;
+                                    }
                                     if let Take::Held { lease, .. } = rep.book.take("k", "a", amount, now) {
                                         rep.open.push((lease, amount));
                                     }

@@ -93,7 +93,8 @@ async fn leases_serve_a_large_limit_and_never_overspend_a_small_one() {
     let store = switchyard_store::Store::connect(&stopped.store_url)
         .await
         .expect("store");
-    assert!(store.leases().await.expect("leases").is_empty());
+    let leases = store.leases().await.expect("leases");
+    assert!(leases.is_empty(), "{leases:?}");
     assert_eq!(store.hold_count().await.expect("holds"), 0);
     let account = store
         .account(ACCOUNT)
