@@ -156,6 +156,10 @@ pub struct StoreConfig {
     /// database hold per request. Near exhaustion it holds per request either way. Leases lapse
     /// like holds (`hold_lease_secs`).
     pub leases: bool,
+    /// Generation records (`/generation`) older than this many days are deleted, hourly; 0
+    /// keeps them all. Spend, the activity report's daily totals and the audit chain (which
+    /// has its own retention) are kept.
+    pub generation_retention_days: u32,
     /// When an answer leaves relative to the commit of its generation and audit records:
     /// `before_answer` (the default: a crash never loses the record of an answer a client got)
     /// or `batched` (answers leave at once; a crash loses the records of the last few
@@ -173,6 +177,7 @@ impl Default for StoreConfig {
             holds: None,
             hold_lease_secs: 60.0,
             leases: true,
+            generation_retention_days: 0,
             durability: Durability::BeforeAnswer,
             record_timeout_secs: 10.0,
         }

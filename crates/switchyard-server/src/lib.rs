@@ -338,7 +338,8 @@ pub fn log_filter(spec: Option<&str>) -> tracing_subscriber::EnvFilter {
 async fn prune_periodically(state: SharedState) {
     let audit_days = state.config.audit.retention_days;
     let content_days = state.config.prompt_logging.retention_days;
-    if audit_days == 0 && content_days == 0 {
+    let generation_days = state.config.store.generation_retention_days;
+    if audit_days == 0 && content_days == 0 && generation_days == 0 {
         return;
     }
     let mut every = tokio::time::interval(Duration::from_secs(3600));
@@ -356,6 +357,14 @@ async fn prune_periodically(state: SharedState) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "pruned logged content past retention"),
                 Err(e) => tracing::error!(error = %e, "pruning logged content failed"),
+            }
+        }
+        if generation_days > 0 {
+            let before = now - i64::from(generation_days) * 86_400_000;
+            match state.store.prune_generations(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "pruned generation records past retention"),
+                Err(e) => tracing::error!(error = %e, "pruning generation records failed"),
             }
         }
     }

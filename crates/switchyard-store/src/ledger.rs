@@ -258,6 +258,7 @@ impl Store {
             }
         }
         Self::consume_leases(tx, &leases).await?;
+        let mut activity = crate::generations::DailyActivity::default();
         let mut settled = 0;
         for s in settlements {
             let r = &s.record;
@@ -266,6 +267,7 @@ impl Store {
                 continue;
             }
             settled += 1;
+            activity.add(r);
             let used = last_used.entry(r.key_hash.as_str()).or_insert(r.created_at);
             *used = (*used).max(r.created_at);
             if let Some(hold_id) = &s.hold_id {
@@ -344,6 +346,7 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         }
+        activity.write(tx).await?;
         Ok(settled)
     }
 
