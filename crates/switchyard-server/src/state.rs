@@ -406,7 +406,7 @@ impl KeyCache {
             .await
             .map_err(|e| match &*e {
                 KeyLoad::Unknown => ApiError::unauthorized("Invalid API key: no such key"),
-                KeyLoad::Store(e) => ApiError::internal(e),
+                KeyLoad::Store(e) => ApiError::store_failure(e),
             })
     }
 

@@ -206,6 +206,19 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Deletes every lease of this instance, giving what is left of each back to its key and
+    /// account: the instance is stopping, nothing is held against them any more and every
+    /// settlement naming them is committed. Whatever this instance's own accounting says, no
+    /// budget stays behind (a slice whose grant's answer was lost with its connection
+    /// included). Returns how much was given back in total.
+    pub async fn return_own_leases(&self) -> StoreResult<Money> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM leases WHERE owner = $1")
+            .bind(&*self.instance)
+            .fetch_all(&self.pool)
+            .await?;
+        self.delete_leases(ids, None).await
+    }
+
     /// Deletes every lease that lapsed by `now_ms` (its owner stopped renewing it: it crashed
     /// or lost the database for longer than the lease), giving what was left of it back to its
     /// key and account. Returns how much was given back in total.
@@ -214,6 +227,12 @@ impl Store {
             .bind(now_ms)
             .fetch_all(&self.pool)
             .await?;
+        self.delete_leases(ids, Some(now_ms)).await
+    }
+
+    /// Deletes leases (those lapsed by `lapsed_by`, when given), each in its own transaction
+    /// with what was left of it given back; returns the total given back.
+    async fn delete_leases(&self, ids: Vec<String>, lapsed_by: Option<i64>) -> StoreResult<Money> {
         let mut total = 0i64;
         for id in ids {
             let mut tx = self.pool.begin().await?;
@@ -222,7 +241,7 @@ impl Store {
                  RETURNING key_hash, account_id, amount",
             )
             .bind(&id)
-            .bind(now_ms)
+            .bind(lapsed_by.unwrap_or(i64::MAX))
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(row) = row {

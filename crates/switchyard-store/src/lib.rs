@@ -66,6 +66,32 @@ pub enum StoreError {
     Shared(std::sync::Arc<StoreError>),
 }
 
+impl StoreError {
+    /// The database could not be reached or went away (restarting, the network, every
+    /// connection busy past the pool's wait): worth retrying shortly, unlike a failed statement.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_),
+            ) => true,
+            // Connection exceptions and operator intervention (a shutdown, a restart).
+            StoreError::Database(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            StoreError::Shared(e) => e.is_unavailable(),
+            _ => false,
+        }
+    }
+}
+
+/// How long a statement waits for a connection from the pool before the store is reported
+/// unavailable (a database restarting or out of reach).
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Result of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -201,6 +227,7 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
@@ -354,6 +381,32 @@ mod tests {
                 "{n}"
             );
             assert_eq!(chunks.concat(), items, "{n}");
+        }
+    }
+
+    #[test]
+    fn only_an_unreachable_database_is_unavailable() {
+        let cases = [
+            (StoreError::Database(sqlx::Error::PoolTimedOut), true),
+            (StoreError::Database(sqlx::Error::PoolClosed), true),
+            (
+                StoreError::Database(sqlx::Error::Io(std::io::Error::from(
+                    std::io::ErrorKind::ConnectionReset,
+                ))),
+                true,
+            ),
+            (
+                StoreError::Shared(std::sync::Arc::new(StoreError::Database(
+                    sqlx::Error::PoolTimedOut,
+                ))),
+                true,
+            ),
+            (StoreError::Database(sqlx::Error::RowNotFound), false),
+            (StoreError::Corrupt("x".into()), false),
+            (StoreError::Conflict("x".into()), false),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.is_unavailable(), want, "{e:?}");
         }
     }
 

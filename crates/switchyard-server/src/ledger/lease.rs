@@ -518,16 +518,15 @@ impl Ledger {
         self.inner.store.reclaim_leases(now_ms).await
     }
 
-    /// Gives every unused lease back (the gateway is stopping; requests have ended).
+    /// Gives every lease back (the gateway is stopping: requests have ended and their
+    /// settlements are committed), whatever the book says: a slice whose grant's answer was lost
+    /// with its connection goes back too.
     pub async fn return_leases(&self) -> StoreResult<()> {
         let Some(leases) = self.leases() else {
             return Ok(());
         };
-        let all = leases.book().idle(Instant::now(), true);
-        for u in all {
-            self.give_back(Some(u)).await?;
-        }
-        self.inner.store.close_empty_leases().await?;
+        drop(leases.book().idle(Instant::now(), true));
+        self.inner.store.return_own_leases().await?;
         Ok(())
     }
 
