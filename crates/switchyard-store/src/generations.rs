@@ -6,7 +6,7 @@ use switchyard_core::money::Money;
 
 use switchyard_core::periods::DAY_MS;
 
-use crate::{money, to_i64, Store, StoreResult};
+use crate::{insert_chunks, money, placeholders, to_i64, Dialect, Store, StoreResult};
 
 /// One row of the activity report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,14 +180,19 @@ impl<'a> DailyActivity<'a> {
         }
     }
 
-    /// Adds the batch's totals to the stored ones (rows in key order, so concurrent batches
-    /// lock them in the same order).
-    pub(crate) async fn write(self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> StoreResult<()> {
-        for ((account, day, key, model, slug, name), t) in self.rows {
-            sqlx::query(
+    /// Adds the batch's totals to the stored ones: one multi-row upsert per chunk, rows in key
+    /// order (so concurrent batches lock them in the same order).
+    pub(crate) async fn write(
+        self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        dialect: Dialect,
+    ) -> StoreResult<()> {
+        let rows: Vec<(DayRow<'a>, [i64; 7])> = self.rows.into_iter().collect();
+        for chunk in insert_chunks(&rows) {
+            let sql = format!(
                 "INSERT INTO activity_daily (account_id, day, key_hash, model, provider_slug, provider_name, \
                  requests, usage, byok_usage, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 VALUES {} \
                  ON CONFLICT (account_id, day, key_hash, model, provider_slug, provider_name) DO UPDATE SET \
                  requests = activity_daily.requests + excluded.requests, \
                  usage = activity_daily.usage + excluded.usage, \
@@ -196,22 +201,22 @@ impl<'a> DailyActivity<'a> {
                  completion_tokens = activity_daily.completion_tokens + excluded.completion_tokens, \
                  reasoning_tokens = activity_daily.reasoning_tokens + excluded.reasoning_tokens, \
                  cached_tokens = activity_daily.cached_tokens + excluded.cached_tokens",
-            )
-            .bind(account)
-            .bind(day)
-            .bind(key)
-            .bind(model)
-            .bind(slug)
-            .bind(name)
-            .bind(t[0])
-            .bind(t[1])
-            .bind(t[2])
-            .bind(t[3])
-            .bind(t[4])
-            .bind(t[5])
-            .bind(t[6])
-            .execute(&mut **tx)
-            .await?;
+                placeholders(dialect, chunk.len(), 13)
+            );
+            let mut q = sqlx::query(&sql);
+            for ((account, day, key, model, slug, name), t) in chunk {
+                q = q
+                    .bind(*account)
+                    .bind(*day)
+                    .bind(*key)
+                    .bind(*model)
+                    .bind(*slug)
+                    .bind(*name);
+                for n in t {
+                    q = q.bind(*n);
+                }
+            }
+            q.execute(&mut **tx).await?;
         }
         Ok(())
     }

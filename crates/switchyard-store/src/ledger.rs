@@ -346,7 +346,7 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         }
-        activity.write(tx).await?;
+        activity.write(tx, dialect).await?;
         Ok(settled)
     }
 

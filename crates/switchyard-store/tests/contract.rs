@@ -649,6 +649,29 @@ async fn large_batches_settle_every_record_once_across_windows() {
         let account = s.account("acct").await.expect("account").expect("exists");
         assert_eq!(account.usage, usd("5.99"), "{name}");
         assert_eq!(account.byok_usage, usd("0.01"), "{name}");
+        // The activity report's daily totals count each record once, on its own day.
+        let days = s
+            .activity(
+                "acct",
+                NOW - NOW % DAY_MS,
+                NOW - NOW % DAY_MS + 2 * DAY_MS,
+                None,
+            )
+            .await
+            .expect("activity");
+        let requests: u64 = days.iter().map(|d| d.requests).sum();
+        let usage: i64 = days.iter().map(|d| d.usage.picos()).sum();
+        let byok: i64 = days.iter().map(|d| d.byok_usage.picos()).sum();
+        assert_eq!(
+            (requests, Money::from_picos(usage), Money::from_picos(byok)),
+            (600, usd("5.99"), usd("0.01")),
+            "{name}"
+        );
+        assert_eq!(
+            days.len(),
+            2,
+            "{name}: one row per day (one model, one provider)"
+        );
         let k = s
             .key("k", NOW + DAY_MS)
             .await
