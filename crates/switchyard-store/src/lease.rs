@@ -279,15 +279,19 @@ impl Store {
     }
 
     /// Consumes, inside a settlement batch's transaction, what each lease's settlements cost
-    /// (`(lease, key, account) -> cost`): each lease and its key's and account's `held` shrink
-    /// by it, as the charges grow by it, so spend plus holds and leases stays where the leases
-    /// had put it. A lease already reclaimed (or, which the gateway's accounting rules out, left
-    /// with less than its cost) is not touched: the charges alone are recorded. Rows are locked
-    /// leases first, then keys, then accounts, each in order.
-    pub(crate) async fn consume_leases(
+    /// (`(lease, key, account) -> cost`), and returns what each key's and each account's `held`
+    /// must shrink by: the caller folds that into the statements that charge the same costs, so
+    /// spend plus holds and leases stays where the leases had put it. A lease already reclaimed
+    /// (or, which the gateway's accounting rules out, left with less than its cost) is not
+    /// touched: the charges alone are recorded. Leases are locked first, in order.
+    #[allow(clippy::type_complexity)]
+    pub(crate) async fn consume_leases<'a>(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        leases: &std::collections::BTreeMap<(&str, &str, &str), i64>,
-    ) -> StoreResult<()> {
+        leases: &std::collections::BTreeMap<(&'a str, &'a str, &'a str), i64>,
+    ) -> StoreResult<(
+        std::collections::BTreeMap<&'a str, i64>,
+        std::collections::BTreeMap<&'a str, i64>,
+    )> {
         let mut keys: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
         let mut accounts: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
         for (&(lease_id, key_hash, account_id), &cost) in leases {
@@ -313,21 +317,7 @@ impl Store {
             *keys.entry(key_hash).or_default() += cost;
             *accounts.entry(account_id).or_default() += cost;
         }
-        for (key_hash, amount) in keys {
-            sqlx::query("UPDATE api_keys SET held = held - $1 WHERE hash = $2")
-                .bind(amount)
-                .bind(key_hash)
-                .execute(&mut **tx)
-                .await?;
-        }
-        for (account_id, amount) in accounts {
-            sqlx::query("UPDATE accounts SET held = held - $1 WHERE id = $2")
-                .bind(amount)
-                .bind(account_id)
-                .execute(&mut **tx)
-                .await?;
-        }
-        Ok(())
+        Ok((keys, accounts))
     }
 
     /// Adds `amount` to the key's and the account's `held` if the key's current limit window and
