@@ -511,7 +511,11 @@ impl Ledger {
         };
         let idle = leases.book().idle(Instant::now(), false);
         for u in idle {
-            self.give_back(Some(u)).await?;
+            // One failure does not keep the others: what could not be given back stays with
+            // the lease until this gateway stops (or lapses if it dies).
+            if let Err(e) = self.give_back(Some(u)).await {
+                tracing::warn!(error = %e, "giving back an idle budget lease failed");
+            }
         }
         self.inner.store.close_empty_leases().await?;
         self.inner.store.renew_leases(now_ms).await?;
