@@ -295,9 +295,10 @@ def start_litellm(command, tmp, upstreams):
     return Target("litellm", proc, f"127.0.0.1:{port}", LITELLM_KEY, path="/v1/chat/completions")
 
 
-def switchyard_setup(binary, tmp, upstreams):
-    """A temp catalogue with one model per upstream (bench/NAME), a temp SQLite store, a key
-    and credits. Returns the command prefix, the environment and the key."""
+def switchyard_setup(binary, tmp, upstreams, store_url=None):
+    """A temp catalogue with one model per upstream (bench/NAME), a temp SQLite store (or
+    `store_url`), a key and credits. Returns the command prefix, the environment and the key."""
+    store_url = store_url or f"sqlite://{tmp}/bench.db"
     parts = []
     for name, address in upstreams.items():
         parts.append(f"""
@@ -323,7 +324,7 @@ pricing = {{ prompt = "0.000001", completion = "0.000002" }}
     config = os.path.join(tmp, "switchyard.toml")
     pathlib.Path(config).write_text(
         '[server]\nlisten = "127.0.0.1:0"\nkeepalive_secs = 30\nupstream_timeout_secs = 600\n'
-        f'stream_idle_timeout_secs = 600\n[store]\nurl = "sqlite://{tmp}/bench.db"\n'
+        f'stream_idle_timeout_secs = 600\n[store]\nurl = "{store_url}"\n'
         f'[catalog]\npath = "{tmp}/catalog.toml"\n')
     # The default log level (info): the address line is logged there, requests are not.
     env = dict(os.environ, NO_COLOR="1", SWITCHYARD_LOG="info",
@@ -457,6 +458,9 @@ def main():
     ap.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     ap.add_argument("--streams", type=int, default=2000, help="open streams in the memory run")
     ap.add_argument("--litellm", help="the litellm command of a venv with litellm[proxy] (a peer row)")
+    ap.add_argument("--postgres", metavar="URL",
+                    help="also measure one Switchyard on this PostgreSQL database (an empty one; "
+                         "database holds with budget leases, its default there)")
     ap.add_argument("--durability", choices=("before_answer", "batched"),
                     help="Switchyard's store.durability (default: its own default, before_answer)")
     args = ap.parse_args()
@@ -513,6 +517,14 @@ def main():
         env["SWITCHYARD__STORE__DURABILITY"] = args.durability
     sy = Proc("switchyard", cli + ["serve"], env=env, address=True)
     targets.append(Target("switchyard", sy, sy.address, key))
+    if args.postgres:
+        pg_tmp = os.path.join(tmp, "postgres")
+        os.makedirs(pg_tmp)
+        pg_cli, pg_env, pg_key = switchyard_setup(args.switchyard, pg_tmp, upstreams, args.postgres)
+        if args.durability:
+            pg_env["SWITCHYARD__STORE__DURABILITY"] = args.durability
+        pg = Proc("switchyard (postgres)", pg_cli + ["serve"], env=pg_env, address=True)
+        targets.append(Target("sy-pg", pg, pg.address, pg_key))
 
     for t in targets:
         for upstream in ("fast", "delayed"):
@@ -650,6 +662,12 @@ def report(results):
               f"{fmt(a50, 3):>8} {fmt(a99, 3):>8} {r['success'] * 100:>6.1f} {fmt(r['rss_mb'], 1):>7} "
               f"{fmt(r.get('cpu_us_per_request'), 0):>7} {fmt(work, 0):>7} {fmt(rps_ratio):>7} "
               f"{fmt(lat_ratio, 1):>8}")
+    for mode in ("json", "sse"):
+        lite, pg = by.get(("switchyard", mode, "max")), by.get(("sy-pg", mode, "max"))
+        if lite and pg and lite.get("rps") and pg.get("rps"):
+            print(f"\n{mode} at saturation: Switchyard on PostgreSQL {pg['rps']:.0f} req/s, "
+                  f"{pg['rps'] / lite['rps'] * 100:.0f}% of Switchyard on SQLite "
+                  f"({lite['rps']:.0f} req/s)")
     idle, peak = results["idle_rss_mb"], results["peak_rss_mb"]
     print("\nresident memory, MB (idle after start / peak VmHWM over all rows): "
           + ", ".join(f"{k} {idle[k]} / {peak[k]}" for k in idle))

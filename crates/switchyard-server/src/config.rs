@@ -214,6 +214,15 @@ pub struct StoreConfig {
     /// gateway renews its holds every third of this; a gateway that stopped (crashed) leaves
     /// holds that the others release once it has passed.
     pub hold_lease_secs: f64,
+    /// With database holds, whether the gateway takes budget leases (slices of a key's limit
+    /// and its account's credits, held against in memory, refilled and returned) rather than a
+    /// database hold per request. Near exhaustion it holds per request either way. Leases lapse
+    /// like holds (`hold_lease_secs`).
+    pub leases: bool,
+    /// Generation records (`/generation`) older than this many days are deleted, hourly; 0
+    /// keeps them all. Spend, the activity report's daily totals and the audit chain (which
+    /// has its own retention) are kept.
+    pub generation_retention_days: u32,
     /// When an answer leaves relative to the commit of its generation and audit records:
     /// `before_answer` (the default: a crash never loses the record of an answer a client got)
     /// or `batched` (answers leave at once; a crash loses the records of the last few
@@ -230,6 +239,8 @@ impl Default for StoreConfig {
             url: "sqlite://switchyard.db".to_owned(),
             holds: None,
             hold_lease_secs: 60.0,
+            leases: true,
+            generation_retention_days: 0,
             durability: Durability::BeforeAnswer,
             record_timeout_secs: 10.0,
         }

@@ -335,7 +335,21 @@ impl From<switchyard_store::StoreError> for GatewayError {
         if let switchyard_store::StoreError::Conflict(message) = &err {
             return Self::of(ErrorKind::Conflict, message.clone());
         }
+        Self::store_failure(&err)
+    }
+}
+
+impl GatewayError {
+    /// A store failure as the client sees it: 503 when the database is restarting or out of
+    /// reach (retryable), the masked 500 otherwise; the cause is logged, never shown.
+    pub fn store_failure(err: &switchyard_store::StoreError) -> Self {
         tracing::error!(error = %err, "store failure");
+        if err.is_unavailable() {
+            return Self::of(
+                ErrorKind::Unavailable,
+                "The store is unavailable; try again shortly",
+            );
+        }
         Self::of(ErrorKind::Store, "Internal Server Error")
     }
 }

@@ -13,7 +13,9 @@
 //!   write.
 //! - **Database** (the default for PostgreSQL, where several gateways share one database): a hold
 //!   is a conditional `UPDATE` in the store ([`Store::hold`]), so replicas never overspend
-//!   together.
+//!   together; with budget leases ([`lease`], on by default) the gateway takes slices of the
+//!   budget in the store and its requests' holds against them in memory, and holds per request
+//!   only when the budget is nearly spent.
 //!
 //! Invariant (both modes, property-tested below for memory): for every key and account,
 //! spend + holds never exceeds the limit or the credits because of a hold, whatever the
@@ -21,6 +23,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::sync::Mutex;
 
 use std::time::{Duration, Instant};
@@ -31,6 +34,8 @@ use switchyard_core::periods::Periods;
 use switchyard_store::{
     Account, HoldRefused, KeyRecord, LimitReset, Store, StoreResult, WindowUsage,
 };
+
+pub mod lease;
 
 /// Where holds are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -383,6 +388,8 @@ pub struct Hold {
     user: Option<String>,
     ledger: Ledger,
     armed: bool,
+    /// The budget lease it is held against, in memory (database mode).
+    lease: Option<Arc<str>>,
 }
 
 impl Hold {
@@ -392,6 +399,12 @@ impl Hold {
     pub fn settle(mut self, cost: Money, is_byok: bool, at_ms: i64) -> Option<String> {
         self.armed = false;
         self.ledger.inner.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(lease) = self.lease.take() {
+            let cost = Money::from_picos(cost.picos().min(self.amount.picos()));
+            self.ledger
+                .lease_settled(&self.key_hash, &lease, self.amount, cost);
+            return None;
+        }
         if self.mode == HoldMode::Memory {
             self.ledger.budgets().settle(
                 &self.key_hash,
@@ -408,6 +421,13 @@ impl Hold {
     }
 }
 
+impl Hold {
+    /// The budget lease the hold is taken against (its settlement consumes its cost from it).
+    pub fn lease_id(&self) -> Option<String> {
+        self.lease.as_deref().map(str::to_owned)
+    }
+}
+
 impl Drop for Hold {
     fn drop(&mut self) {
         if !self.armed {
@@ -415,6 +435,10 @@ impl Drop for Hold {
         }
         let ledger = &self.ledger;
         ledger.inner.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(lease) = self.lease.take() {
+            ledger.lease_released(&self.key_hash, &lease, self.amount);
+            return;
+        }
         if self.mode == HoldMode::Memory {
             ledger.budgets().release_for(
                 &self.key_hash,
@@ -456,12 +480,18 @@ struct LedgerInner {
     open: AtomicI64,
     store: Store,
     tasks: TaskTracker,
+    leases: Option<lease::Leases>,
 }
 
 impl Ledger {
     /// A ledger keeping holds as `mode` says, over `store`; releases of database holds run on
     /// `tasks`, which shutdown waits for.
     pub fn new(mode: HoldMode, store: Store, tasks: TaskTracker) -> Ledger {
+        Ledger::with_leases(mode, store, tasks, false)
+    }
+
+    /// [`Ledger::new`], with budget leases in database mode when `leases` is set.
+    pub fn with_leases(mode: HoldMode, store: Store, tasks: TaskTracker, leases: bool) -> Ledger {
         Ledger {
             inner: std::sync::Arc::new(LedgerInner {
                 mode,
@@ -469,6 +499,7 @@ impl Ledger {
                 open: AtomicI64::new(0),
                 store,
                 tasks,
+                leases: (leases && mode == HoldMode::Database).then(lease::Leases::default),
             }),
         }
     }
@@ -524,6 +555,7 @@ impl Ledger {
             ledger: self.clone(),
             // Armed once granted (in `taken`): a refused hold has nothing to release.
             armed: false,
+            lease: None,
         };
         if self.inner.mode == HoldMode::Database {
             let user_hold = user.map(|u| switchyard_store::UserHold {
@@ -531,6 +563,15 @@ impl Ledger {
                 limit: u.limit,
                 reset: u.reset,
             });
+            // A lease covers the key and the account; a request also held against its end
+            // user's spending limit takes an exact per-request hold in the store instead.
+            if user_hold.is_none() {
+                if let Some(lease) = self.lease_hold(key, amount, now_ms).await? {
+                    let mut hold = hold;
+                    hold.lease = Some(lease);
+                    return Ok(self.taken(Ok(()), hold));
+                }
+            }
             let held = store
                 .hold_for(
                     id,
@@ -647,6 +688,7 @@ impl Ledger {
 
     /// Takes a key's new limit settings at once (the key was changed through the API).
     pub fn update_key(&self, key: &KeyRecord) {
+        self.return_lease_soon(&key.hash);
         if let Some(k) = self.budgets().keys.get_mut(&key.hash) {
             k.updated_at = i64::MIN;
             k.refresh(key);
@@ -655,6 +697,7 @@ impl Ledger {
 
     /// Forgets a key (deleted). Its spend is in the store.
     pub fn forget_key(&self, key_hash: &str) {
+        self.return_lease_soon(key_hash);
         let mut b = self.budgets();
         if b.keys.get(key_hash).is_some_and(|k| k.held.is_zero()) {
             b.keys.remove(key_hash);

@@ -29,6 +29,7 @@ pub mod abuse;
 pub mod audit;
 pub mod auth_failures;
 pub mod cache;
+pub mod changes;
 pub mod clock;
 pub mod config;
 pub mod console;
@@ -373,7 +374,8 @@ pub fn log_filter(spec: Option<&str>) -> tracing_subscriber::EnvFilter {
 async fn prune_periodically(state: SharedState) {
     let audit_days = state.config.audit.retention_days;
     let content_days = state.config.prompt_logging.retention_days;
-    if audit_days == 0 && content_days == 0 {
+    let generation_days = state.config.store.generation_retention_days;
+    if audit_days == 0 && content_days == 0 && generation_days == 0 {
         return;
     }
     let mut every = tokio::time::interval(Duration::from_secs(3600));
@@ -393,11 +395,20 @@ async fn prune_periodically(state: SharedState) {
                 Err(e) => tracing::error!(error = %e, "pruning logged content failed"),
             }
         }
+        if generation_days > 0 {
+            let before = now - i64::from(generation_days) * 86_400_000;
+            match state.store.prune_generations(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "pruned generation records past retention"),
+                Err(e) => tracing::error!(error = %e, "pruning generation records failed"),
+            }
+        }
     }
 }
 
-/// With database holds, every third of the hold lease: renews this gateway's holds and releases
-/// those whose gateway stopped renewing them (crashed) once their lease ran out.
+/// With database holds, every third of the hold lease: renews this gateway's holds and budget
+/// leases, releases the holds and reclaims the leases whose gateway stopped renewing them
+/// (crashed) once they lapsed, and gives back the leases of keys gone idle.
 async fn sweep_holds_periodically(state: SharedState) {
     if state.config.store.hold_mode() != ledger::HoldMode::Database {
         return;
@@ -410,6 +421,14 @@ async fn sweep_holds_periodically(state: SharedState) {
             Ok(0) => {}
             Ok(n) => tracing::warn!(released = n, "released lapsed holds of a stopped gateway"),
             Err(e) => tracing::error!(error = %e, "sweeping credit holds failed"),
+        }
+        match state.ledger.maintain_leases(state.now_ms()).await {
+            Ok(m) if m.is_zero() => {}
+            Ok(m) => tracing::warn!(
+                reclaimed_picodollars = m.picos(),
+                "reclaimed lapsed budget leases of a stopped gateway"
+            ),
+            Err(e) => tracing::error!(error = %e, "budget lease upkeep failed"),
         }
     }
 }
@@ -443,6 +462,7 @@ pub async fn serve(
     let mut workers = workers::Workers::start(state.workers(), router(state.clone()), limits)?;
     let pruner = tokio::spawn(prune_periodically(state.clone()));
     let hold_sweeper = tokio::spawn(sweep_holds_periodically(state.clone()));
+    let change_listener = tokio::spawn(changes::listen(state.clone()));
     let auth_failures = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -507,6 +527,7 @@ pub async fn serve(
     }
     pruner.abort();
     hold_sweeper.abort();
+    change_listener.abort();
     housekeeping.abort();
     auth_failures.abort();
     if let Some(server) = metrics_server {
@@ -514,6 +535,11 @@ pub async fn serve(
     }
     state.auth_failures.close_all(&state.recorder);
     state.recorder.flush().await;
+    // Requests have ended and their settlements are committed (each consumed its cost from its
+    // lease): what this gateway leased and did not use goes back, and its leases close.
+    if let Err(e) = state.ledger.return_leases().await {
+        tracing::error!(error = %e, "returning budget leases failed");
+    }
     state.store.close().await;
     workers.exit().await;
     Ok(())

@@ -236,7 +236,7 @@ async fn call(
         .ok_or_else(|| "the moderation URL does not parse".to_owned())?;
     let mut request = state
         .http()
-        .post(url)
+        .post(url.to_string())
         .timeout(Duration::from_millis(settings.timeout_ms))
         .json(&json!({"model": settings.model, "input": texts}));
     if let Some(key) = provider

@@ -105,6 +105,11 @@ impl PresetCache {
     pub async fn invalidate(&self, account: &str, slug: &str) {
         self.entries.invalidate(&cache_key(account, slug)).await;
     }
+
+    /// Forgets every preset (change notifications were interrupted).
+    pub fn clear(&self) {
+        self.entries.clear();
+    }
 }
 
 /// Applies the preset the request names, if any, to the parsed request; returns the preset

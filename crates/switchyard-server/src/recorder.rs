@@ -276,9 +276,17 @@ impl Recorder {
         &self,
         record: GenerationRecord,
         hold_id: Option<String>,
+        lease_id: Option<String>,
         audit: AuditEntry,
     ) -> Pending {
-        self.record(Some(Settlement { record, hold_id }), audit)
+        self.record(
+            Some(Settlement {
+                record,
+                hold_id,
+                lease_id,
+            }),
+            audit,
+        )
     }
 
     /// Queues logged content (already encrypted).
@@ -628,7 +636,7 @@ mod tests {
         audit.generation_id = "gen-1".to_owned();
         audit.account_id = Some("a".to_owned());
         recorder
-            .settle(record, None, audit)
+            .settle(record, None, None, audit)
             .wait()
             .await
             .expect("committed");

@@ -152,6 +152,11 @@ impl SettingsCache {
     pub async fn invalidate(&self, account: &str) {
         self.entries.invalidate(account).await;
     }
+
+    /// Forgets every account's settings (change notifications were interrupted).
+    pub fn clear(&self) {
+        self.entries.clear();
+    }
 }
 
 #[cfg(test)]

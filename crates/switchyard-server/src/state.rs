@@ -168,7 +168,12 @@ impl AppState {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let tasks = TaskTracker::new();
-        let ledger = Ledger::new(config.store.hold_mode(), store.clone(), tasks.clone());
+        let ledger = Ledger::with_leases(
+            config.store.hold_mode(),
+            store.clone(),
+            tasks.clone(),
+            config.store.leases,
+        );
         Ok(AppState {
             config,
             catalog: RwLock::new(Arc::new(catalog)),
@@ -443,13 +448,18 @@ impl KeyCache {
             .await
             .map_err(|e| match &*e {
                 KeyLoad::Unknown => ApiError::unauthorized("Invalid API key: no such key"),
-                KeyLoad::Store(e) => ApiError::internal(e),
+                KeyLoad::Store(e) => ApiError::store_failure(e),
             })
     }
 
     /// Forgets a key (after it changed).
     pub async fn invalidate(&self, hash: &str) {
         self.entries.invalidate(hash).await;
+    }
+
+    /// Forgets every key (change notifications were interrupted).
+    pub fn clear(&self) {
+        self.entries.clear();
     }
 }
 

@@ -12,6 +12,9 @@ pub struct Settlement {
     pub record: GenerationRecord,
     /// The hold taken for it.
     pub hold_id: Option<String>,
+    /// The lease its hold was taken against (a gateway holding in memory against a lease):
+    /// settling consumes the cost from it.
+    pub lease_id: Option<String>,
 }
 
 /// Logged content of a generation, already encrypted by the gateway.

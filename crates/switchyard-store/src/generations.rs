@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use switchyard_core::money::Money;
 
-use crate::{money, Store, StoreResult};
+use switchyard_core::periods::DAY_MS;
+
+use crate::{insert_chunks, money, placeholders, to_i64, Dialect, Store, StoreResult};
 
 /// One row of the activity report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,9 +179,124 @@ pub(crate) const GENERATION_COLUMNS: &str = "id, account_id, key_hash, created_a
 /// How many columns [`GENERATION_COLUMNS`] names.
 pub(crate) const GENERATION_COLUMN_COUNT: usize = 31;
 
+/// A row of the daily totals: account, day, key, model, provider slug, provider name.
+type DayRow<'a> = (&'a str, i64, &'a str, &'a str, &'a str, &'a str);
+
+/// A settlement batch's additions to the activity report's daily totals.
+#[derive(Debug, Default)]
+pub(crate) struct DailyActivity<'a> {
+    /// (account, day, key, model, provider slug, provider name) to requests, usage, BYOK usage,
+    /// prompt, completion, reasoning and cached tokens.
+    rows: std::collections::BTreeMap<DayRow<'a>, [i64; 7]>,
+}
+
+impl<'a> DailyActivity<'a> {
+    /// Counts a newly settled generation.
+    pub(crate) fn add(&mut self, r: &'a GenerationRecord) {
+        let day = r.created_at.div_euclid(DAY_MS);
+        let t = self
+            .rows
+            .entry((
+                r.account_id.as_str(),
+                day,
+                r.key_hash.as_str(),
+                r.model.as_str(),
+                r.provider_slug.as_str(),
+                r.provider_name.as_str(),
+            ))
+            .or_default();
+        let (usage, byok) = if r.is_byok {
+            (0, r.cost.picos())
+        } else {
+            (r.cost.picos(), 0)
+        };
+        let add = [
+            1,
+            usage,
+            byok,
+            to_i64(r.tokens_prompt),
+            to_i64(r.tokens_completion),
+            to_i64(r.tokens_reasoning),
+            to_i64(r.tokens_cached),
+        ];
+        for (total, n) in t.iter_mut().zip(add) {
+            *total = total.saturating_add(n);
+        }
+    }
+
+    /// Adds the batch's totals to the stored ones: one multi-row upsert per chunk, rows in key
+    /// order (so concurrent batches lock them in the same order).
+    pub(crate) async fn write(
+        self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        dialect: Dialect,
+    ) -> StoreResult<()> {
+        let rows: Vec<(DayRow<'a>, [i64; 7])> = self.rows.into_iter().collect();
+        for chunk in insert_chunks(&rows) {
+            let sql = format!(
+                "INSERT INTO activity_daily (account_id, day, key_hash, model, provider_slug, provider_name, \
+                 requests, usage, byok_usage, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens) \
+                 VALUES {} \
+                 ON CONFLICT (account_id, day, key_hash, model, provider_slug, provider_name) DO UPDATE SET \
+                 requests = activity_daily.requests + excluded.requests, \
+                 usage = activity_daily.usage + excluded.usage, \
+                 byok_usage = activity_daily.byok_usage + excluded.byok_usage, \
+                 prompt_tokens = activity_daily.prompt_tokens + excluded.prompt_tokens, \
+                 completion_tokens = activity_daily.completion_tokens + excluded.completion_tokens, \
+                 reasoning_tokens = activity_daily.reasoning_tokens + excluded.reasoning_tokens, \
+                 cached_tokens = activity_daily.cached_tokens + excluded.cached_tokens",
+                placeholders(dialect, chunk.len(), 13)
+            );
+            let mut q = sqlx::query(&sql);
+            for ((account, day, key, model, slug, name), t) in chunk {
+                q = q
+                    .bind(*account)
+                    .bind(*day)
+                    .bind(*key)
+                    .bind(*model)
+                    .bind(*slug)
+                    .bind(*name);
+                for n in t {
+                    q = q.bind(*n);
+                }
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Generation rows deleted per statement by [`Store::prune_generations`]: short transactions,
+/// so settlements are never kept waiting for long.
+const PRUNE_BATCH: i64 = 5_000;
+
 impl Store {
-    /// Activity of an account in `[since_ms, until_ms)`, per UTC day, model and provider,
-    /// optionally for one key; newest day first.
+    /// Deletes the generation records created before `before_ms` (the generation retention),
+    /// a few thousand per statement; returns how many. Spend is unaffected (it is kept on the
+    /// keys and accounts), and so is the audit chain, whose retention is its own.
+    pub async fn prune_generations(&self, before_ms: i64) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM generations WHERE id IN \
+                 (SELECT id FROM generations WHERE created_at < $1 LIMIT $2)",
+            )
+            .bind(before_ms)
+            .bind(PRUNE_BATCH)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            total += done;
+            if done < u64::try_from(PRUNE_BATCH).unwrap_or(u64::MAX) {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Activity of an account over the whole UTC days from the one holding `since_ms` to the
+    /// one before the day `until_ms` falls in (exactly `[since_ms, until_ms)` when both are
+    /// midnights), per day, model and provider, optionally for one key; newest day first. Read
+    /// from the daily totals, so its cost does not grow with the number of generations.
     pub async fn activity(
         &self,
         account_id: &str,
@@ -191,7 +308,9 @@ impl Store {
             .await
     }
 
-    /// [`Store::activity`], of one end user's generations when `end_user` names one.
+    /// [`Store::activity`], of one end user's generations when `end_user` names one: read from
+    /// the generations themselves over the same whole days (the daily totals are not kept per
+    /// end user).
     pub async fn activity_of(
         &self,
         account_id: &str,
@@ -200,28 +319,51 @@ impl Store {
         key_hash: Option<&str>,
         end_user: Option<&str>,
     ) -> StoreResult<Vec<ActivityRow>> {
-        let rows = sqlx::query(
-            "SELECT CAST(created_at / 86400000 AS BIGINT) AS day, model, provider_slug, provider_name, \
-             CAST(COUNT(*) AS BIGINT) AS requests, \
-             CAST(SUM(CASE WHEN is_byok = 0 THEN cost ELSE 0 END) AS BIGINT) AS usage, \
-             CAST(SUM(CASE WHEN is_byok = 1 THEN cost ELSE 0 END) AS BIGINT) AS byok_usage, \
-             CAST(SUM(tokens_prompt) AS BIGINT) AS prompt_tokens, \
-             CAST(SUM(tokens_completion) AS BIGINT) AS completion_tokens, \
-             CAST(SUM(tokens_reasoning) AS BIGINT) AS reasoning_tokens, \
-             CAST(SUM(tokens_cached) AS BIGINT) AS cached_tokens \
-             FROM generations WHERE account_id = $1 AND created_at >= $2 AND created_at < $3 \
-             AND ($4 = '' OR key_hash = $4) AND ($5 = 0 OR end_user = $6) \
-             GROUP BY CAST(created_at / 86400000 AS BIGINT), model, provider_slug, provider_name \
-             ORDER BY day DESC, model, provider_slug",
-        )
-        .bind(account_id)
-        .bind(since_ms)
-        .bind(until_ms)
-        .bind(key_hash.unwrap_or(""))
-        .bind(i64::from(end_user.is_some()))
-        .bind(end_user.unwrap_or(""))
-        .fetch_all(&self.pool)
-        .await?;
+        let since_day = since_ms.div_euclid(DAY_MS);
+        let until_day = until_ms.div_euclid(DAY_MS) + i64::from(until_ms.rem_euclid(DAY_MS) != 0);
+        let rows = match end_user {
+            None => sqlx::query(
+                "SELECT day, model, provider_slug, provider_name, \
+                 CAST(SUM(requests) AS BIGINT) AS requests, \
+                 CAST(SUM(usage) AS BIGINT) AS usage, \
+                 CAST(SUM(byok_usage) AS BIGINT) AS byok_usage, \
+                 CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
+                 CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
+                 CAST(SUM(reasoning_tokens) AS BIGINT) AS reasoning_tokens, \
+                 CAST(SUM(cached_tokens) AS BIGINT) AS cached_tokens \
+                 FROM activity_daily WHERE account_id = $1 AND day >= $2 AND day < $3 \
+                 AND ($4 = '' OR key_hash = $4) \
+                 GROUP BY day, model, provider_slug, provider_name \
+                 ORDER BY day DESC, model, provider_slug",
+            )
+            .bind(account_id)
+            .bind(since_day)
+            .bind(until_day)
+            .bind(key_hash.unwrap_or(""))
+            .fetch_all(&self.pool)
+            .await?,
+            Some(user) => sqlx::query(
+                "SELECT CAST(created_at / 86400000 AS BIGINT) AS day, model, provider_slug, provider_name, \
+                 CAST(COUNT(*) AS BIGINT) AS requests, \
+                 CAST(SUM(CASE WHEN is_byok = 0 THEN cost ELSE 0 END) AS BIGINT) AS usage, \
+                 CAST(SUM(CASE WHEN is_byok = 1 THEN cost ELSE 0 END) AS BIGINT) AS byok_usage, \
+                 CAST(SUM(tokens_prompt) AS BIGINT) AS prompt_tokens, \
+                 CAST(SUM(tokens_completion) AS BIGINT) AS completion_tokens, \
+                 CAST(SUM(tokens_reasoning) AS BIGINT) AS reasoning_tokens, \
+                 CAST(SUM(tokens_cached) AS BIGINT) AS cached_tokens \
+                 FROM generations WHERE account_id = $1 AND created_at >= $2 AND created_at < $3 \
+                 AND ($4 = '' OR key_hash = $4) AND end_user = $5 \
+                 GROUP BY CAST(created_at / 86400000 AS BIGINT), model, provider_slug, provider_name \
+                 ORDER BY day DESC, model, provider_slug",
+            )
+            .bind(account_id)
+            .bind(since_day.saturating_mul(DAY_MS))
+            .bind(until_day.saturating_mul(DAY_MS))
+            .bind(key_hash.unwrap_or(""))
+            .bind(user)
+            .fetch_all(&self.pool)
+            .await?,
+        };
         rows.iter()
             .map(|r| {
                 let count = |c: &str| -> StoreResult<u64> {

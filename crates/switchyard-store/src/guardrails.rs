@@ -60,6 +60,8 @@ impl Store {
         .bind(now_ms)
         .execute(&self.pool)
         .await?;
+        self.notify(crate::Change::Guardrails(account.to_owned()))
+            .await;
         Ok(())
     }
 
@@ -94,7 +96,7 @@ impl Store {
         body: &str,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        Ok(sqlx::query(
+        let updated = sqlx::query(
             "UPDATE guardrails SET body = $1, updated_at = $2 WHERE account_id = $3 AND id = $4",
         )
         .bind(body)
@@ -104,7 +106,10 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected()
-            == 1)
+            == 1;
+        self.notify(crate::Change::Guardrails(account.to_owned()))
+            .await;
+        Ok(updated)
     }
 
     /// Deletes a guardrail and its assignments; `false` when it does not exist.
@@ -123,6 +128,8 @@ impl Store {
             .rows_affected()
             == 1;
         tx.commit().await?;
+        self.notify(crate::Change::Guardrails(account.to_owned()))
+            .await;
         Ok(done)
     }
 
@@ -160,6 +167,8 @@ impl Store {
             count += 1;
         }
         tx.commit().await?;
+        self.notify(crate::Change::Guardrails(account.to_owned()))
+            .await;
         Ok(count)
     }
 
@@ -182,6 +191,8 @@ impl Store {
             .await?
             .rows_affected();
         }
+        self.notify(crate::Change::Guardrails(account.to_owned()))
+            .await;
         Ok(count)
     }
 

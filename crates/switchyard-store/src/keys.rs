@@ -396,6 +396,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.notify(crate::Change::Key(hash.to_owned())).await;
         self.key(hash, now_ms).await
     }
 
@@ -405,6 +406,7 @@ impl Store {
             .bind(hash)
             .execute(&self.pool)
             .await?;
+        self.notify(crate::Change::Key(hash.to_owned())).await;
         Ok(done.rows_affected() > 0)
     }
 }

@@ -238,6 +238,7 @@ impl Store {
             &[Settlement {
                 record: record.clone(),
                 hold_id: hold_id.map(str::to_owned),
+                lease_id: None,
             }],
         )
         .await?;
@@ -308,6 +309,31 @@ impl Store {
             std::collections::BTreeMap::new();
         let mut last_used: std::collections::BTreeMap<&str, i64> =
             std::collections::BTreeMap::new();
+        // What each lease gives up, summed over the batch (one statement per lease), consumed
+        // before anything else is locked: rows are locked leases, then keys, then accounts,
+        // each in order, everywhere, so concurrent batches and grants never deadlock.
+        let mut leases: std::collections::BTreeMap<(&str, &str, &str), i64> =
+            std::collections::BTreeMap::new();
+        let mut consumed = std::collections::HashSet::new();
+        for s in settlements {
+            let r = &s.record;
+            if let Some(lease_id) = &s.lease_id {
+                if inserted.contains(&r.id) && consumed.insert(r.id.as_str()) {
+                    let c = leases
+                        .entry((
+                            lease_id.as_str(),
+                            r.key_hash.as_str(),
+                            r.account_id.as_str(),
+                        ))
+                        .or_default();
+                    *c = c.saturating_add(r.cost.picos());
+                }
+            }
+        }
+        // What leases gave up leaves the keys' and accounts' `held` in the statements below
+        // that charge it.
+        let (mut key_unholds, mut account_unholds) = Self::consume_leases(tx, &leases).await?;
+        let mut activity = crate::generations::DailyActivity::default();
         let mut settled = 0;
         let mut end_users: Vec<(&str, &str, i64, i64)> = Vec::new();
         for s in settlements {
@@ -317,6 +343,7 @@ impl Store {
                 continue;
             }
             settled += 1;
+            activity.add(r);
             let used = last_used.entry(r.key_hash.as_str()).or_insert(r.created_at);
             *used = (*used).max(r.created_at);
             if let Some(hold_id) = &s.hold_id {
@@ -338,6 +365,7 @@ impl Store {
                 .or_default();
             *a = a.saturating_add(r.cost.picos());
         }
+        let mut charged_keys = std::collections::BTreeSet::new();
         for ((key_hash, is_byok, month, week, day), cost) in keys {
             let (usage, daily, weekly, monthly) = if is_byok {
                 (
@@ -360,8 +388,13 @@ impl Store {
                     "byok_usage_monthly",
                 )
             };
+            // The key's lease consumption (first statement of the key only) and its last use
+            // (the latest of the batch, a maximum, so repeating it is harmless) go with it.
+            let unhold = key_unholds.remove(key_hash).unwrap_or(0);
+            let used = last_used.get(key_hash).copied().unwrap_or(i64::MIN);
             let sql = format!(
-                "UPDATE api_keys SET {usage} = {usage} + $1, \
+                "UPDATE api_keys SET {usage} = {usage} + $1, held = held - $6, \
+                 last_used_at = (CASE WHEN last_used_at IS NULL OR last_used_at < $7 THEN $7 ELSE last_used_at END), \
                  {daily} = (CASE WHEN day_index = $2 THEN {daily} ELSE 0 END) + $1, \
                  {o_daily} = (CASE WHEN day_index = $2 THEN {o_daily} ELSE 0 END), day_index = $2, \
                  {weekly} = (CASE WHEN week_index = $3 THEN {weekly} ELSE 0 END) + $1, \
@@ -376,10 +409,25 @@ impl Store {
                 .bind(week)
                 .bind(month)
                 .bind(key_hash)
+                .bind(unhold)
+                .bind(used)
+                .execute(&mut **tx)
+                .await?;
+            charged_keys.insert(key_hash);
+        }
+        // Keys charged nothing (free requests): their last use alone; and any lease consumption
+        // not folded above.
+        for (key_hash, amount) in key_unholds {
+            sqlx::query("UPDATE api_keys SET held = held - $1 WHERE hash = $2")
+                .bind(amount)
+                .bind(key_hash)
                 .execute(&mut **tx)
                 .await?;
         }
-        for (key_hash, at) in last_used {
+        for (key_hash, at) in last_used
+            .into_iter()
+            .filter(|(k, _)| !charged_keys.contains(k))
+        {
             sqlx::query(
                 "UPDATE api_keys SET last_used_at = $1 WHERE hash = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
             )
@@ -393,14 +441,24 @@ impl Store {
         }
         for ((account_id, is_byok), cost) in accounts {
             let usage = if is_byok { "byok_usage" } else { "usage" };
+            let unhold = account_unholds.remove(account_id).unwrap_or(0);
             sqlx::query(&format!(
-                "UPDATE accounts SET {usage} = {usage} + $1 WHERE id = $2"
+                "UPDATE accounts SET {usage} = {usage} + $1, held = held - $3 WHERE id = $2"
             ))
             .bind(cost)
             .bind(account_id)
+            .bind(unhold)
             .execute(&mut **tx)
             .await?;
         }
+        for (account_id, amount) in account_unholds {
+            sqlx::query("UPDATE accounts SET held = held - $1 WHERE id = $2")
+                .bind(amount)
+                .bind(account_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        activity.write(tx, dialect).await?;
         Ok(settled)
     }
 

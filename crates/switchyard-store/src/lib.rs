@@ -15,6 +15,9 @@
 //!   that charges the cost and writes the generation record.
 //! - A hold row names the [`Store`] instance that took it and lapses unless that instance
 //!   renews it: only lapsed holds and an instance's own are ever released in bulk.
+//! - A lease (a slice of a key's limit and its account's credits taken by one instance) is
+//!   counted in both rows' `held` like a hold; a settlement naming it consumes its cost from it
+//!   in the settlement's transaction, so spend plus holds plus leases never exceeds a limit.
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -28,16 +31,20 @@ pub use guardrails::{Assignment, GuardrailRow};
 pub use presets::{NewPresetVersion, PresetRow, PresetVersionRow, PresetWithVersion};
 mod generations;
 mod keys;
+mod lease;
 mod ledger;
+mod notify;
 pub use generations::{
     ActivityRow, GenerationQuery, GenerationRecord, ProviderResponse, UsageByKeyAndUser,
 };
 pub use keys::{KeyRecord, KeyUpdate, KeyUserPolicy, LimitReset, NewKey, WindowUsage};
+pub use lease::{Granted, LeaseRow};
 mod end_users;
 pub use end_users::{
     Block, EndUser, EndUserLimits, StrikeRow, UserHold, BLOCKED_BY_OPERATOR, BLOCKED_BY_STRIKES,
 };
 pub use ledger::HoldRefused;
+pub use notify::{Change, Heard, Listener, CHANNEL};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +71,32 @@ pub enum StoreError {
     #[error("{0}")]
     Shared(std::sync::Arc<StoreError>),
 }
+
+impl StoreError {
+    /// The database could not be reached or went away (restarting, the network, every
+    /// connection busy past the pool's wait): worth retrying shortly, unlike a failed statement.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_),
+            ) => true,
+            // Connection exceptions and operator intervention (a shutdown, a restart).
+            StoreError::Database(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            StoreError::Shared(e) => e.is_unavailable(),
+            _ => false,
+        }
+    }
+}
+
+/// How long a statement waits for a connection from the pool before the store is reported
+/// unavailable (a database restarting or out of reach).
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Result of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -110,6 +143,8 @@ pub struct Store {
     instance: std::sync::Arc<str>,
     /// How long a hold lasts unless renewed, in milliseconds.
     hold_lease_ms: i64,
+    /// The PostgreSQL URL, for change listeners (`None` on SQLite).
+    url: Option<std::sync::Arc<str>>,
 }
 
 /// How long a hold lasts unless its owner renews it, by default.
@@ -198,6 +233,7 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
@@ -221,6 +257,7 @@ impl Store {
             dialect,
             instance: uuid::Uuid::new_v4().simple().to_string().into(),
             hold_lease_ms: lease_ms(DEFAULT_HOLD_LEASE),
+            url: (dialect == Dialect::Postgres).then(|| url.as_str().into()),
         };
         // One migration set: the schema uses only what both dialects read the same way.
         sqlx::migrate!("./migrations").run(&store.pool).await?;
@@ -293,6 +330,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.notify(notify::Change::Credits(id.to_owned())).await;
         self.account(id).await
     }
 
@@ -320,6 +358,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.notify(notify::Change::Settings(id.to_owned())).await;
         Ok(())
     }
 }
@@ -348,6 +387,32 @@ mod tests {
                 "{n}"
             );
             assert_eq!(chunks.concat(), items, "{n}");
+        }
+    }
+
+    #[test]
+    fn only_an_unreachable_database_is_unavailable() {
+        let cases = [
+            (StoreError::Database(sqlx::Error::PoolTimedOut), true),
+            (StoreError::Database(sqlx::Error::PoolClosed), true),
+            (
+                StoreError::Database(sqlx::Error::Io(std::io::Error::from(
+                    std::io::ErrorKind::ConnectionReset,
+                ))),
+                true,
+            ),
+            (
+                StoreError::Shared(std::sync::Arc::new(StoreError::Database(
+                    sqlx::Error::PoolTimedOut,
+                ))),
+                true,
+            ),
+            (StoreError::Database(sqlx::Error::RowNotFound), false),
+            (StoreError::Corrupt("x".into()), false),
+            (StoreError::Conflict("x".into()), false),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.is_unavailable(), want, "{e:?}");
         }
     }
 

@@ -185,6 +185,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await.map_err(conflict)?;
+        self.notify(crate::Change::Preset {
+            account: account.to_owned(),
+            slug: slug.to_owned(),
+        })
+        .await;
         self.preset(account, slug)
             .await?
             .ok_or_else(|| StoreError::Corrupt("saved preset not found".into()))

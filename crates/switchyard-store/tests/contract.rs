@@ -557,6 +557,7 @@ async fn batched_writes_settle_and_chain_audit_records() {
         let settlement = Settlement {
             record: record.clone(),
             hold_id: Some("g1".into()),
+            lease_id: None,
         };
         s.write_batch(
             std::slice::from_ref(&settlement),
@@ -636,6 +637,7 @@ async fn large_batches_settle_every_record_once_across_windows() {
                 Settlement {
                     record,
                     hold_id: None,
+                    lease_id: None,
                 }
             })
             .collect();
@@ -648,6 +650,29 @@ async fn large_batches_settle_every_record_once_across_windows() {
         let account = s.account("acct").await.expect("account").expect("exists");
         assert_eq!(account.usage, usd("5.99"), "{name}");
         assert_eq!(account.byok_usage, usd("0.01"), "{name}");
+        // The activity report's daily totals count each record once, on its own day.
+        let days = s
+            .activity(
+                "acct",
+                NOW - NOW % DAY_MS,
+                NOW - NOW % DAY_MS + 2 * DAY_MS,
+                None,
+            )
+            .await
+            .expect("activity");
+        let requests: u64 = days.iter().map(|d| d.requests).sum();
+        let usage: i64 = days.iter().map(|d| d.usage.picos()).sum();
+        let byok: i64 = days.iter().map(|d| d.byok_usage.picos()).sum();
+        assert_eq!(
+            (requests, Money::from_picos(usage), Money::from_picos(byok)),
+            (600, usd("5.99"), usd("0.01")),
+            "{name}"
+        );
+        assert_eq!(
+            days.len(),
+            2,
+            "{name}: one row per day (one model, one provider)"
+        );
         let k = s
             .key("k", NOW + DAY_MS)
             .await
@@ -1176,6 +1201,7 @@ async fn the_generations_log_filters_searches_and_pages() {
             records.push(Settlement {
                 record: r,
                 hold_id: None,
+                lease_id: None,
             });
         }
         let mut foreign = generation("gen-foreign", "k1", "0.01", NOW);
@@ -1183,6 +1209,7 @@ async fn the_generations_log_filters_searches_and_pages() {
         records.push(Settlement {
             record: foreign,
             hold_id: None,
+            lease_id: None,
         });
         s.write_batch(&records, &[], &[], None, NOW + 10)
             .await
@@ -1565,4 +1592,381 @@ async fn concurrent_holds_never_overspend_an_end_user_or_the_key() {
             Err(HoldRefused::KeyLimit { .. })
         ));
     }
+}
+
+fn lease_settlement(id: &str, cost: &str, lease: &str) -> switchyard_store::Settlement {
+    switchyard_store::Settlement {
+        record: generation(id, "k", cost, NOW),
+        hold_id: None,
+        lease_id: Some(lease.into()),
+    }
+}
+
+#[tokio::test]
+async fn leases_are_granted_consumed_returned_and_reclaimed() {
+    const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+    for (name, db) in stores().await {
+        let a = db.store.clone().with_hold_lease(LEASE);
+        setup(&a, "100").await;
+        key(&a, "k", Some("10"), Some(LimitReset::Daily)).await;
+        let b = Store::connect(&db.url)
+            .await
+            .expect("connect")
+            .with_hold_lease(LEASE);
+        // A slice is what was asked, at most half of what is left (share 2).
+        let g = a
+            .grant_lease("la", "k", "acct", usd("4"), usd("1"), 2, NOW)
+            .await
+            .expect("grant")
+            .expect("granted");
+        assert_eq!((g.slice, g.lease_amount), (usd("4"), usd("4")), "{name}");
+        let g = b
+            .grant_lease("lb", "k", "acct", usd("4"), usd("1"), 2, NOW)
+            .await
+            .expect("grant")
+            .expect("granted");
+        assert_eq!(g.slice, usd("3"), "{name}: half of the 6 left");
+        // Leases count as held: a per-request hold sees only what they leave.
+        assert!(
+            matches!(
+                a.hold("g", "k", "acct", usd("3.5"), NOW)
+                    .await
+                    .expect("hold"),
+                Err(HoldRefused::KeyLimit { .. })
+            ),
+            "{name}"
+        );
+        // Not even the minimum fits in a share of what is left: refused, nothing taken.
+        assert!(
+            matches!(
+                a.grant_lease("la", "k", "acct", usd("4"), usd("2"), 2, NOW)
+                    .await
+                    .expect("grant"),
+                Err(HoldRefused::KeyLimit { .. })
+            ),
+            "{name}"
+        );
+        // Adding to a lease keeps one row.
+        let g = a
+            .grant_lease("la", "k", "acct", usd("1"), usd("1"), 2, NOW)
+            .await
+            .expect("grant")
+            .expect("granted");
+        assert_eq!((g.slice, g.lease_amount), (usd("1"), usd("5")), "{name}");
+        // A settlement consumes its cost from its lease: held shrinks as spend grows.
+        let batch = [lease_settlement("s1", "1.5", "la")];
+        a.write_batch(&batch, &[], &[], None, NOW)
+            .await
+            .expect("batch");
+        // Retried: charged and consumed once.
+        a.write_batch(&batch, &[], &[], None, NOW)
+            .await
+            .expect("batch");
+        let k = a.key("k", NOW).await.expect("read").expect("exists");
+        assert_eq!((k.usage.total, k.held), (usd("1.5"), usd("6.5")), "{name}");
+        let acct = a.account("acct").await.expect("read").expect("exists");
+        assert_eq!((acct.usage, acct.held), (usd("1.5"), usd("6.5")), "{name}");
+        // Returning gives back no more than is left, and closes the lease at nothing.
+        assert_eq!(
+            a.return_lease("la", usd("100"), true)
+                .await
+                .expect("return"),
+            usd("3.5"),
+            "{name}"
+        );
+        let leases = a.leases().await.expect("leases");
+        assert_eq!(leases.len(), 1, "{name}");
+        assert_eq!(
+            (leases[0].id.as_str(), leases[0].owner.as_str()),
+            ("lb", b.instance_id()),
+            "{name}"
+        );
+        // Renewed by its owner only; reclaimed by anyone once lapsed.
+        assert_eq!(a.renew_leases(NOW).await.expect("renew"), 0, "{name}");
+        assert_eq!(
+            b.renew_leases(NOW + 1_000).await.expect("renew"),
+            1,
+            "{name}"
+        );
+        assert_eq!(
+            a.reclaim_leases(NOW + 60_000).await.expect("reclaim"),
+            Money::ZERO,
+            "{name}: not lapsed yet"
+        );
+        assert_eq!(
+            a.reclaim_leases(NOW + 61_000).await.expect("reclaim"),
+            usd("3"),
+            "{name}"
+        );
+        let k = a.key("k", NOW).await.expect("read").expect("exists");
+        assert_eq!((k.usage.total, k.held), (usd("1.5"), Money::ZERO), "{name}");
+        let acct = a.account("acct").await.expect("read").expect("exists");
+        assert_eq!(acct.held, Money::ZERO, "{name}");
+        assert!(a.leases().await.expect("leases").is_empty(), "{name}");
+        // A settlement whose lease was reclaimed records its charge alone.
+        a.write_batch(&[lease_settlement("s2", "1", "lb")], &[], &[], None, NOW)
+            .await
+            .expect("batch");
+        let k = a.key("k", NOW).await.expect("read").expect("exists");
+        assert_eq!((k.usage.total, k.held), (usd("2.5"), Money::ZERO), "{name}");
+    }
+}
+
+/// Spends 0.1 at a time from one store instance until refused: through a lease while one can
+/// be taken, per request after. Returns the cost settled.
+async fn spend_until_refused(s: Store, who: usize) -> i64 {
+    let lease = format!("lease-{who}");
+    let step = usd("0.1");
+    let mut n = 0;
+    let mut spent = 0i64;
+    loop {
+        let granted = s
+            .grant_lease(&lease, "k", "acct", usd("0.3"), step, 2, NOW)
+            .await
+            .expect("grant");
+        match granted {
+            Ok(g) => {
+                let mut left = g.slice.picos();
+                while left >= step.picos() {
+                    n += 1;
+                    let batch = [lease_settlement(&format!("w{who}-{n}"), "0.1", &lease)];
+                    s.write_batch(&batch, &[], &[], None, NOW)
+                        .await
+                        .expect("batch");
+                    left -= step.picos();
+                    spent += step.picos();
+                }
+            }
+            Err(_) => {
+                n += 1;
+                let id = format!("w{who}-{n}");
+                if s.hold(&id, "k", "acct", step, NOW)
+                    .await
+                    .expect("hold")
+                    .is_err()
+                {
+                    break;
+                }
+                s.settle(&generation(&id, "k", "0.1", NOW), Some(&id))
+                    .await
+                    .expect("settle");
+                spent += step.picos();
+            }
+        }
+    }
+    s.return_lease(&lease, usd("100"), true)
+        .await
+        .expect("return");
+    spent
+}
+
+#[tokio::test]
+async fn concurrent_leases_and_holds_never_overspend() {
+    for (name, db) in stores().await {
+        setup(&db.store, "100").await;
+        key(&db.store, "k", Some("2"), None).await;
+        let mut replicas = vec![db.store.clone()];
+        for _ in 0..2 {
+            replicas.push(Store::connect(&db.url).await.expect("connect"));
+        }
+        let tasks: Vec<_> = replicas
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                (0..3).map(move |j| tokio::spawn(spend_until_refused(s.clone(), i * 3 + j)))
+            })
+            .collect();
+        let spent: i64 = futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .map(|r| r.expect("task"))
+            .sum();
+        let s = &db.store;
+        let k = s.key("k", NOW).await.expect("read").expect("exists");
+        assert!(k.usage.total <= usd("2"), "{name}: {:?}", k.usage.total);
+        assert_eq!(k.usage.total.picos(), spent, "{name}");
+        assert_eq!(k.held, Money::ZERO, "{name}");
+        assert!(s.leases().await.expect("leases").is_empty(), "{name}");
+        let (_, total) = s.generation_totals("acct").await.expect("totals");
+        assert_eq!(
+            total, k.usage.total,
+            "{name}: spend is the sum of generation costs"
+        );
+        // Everything was spent but what leases still in use held when the last one was refused
+        // (less than a step each).
+        assert!(k.usage.total >= usd("1"), "{name}: {:?}", k.usage.total);
+    }
+}
+
+#[tokio::test]
+async fn changes_reach_listeners_on_postgres() {
+    use switchyard_store::{Change, Dialect, Heard};
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "1").await;
+        key(s, "notified-key", None, None).await;
+        let Some(mut listener) = s.listen().await.expect("listen") else {
+            assert_eq!(s.dialect(), Dialect::Sqlite, "{name}");
+            continue;
+        };
+        // Changes made by another process on the same database.
+        let other = Store::connect(&db.url).await.expect("connect");
+        other
+            .update_key(
+                "notified-key",
+                &KeyUpdate {
+                    disabled: Some(true),
+                    ..KeyUpdate::default()
+                },
+                NOW,
+            )
+            .await
+            .expect("update");
+        other.add_credits("acct", usd("1")).await.expect("credits");
+        other
+            .set_account_settings("acct", &serde_json::json!({}))
+            .await
+            .expect("settings");
+        other
+            .create_guardrail("acct", "g1", "{}", NOW)
+            .await
+            .expect("guardrail");
+        let mut want = vec![
+            Change::Key("notified-key".into()),
+            Change::Credits("acct".into()),
+            Change::Settings("acct".into()),
+            Change::Guardrails("acct".into()),
+        ];
+        // The channel is the database's: other tests' changes may arrive in between.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !want.is_empty() {
+            let heard = tokio::time::timeout_at(deadline, listener.recv())
+                .await
+                .expect("notified in time")
+                .expect("recv");
+            if let Heard::Change(c) = heard {
+                want.retain(|w| *w != c);
+            }
+        }
+    }
+}
+
+/// Inserts `count` generations of account `acct` spread over the year before `NOW`, in
+/// statements of 100,000 rows generated by the database itself.
+async fn bulk_generations(s: &Store, count: i64) {
+    const PER_STATEMENT: i64 = 100_000;
+    let mut from = 0;
+    while from < count {
+        let to = (from + PER_STATEMENT).min(count);
+        s.raw_execute(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT CAST({from} AS BIGINT) UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {to}) \
+             INSERT INTO generations (id, account_id, key_hash, created_at, model, provider_slug, provider_name, \
+             streamed, cancelled, finish_reason, tokens_prompt, tokens_completion, tokens_reasoning, tokens_cached, \
+             cost, is_byok, latency_ms, generation_time_ms, status) \
+             SELECT 'gen-' || i, 'acct', 'k', {NOW} - 1 - (i * 31536) % 31536000000, 'vendor/model-' || (i % 8), \
+             'p' || (i % 3), 'Provider', 0, 0, 'stop', 100 + i % 50, 20 + i % 10, 0, 0, 140000000 + i % 1000, 0, \
+             200, 900, 200 FROM n"
+        ))
+        .await
+        .expect("bulk insert");
+        from = to;
+    }
+    // The daily totals, built from them as migration 0010 builds them from existing records
+    // (settlements keep them up to date; these rows did not come through settlement).
+    s.raw_execute(
+        "INSERT INTO activity_daily (account_id, day, key_hash, model, provider_slug, provider_name, requests, \
+         usage, byok_usage, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens) \
+         SELECT account_id, CAST(created_at / 86400000 AS BIGINT), key_hash, model, provider_slug, provider_name, \
+         COUNT(*), SUM(CASE WHEN is_byok = 0 THEN cost ELSE 0 END), SUM(CASE WHEN is_byok = 1 THEN cost ELSE 0 END), \
+         SUM(tokens_prompt), SUM(tokens_completion), SUM(tokens_reasoning), SUM(tokens_cached) \
+         FROM generations GROUP BY account_id, CAST(created_at / 86400000 AS BIGINT), key_hash, model, \
+         provider_slug, provider_name",
+    )
+    .await
+    .expect("daily totals");
+}
+
+/// The fastest of three runs of `f`, in milliseconds.
+async fn best_of_three<F, Fut>(mut f: F) -> f64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        f().await;
+        best = best.min(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    best
+}
+
+#[tokio::test]
+async fn a_million_generations_keep_activity_and_lookups_fast() {
+    const ROWS: i64 = 1_000_000;
+    for (name, db) in stores().await {
+        let s = &db.store;
+        setup(s, "1").await;
+        let began = std::time::Instant::now();
+        bulk_generations(s, ROWS).await;
+        let inserted = began.elapsed();
+        let today = NOW - NOW % DAY_MS;
+        let activity_ms = best_of_three(|| async {
+            let rows = s
+                .activity("acct", today - 30 * DAY_MS, today, None)
+                .await
+                .expect("activity");
+            // Every day of the window, each of 8 models on one of 3 providers.
+            assert!(rows.len() >= 30 * 24, "{name}: {}", rows.len());
+        })
+        .await;
+        let lookup_ms = best_of_three(|| async {
+            let g = s.generation("gen-123457").await.expect("read");
+            assert!(g.is_some(), "{name}");
+        })
+        .await;
+        let row_bytes: i64 = match s.dialect() {
+            switchyard_store::Dialect::Postgres => {
+                sqlx_scalar(&db.url, "SELECT CAST(AVG(pg_column_size(g.*)) AS BIGINT) FROM generations g").await
+            }
+            switchyard_store::Dialect::Sqlite => {
+                sqlx_scalar(&db.url, "SELECT (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size()) / 1000000").await
+            }
+        };
+        eprintln!(
+            "{name}: {ROWS} generations inserted in {inserted:?}; activity over 30 days {activity_ms:.1} ms, \
+             lookup by id {lookup_ms:.2} ms; {row_bytes} bytes a row ({})",
+            if s.dialect() == switchyard_store::Dialect::Postgres { "pg_column_size" } else { "database file / rows, indexes included" }
+        );
+        assert!(
+            activity_ms < 100.0,
+            "{name}: activity took {activity_ms} ms"
+        );
+        assert!(lookup_ms < 100.0, "{name}: lookup took {lookup_ms} ms");
+        // Retention deletes by age, in batches.
+        let pruned = s
+            .prune_generations(NOW - 335 * DAY_MS)
+            .await
+            .expect("prune");
+        assert!(pruned > 0, "{name}");
+        let (left, _) = s.generation_totals("acct").await.expect("totals");
+        assert_eq!(left + i64::try_from(pruned).expect("count"), ROWS, "{name}");
+        if s.dialect() == switchyard_store::Dialect::Postgres {
+            // The schema stays behind: it need not keep a million rows.
+            s.raw_execute("TRUNCATE generations")
+                .await
+                .expect("truncate");
+        }
+    }
+}
+
+/// One integer from `sql`, over a connection of its own.
+async fn sqlx_scalar(url: &str, sql: &str) -> i64 {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect");
+    sqlx::query_scalar(sql)
+        .fetch_one(&mut conn)
+        .await
+        .expect("scalar")
 }

@@ -179,10 +179,16 @@ impl Inference {
         served: &Resolved<'_>,
         completion_sha256: Option<String>,
     ) -> Pending {
-        let hold_id = self
-            .hold
-            .take()
-            .and_then(|h| h.settle(record.cost, record.is_byok, record.created_at));
+        let (hold_id, lease_id) = match self.hold.take() {
+            Some(h) => {
+                let lease_id = h.lease_id();
+                (
+                    h.settle(record.cost, record.is_byok, record.created_at),
+                    lease_id,
+                )
+            }
+            None => (None, None),
+        };
         // Tokens per minute count what was used, once it is known.
         self.admitted.record_tokens(
             &self.state.end_users.limiter,
@@ -211,7 +217,7 @@ impl Inference {
             account_id: self.trail.account_id.clone(),
             body,
         };
-        self.state.recorder.settle(record, hold_id, audit)
+        self.state.recorder.settle(record, hold_id, lease_id, audit)
     }
 
     /// Records a served attempt's performance, and the session's provider for sticky routing.

@@ -221,7 +221,11 @@ async fn a_starting_replica_leaves_a_running_gateways_holds() {
     }])
     .await;
     let gw = TestGateway::builder(catalog(&[("alpha", &mock.url(), "0.000001", "0.000002")]))
-        .config(|c| c.store.holds = Some(HoldMode::Database))
+        .config(|c| {
+            c.store.holds = Some(HoldMode::Database);
+            // Per-request holds: this test is about their ownership.
+            c.store.leases = false;
+        })
         .build()
         .await;
     let response = gw

@@ -17,6 +17,7 @@ mod guardrails;
 mod hardening;
 mod harness;
 mod kinds;
+mod leases;
 mod messages;
 mod metrics;
 mod mock;
