@@ -54,7 +54,6 @@ pub async fn run(
     trail.key_hash = Some(key.key.hash.clone());
     trail.requested_model.clone_from(&parsed.request.model);
     // The end user is named by the request or the X-Switchyard-User header (`prepare`).
-    trail.prompt_sha256 = audit::prompt_sha256(&parsed.request);
     let recorder_state = std::sync::Arc::clone(&state);
     // The stages are boxed: each is a large state machine, and nested inline they would make
     // this future (moved by every layer of the server) several times larger.

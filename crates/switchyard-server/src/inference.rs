@@ -89,14 +89,19 @@ pub async fn serve_operation(
         .and_then(|()| require_json(&headers))
         .and_then(|()| body.map_err(body_error))
         .and_then(|body| {
-            // Until the body parses, its hash stands for the prompt.
-            trail.prompt_sha256 = audit::sha256_hex(&body);
-            format.parse(&state, &body)
+            format.parse(&state, &body).inspect_err(|_| {
+                // A body that does not parse has no messages: its hash stands for the prompt.
+                trail.prompt_sha256 = audit::sha256_hex(&body);
+            })
         });
     // The preset the request names, merged under it before anything reads the request.
     let parsed = match parsed {
         Ok(mut parsed) => {
-            match crate::presets::apply(&state, &key.key.account_id, &mut parsed).await {
+            let applied = crate::presets::apply(&state, &key.key.account_id, &mut parsed).await;
+            // A parsed request's prompt hash is its messages' (the preset's system prompt
+            // included), computed once here for every operation.
+            trail.prompt_sha256 = crate::engine::audit::prompt_sha256(&parsed.request);
+            match applied {
                 Ok(preset) => {
                     trail.preset_id = preset.map(|p| p.id.clone());
                     Ok(parsed)
