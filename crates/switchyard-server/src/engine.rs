@@ -55,6 +55,9 @@ pub async fn run(
     trail.requested_model.clone_from(&parsed.request.model);
     trail.user.clone_from(&parsed.request.user);
     trail.prompt_sha256 = audit::prompt_sha256(&parsed.request);
+    if let Some(span) = &trail.span {
+        span.requested(parsed.request.model.as_deref());
+    }
     let recorder_state = std::sync::Arc::clone(&state);
     // The stages are boxed: each is a large state machine, and nested inline they would make
     // this future (moved by every layer of the server) several times larger.

@@ -44,6 +44,7 @@ pub mod recorder;
 pub mod routes;
 pub mod settings;
 pub mod state;
+pub mod telemetry;
 pub mod workers;
 
 use std::future::Future;
@@ -478,6 +479,16 @@ pub async fn serve(
     }
     state.auth_failures.close_all(&state.recorder);
     state.recorder.flush().await;
+    if state.telemetry.is_some() {
+        // The exporter's last batch is sent off the runtime: shutting it down blocks.
+        let telemetry = std::sync::Arc::clone(&state);
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(t) = &telemetry.telemetry {
+                t.shutdown();
+            }
+        })
+        .await;
+    }
     state.store.close().await;
     workers.exit().await;
     Ok(())

@@ -82,6 +82,19 @@ pub struct AppState {
     upstream_urls: RwLock<HashMap<String, reqwest::Url>>,
     /// Where `[server] metrics_address` was bound, once serving.
     metrics_bound: OnceLock<SocketAddr>,
+    /// OpenTelemetry traces, when `[telemetry] enabled`.
+    pub telemetry: Option<crate::telemetry::Telemetry>,
+}
+
+/// Why the state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// An upstream HTTP client could not be made.
+    #[error("building the upstream HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The trace exporter could not start.
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
 }
 
 /// More distinct upstream URLs than this (a catalogue of thousands of models on a provider
@@ -105,7 +118,7 @@ impl AppState {
         store: Store,
         secrets: HashMap<String, String>,
         clock: Clock,
-    ) -> Result<AppState, reqwest::Error> {
+    ) -> Result<AppState, StateError> {
         let secrets = Secrets::from(secrets);
         let audit_key = secrets
             .expose(&config.audit.key_env)
@@ -136,6 +149,7 @@ impl AppState {
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let telemetry = crate::telemetry::Telemetry::start(&config.telemetry)?;
         let tasks = TaskTracker::new();
         let ledger = Ledger::new(config.store.hold_mode(), store.clone(), tasks.clone());
         Ok(AppState {
@@ -167,6 +181,7 @@ impl AppState {
             health_snapshot: RwLock::new((None, Arc::new(HealthSnapshot::default()))),
             upstream_urls: RwLock::new(HashMap::new()),
             metrics_bound: OnceLock::new(),
+            telemetry,
             clock,
         })
     }

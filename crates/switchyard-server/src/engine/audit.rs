@@ -131,6 +131,8 @@ pub struct Trail {
     /// What the serving provider did that it should not have (reported usage costing more
     /// than the hold, or out of range; output past the request's bound), when it did.
     pub anomaly: Option<&'static str>,
+    /// The request's trace span, when telemetry is on (never part of the record).
+    pub span: Option<Box<crate::telemetry::RequestSpan>>,
 }
 
 /// How a request ended, for its record.
@@ -167,6 +169,7 @@ impl Trail {
             plan: RoutePlan::default(),
             attempts: Vec::new(),
             anomaly: None,
+            span: None,
         }
     }
 

@@ -23,3 +23,4 @@ mod privilege;
 mod routers;
 mod routing;
 mod stages;
+mod telemetry;
