@@ -130,13 +130,6 @@ impl Telemetry {
         }
     }
 
-    /// Exports what is queued now. Blocks, like [`Telemetry::shutdown`].
-    pub fn flush(&self) {
-        if let Err(e) = self.provider.force_flush() {
-            tracing::warn!(error = %e, "telemetry: spans could not be exported");
-        }
-    }
-
     /// The span of an inference request that just arrived, a child of the client's
     /// `traceparent` when it sent a valid one. `operation` is the GenAI operation name
     /// ([`operation_name`]).

@@ -12,14 +12,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
+use futures::StreamExt;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::trace::v1::{status::StatusCode as SpanStatus, Span};
 use prost::Message as _;
 use serde_json::{json, Value};
 use switchyard_core::money::Money;
+use tokio::sync::Notify;
 
-use crate::harness::{catalog, TestGateway};
+use crate::harness::{catalog, TestGateway, ACCOUNT};
 use crate::mock::{completion, stream_events, MockUpstream, Reply};
 
 /// Text of the prompt: it must appear in no exported byte.
@@ -163,6 +165,14 @@ fn parse_traceparent(value: &str) -> (String, String) {
 }
 
 async fn gateway(providers: &[(&str, &str)], collector: Option<&str>) -> TestGateway {
+    gateway_with(providers, collector, false).await
+}
+
+async fn gateway_with(
+    providers: &[(&str, &str)],
+    collector: Option<&str>,
+    include_content: bool,
+) -> TestGateway {
     let list: Vec<(&str, &str, &str, &str)> = providers
         .iter()
         .map(|(slug, url)| (*slug, *url, "0.000001", "0.000002"))
@@ -174,6 +184,7 @@ async fn gateway(providers: &[(&str, &str)], collector: Option<&str>) -> TestGat
                 c.telemetry.enabled = true;
                 c.telemetry.endpoint = endpoint;
                 c.telemetry.batch_delay_ms = 20;
+                c.telemetry.include_content = include_content;
             }
         })
         .build()
@@ -388,4 +399,98 @@ async fn with_telemetry_off_no_trace_header_goes_upstream() {
     assert_eq!(sent.len(), 1);
     assert!(sent[0].headers.get("traceparent").is_none());
     assert!(sent[0].headers.get("tracestate").is_none());
+}
+
+#[tokio::test]
+async fn a_cancelled_stream_ends_its_spans() {
+    let (collector, url) = Collector::start().await;
+    let gate = Arc::new(Notify::new());
+    let events = stream_events(&[ANSWER, "!"], (5, 2));
+    let mock = MockUpstream::start(vec![Reply::Gated {
+        before: events[..2].to_vec(),
+        gate: Arc::clone(&gate),
+        after: events[2..].to_vec(),
+    }])
+    .await;
+    let gw = gateway(&[("alpha", &mock.url())], Some(&url)).await;
+    let (trace_id, parent_id) = client_trace();
+    let response = gw
+        .post("/api/v1/chat/completions", chat(true))
+        .header("traceparent", format!("00-{trace_id}-{parent_id}-01"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    // Read until the first content arrived, then go away.
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains(ANSWER) {
+        let piece = body.next().await.expect("more").expect("bytes");
+        seen.push_str(&String::from_utf8_lossy(&piece));
+    }
+    drop(body);
+
+    let trace_bytes = hex::decode(&trace_id).expect("hex");
+    let (root, children) = collector.trace(&trace_bytes, "chat test/model", 3).await;
+    let attrs = attributes(&root);
+    assert_eq!(int(&attrs, "http.response.status_code"), 499);
+    assert_eq!(
+        attrs.get("switchyard.cancelled"),
+        Some(&Any::BoolValue(true))
+    );
+    let attempt = children
+        .iter()
+        .find(|s| s.name == "attempt")
+        .expect("attempt");
+    assert_eq!(
+        attributes(attempt).get("switchyard.cancelled"),
+        Some(&Any::BoolValue(true))
+    );
+    let exported = String::from_utf8_lossy(&collector.bytes()).into_owned();
+    assert!(!exported.contains(PROMPT), "the prompt was exported");
+    assert!(!exported.contains(ANSWER), "the completion was exported");
+}
+
+#[tokio::test]
+async fn content_is_exported_only_when_configured_and_the_account_logs_prompts() {
+    let (collector, url) = Collector::start().await;
+    let mock = MockUpstream::start(vec![Reply::Json(200, completion(ANSWER, 10, 4))]).await;
+    let gw = gateway_with(&[("alpha", &mock.url())], Some(&url), true).await;
+    let send = |trace_id: String, parent_id: String| {
+        gw.post("/api/v1/chat/completions", chat(false))
+            .header("traceparent", format!("00-{trace_id}-{parent_id}-01"))
+            .send()
+    };
+
+    // The exporter takes content, but the account does not log prompts: none is exported.
+    let (quiet, parent) = client_trace();
+    assert_eq!(
+        send(quiet.clone(), parent).await.expect("send").status(),
+        200
+    );
+    let (root, _) = collector
+        .trace(&hex::decode(&quiet).expect("hex"), "chat test/model", 3)
+        .await;
+    assert!(!attributes(&root).contains_key("gen_ai.input.messages"));
+    let exported = String::from_utf8_lossy(&collector.bytes()).into_owned();
+    assert!(!exported.contains(PROMPT), "the prompt was exported");
+
+    // The account logs prompts: its request's span carries the messages and the answer.
+    gw.state
+        .store
+        .set_account_settings(ACCOUNT, &json!({"prompt_logging": true}))
+        .await
+        .expect("settings");
+    gw.state.settings.invalidate(ACCOUNT).await;
+    let (logged, parent) = client_trace();
+    assert_eq!(
+        send(logged.clone(), parent).await.expect("send").status(),
+        200
+    );
+    let (root, _) = collector
+        .trace(&hex::decode(&logged).expect("hex"), "chat test/model", 3)
+        .await;
+    let attrs = attributes(&root);
+    assert!(text(&attrs, "gen_ai.input.messages").contains(PROMPT));
+    assert!(text(&attrs, "gen_ai.output.messages").contains(ANSWER));
 }
