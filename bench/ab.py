@@ -5,7 +5,10 @@ change is measured against the build before it:
 
     cp target/release/switchyard /tmp/before    # build, copy, change, build again, then
     python3 bench/ab.py /tmp/before target/release/switchyard \
-        [--mode json|sse] [--rate 1000|max] [--rounds 5] [--duration 10]
+        [--mode json|sse] [--rate 1000|max] [--rounds 5] [--duration 10] [--telemetry off|on|both]
+
+`--telemetry both` measures each binary twice a round, tracing off and on (every request sampled,
+exported over OTLP/HTTP to a local sink that discards the spans): the cost of tracing.
 """
 
 import argparse
@@ -31,6 +34,8 @@ def main():
     ap.add_argument("--rate", default="1000", help="requests a second, or max (32 connections)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--telemetry", choices=("off", "on", "both"), default="off",
+                    help="OpenTelemetry tracing of every request, to a discarding local sink")
     args = ap.parse_args()
     rate = None if args.rate == "max" else int(args.rate)
     stream = args.mode == "sse"
@@ -39,12 +44,18 @@ def main():
     atexit.register(bench.stop_all)
     fast = bench.Proc("bench-upstream (fast)", [args.upstream], address=True)
 
-    names = [f"{i + 1}:{os.path.basename(b)}" for i, b in enumerate(args.binaries)]
+    sink = bench.TraceSink() if args.telemetry != "off" else None
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.telemetry]
+    variants = [(f"{i + 1}:{os.path.basename(b)}" + ("+otel" if traced else ""), b, traced)
+                for i, b in enumerate(args.binaries) for traced in modes]
+    names = [name for name, _, _ in variants]
     rows = {n: {"rps": [], "p50_ms": [], "p90_ms": [], "p99_ms": [], "cpu_us": []} for n in names}
     for _ in range(args.rounds):
-        for name, binary in zip(names, args.binaries):
+        for name, binary, traced in variants:
             tmp = tempfile.mkdtemp(prefix="switchyard-ab-")
             cli, env, key = bench.switchyard_setup(binary, tmp, {"fast": fast.address})
+            if traced:
+                env = bench.with_telemetry(env, sink)
             proc = bench.Proc(f"switchyard ({name})", cli + ["serve"], env=env, address=True)
             target = bench.Target(name, proc, proc.address, key)
             bench.check(target, "fast", stream)
@@ -64,6 +75,8 @@ def main():
                       f"p99 {r['p99_ms']:.3f} ms, {rows[name]['cpu_us'][-1]:.0f} µs CPU a request")
     print(f"\n{args.mode} at {args.rate} req/s, medians of {args.rounds} alternating rounds "
           f"of {args.duration} s")
+    if sink is not None:
+        print(f"trace sink: {sink.stats()}")
     print(f"{'binary':<28} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'CPU µs':>7}")
     for name, r in rows.items():
         med = {k: statistics.median(v) for k, v in r.items()}

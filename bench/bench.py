@@ -14,6 +14,7 @@ import argparse
 import atexit
 import collections
 import datetime
+import http.server
 import json
 import os
 import pathlib
@@ -260,6 +261,51 @@ http {{
     return proc, {name: f"127.0.0.1:{port}" for name, port in ports.items()}
 
 
+class TraceSink:
+    """A stand-in OTLP/HTTP collector for `--telemetry`: accepts every export (POST /v1/traces)
+    and discards it, counting exports and bytes. It runs in this process, so its work is not
+    counted in the server's CPU time."""
+
+    def __init__(self):
+        sink = self
+        self.exports = 0
+        self.bytes = 0
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                n = int(self.headers.get("content-length") or 0)
+                self.rfile.read(n)
+                with sink.lock:
+                    sink.exports += 1
+                    sink.bytes += n
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+
+    def stats(self):
+        with self.lock:
+            return {"exports": self.exports, "bytes": self.bytes}
+
+
+def with_telemetry(env, sink):
+    """Switchyard's environment with tracing on, every request sampled, exported to `sink`."""
+    return dict(env, SWITCHYARD__TELEMETRY__ENABLED="true",
+                SWITCHYARD__TELEMETRY__ENDPOINT=sink.url,
+                SWITCHYARD__TELEMETRY__SAMPLING_RATIO="1.0")
+
+
 def pwd_name():
     import pwd  # Unix only, like the rest of this script
 
@@ -463,6 +509,9 @@ def main():
                          "database holds with budget leases, its default there)")
     ap.add_argument("--durability", choices=("before_answer", "batched"),
                     help="Switchyard's store.durability (default: its own default, before_answer)")
+    ap.add_argument("--telemetry", action="store_true",
+                    help="trace every request (OpenTelemetry, OTLP/HTTP) to a local sink that "
+                         "discards the spans")
     args = ap.parse_args()
     cfg = settings(args)
 
@@ -475,7 +524,8 @@ def main():
     atexit.register(stop_all)  # runs first: the servers stop before their directory goes
     results = {
         "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "quick": args.quick, "settings": dict(cfg, durability=args.durability or "default"),
+        "quick": args.quick, "settings": dict(cfg, durability=args.durability or "default",
+                                         telemetry=args.telemetry),
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
                     "loadavg_before": os.getloadavg()},
         "versions": versions(args), "runs": [],
@@ -515,6 +565,11 @@ def main():
     cli, env, key = switchyard_setup(args.switchyard, tmp, upstreams)
     if args.durability:
         env["SWITCHYARD__STORE__DURABILITY"] = args.durability
+    sink = None
+    if args.telemetry:
+        sink = TraceSink()
+        env = with_telemetry(env, sink)
+        log(f"tracing every Switchyard request to a discarding sink at {sink.url}")
     sy = Proc("switchyard", cli + ["serve"], env=env, address=True)
     targets.append(Target("switchyard", sy, sy.address, key))
     if args.postgres:
@@ -591,6 +646,8 @@ def main():
     }
 
     stop_all()
+    if sink is not None:
+        results["telemetry_sink"] = sink.stats()
     results["machine"]["loadavg_after"] = os.getloadavg()
     results["elapsed_s"] = round(time.monotonic() - began, 1)
     report(results)
@@ -603,6 +660,9 @@ def write(results):
     text = json.dumps(results, indent=2) + "\n"
     names = ["latest-quick.json"] if results["quick"] else [
         results["when"].replace(":", "").replace("+0000", "Z") + ".json", "latest.json"]
+    if results["settings"].get("telemetry"):
+        # A traced run is kept beside the untraced ones, never in their place.
+        names = [n.replace(".json", "-telemetry.json") for n in names]
     for name in names:
         tmp = out_dir / (name + ".tmp")
         tmp.write_text(text)
@@ -621,6 +681,10 @@ def report(results):
     runs = results["runs"]
     by = {(r["target"], r["mode"], r["rate"]): r for r in runs}
     m = results["machine"]
+    if results["settings"].get("telemetry"):
+        sink = results.get("telemetry_sink", {})
+        print(f"\nSwitchyard traced every request (OTLP/HTTP to a discarding sink: "
+              f"{sink.get('exports')} exports, {sink.get('bytes')} bytes)")
     print(f"\nSwitchyard benchmark {results['when']}: {m['cpus']} CPUs, load "
           f"{m['loadavg_before'][0]:.2f} before / {m['loadavg_after'][0]:.2f} after, "
           f"{results['settings']['duration_s']} s per row, oha, {results['elapsed_s']} s in all")

@@ -31,6 +31,8 @@ pub struct Config {
     pub data_classifications: std::collections::BTreeMap<String, Classification>,
     /// The operator console in the browser.
     pub console: ConsoleConfig,
+    /// OpenTelemetry traces (off by default).
+    pub telemetry: TelemetryConfig,
 }
 
 /// `[console]`: the web console, served by the gateway itself.
@@ -316,6 +318,96 @@ impl Default for PromptLoggingConfig {
     }
 }
 
+/// `[telemetry]`: OpenTelemetry traces over OTLP/HTTP (protobuf).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Export traces.
+    pub enabled: bool,
+    /// Where spans are sent: the collector's OTLP/HTTP traces URL; one given without a path
+    /// gets `/v1/traces`.
+    pub endpoint: String,
+    /// Headers sent with every export (an authorization token, say).
+    pub headers: BTreeMap<String, String>,
+    /// Share of traces kept, from 0 to 1, for requests without a sampled parent; a client's
+    /// `traceparent` decides for its own requests (parent-based sampling).
+    pub sampling_ratio: f64,
+    /// `service.name` of the spans.
+    pub service_name: String,
+    /// Put the prompt and the completion in the request's span, for accounts that log prompts
+    /// (and only when a content key is configured). Off: no text of a request is ever exported.
+    pub include_content: bool,
+    /// Longest wait before queued spans are exported, in milliseconds.
+    pub batch_delay_ms: u64,
+    /// Spans queued at most; past it new spans are dropped (never waited for).
+    pub max_queue_size: usize,
+    /// Time allowed for one export, in seconds.
+    pub export_timeout_secs: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            enabled: false,
+            endpoint: "http://127.0.0.1:4318/v1/traces".to_owned(),
+            headers: BTreeMap::new(),
+            sampling_ratio: 1.0,
+            service_name: "switchyard".to_owned(),
+            include_content: false,
+            batch_delay_ms: 5000,
+            max_queue_size: 2048,
+            export_timeout_secs: 10.0,
+        }
+    }
+}
+
+impl TelemetryConfig {
+    fn validate(&self, source: &str, problems: &mut Vec<String>) {
+        if let Err(e) = crate::telemetry::traces_url(&self.endpoint) {
+            problems.push(format!("{source}: telemetry.endpoint: {e}"));
+        }
+        let ratio = self.sampling_ratio;
+        if !(ratio.is_finite() && (0.0..=1.0).contains(&ratio)) {
+            problems.push(format!(
+                "{source}: telemetry.sampling_ratio must be between 0 and 1, got {ratio}"
+            ));
+        }
+        if self.service_name.trim().is_empty() {
+            problems.push(format!(
+                "{source}: telemetry.service_name must not be empty"
+            ));
+        }
+        for (name, value) in &self.headers {
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || axum::http::HeaderValue::from_str(value).is_err()
+            {
+                // The value may be a secret: only the name is shown.
+                problems.push(format!(
+                    "{source}: telemetry.headers: {name:?} is not a valid header name, or its value is not a valid header value"
+                ));
+            }
+        }
+        if !(1..=3_600_000).contains(&self.batch_delay_ms) {
+            problems.push(format!(
+                "{source}: telemetry.batch_delay_ms must be between 1 and 3600000, got {}",
+                self.batch_delay_ms
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.max_queue_size) {
+            problems.push(format!(
+                "{source}: telemetry.max_queue_size must be between 1 and 1000000, got {}",
+                self.max_queue_size
+            ));
+        }
+        let timeout = self.export_timeout_secs;
+        if !(timeout.is_finite() && timeout > 0.0 && timeout <= 600.0) {
+            problems.push(format!(
+                "{source}: telemetry.export_timeout_secs must be a positive number of seconds up to 600, got {timeout}"
+            ));
+        }
+    }
+}
+
 /// Every problem of an invalid configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration:\n  {}", .0.join("\n  "))]
@@ -490,6 +582,7 @@ impl Config {
                 "{source}: store.url: {url:?} must start with sqlite: or postgres://"
             ));
         }
+        self.telemetry.validate(source, problems);
     }
 }
 
@@ -555,6 +648,9 @@ mod tests {
                 ("SWITCHYARD__STORE__HOLD_LEASE_SECS", "0.5"),
                 ("SWITCHYARD__SERVER__MAX_UPSTREAM_BODY_BYTES", "10"),
                 ("SWITCHYARD__STORE__RECORD_TIMEOUT_SECS", "0"),
+                ("SWITCHYARD__TELEMETRY__ENDPOINT", "collector:4318"),
+                ("SWITCHYARD__TELEMETRY__SAMPLING_RATIO", "1.5"),
+                ("SWITCHYARD__TELEMETRY__BATCH_DELAY_MS", "0"),
             ]),
         )
         .expect_err("invalid");
@@ -575,6 +671,9 @@ mod tests {
             "server.cors_allowed_origins: \"ftp://no\"",
             "server.cors_allowed_origins: \"https://a.example/path\"",
             "SWITCHYARD__BAD",
+            "telemetry.endpoint: \"collector:4318\" is not an http(s) URL with a host",
+            "telemetry.sampling_ratio must be between 0 and 1, got 1.5",
+            "telemetry.batch_delay_ms must be between 1 and 3600000, got 0",
         ] {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }

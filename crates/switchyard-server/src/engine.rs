@@ -54,6 +54,9 @@ pub async fn run(
     trail.key_hash = Some(key.key.hash.clone());
     trail.requested_model.clone_from(&parsed.request.model);
     // The end user is named by the request or the X-Switchyard-User header (`prepare`).
+    if let Some(span) = &trail.span {
+        span.requested(parsed.request.model.as_deref());
+    }
     let recorder_state = std::sync::Arc::clone(&state);
     // The stages are boxed: each is a large state machine, and nested inline they would make
     // this future (moved by every layer of the server) several times larger.

@@ -67,9 +67,21 @@ pub async fn serve_operation(
         format.name(),
         Attribution::from_headers(&headers),
     );
+    // The request's span (telemetry on), a child of the client's `traceparent`. Counting
+    // tokens generates nothing and is not traced.
+    if let (Some(telemetry), Operation::Generate) = (&state.telemetry, operation) {
+        trail.span = Some(Box::new(telemetry.request(
+            &headers,
+            crate::telemetry::operation_name(format.name()),
+            &trail.generation_id,
+        )));
+    }
     let key = match auth {
         Ok(InferenceAuth(key)) => key,
         Err(e) if e.kind == ErrorKind::Unauthorized => {
+            if let Some(span) = &trail.span {
+                span.refused(e.status(), &e.message);
+            }
             state.auth_failures.record(
                 &state.recorder,
                 source.0,

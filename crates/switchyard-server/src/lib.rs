@@ -53,6 +53,7 @@ pub mod routes;
 pub mod settings;
 pub mod state;
 pub mod upstream;
+pub mod telemetry;
 pub mod workers;
 
 use std::future::Future;
@@ -539,6 +540,16 @@ pub async fn serve(
     // lease): what this gateway leased and did not use goes back, and its leases close.
     if let Err(e) = state.ledger.return_leases().await {
         tracing::error!(error = %e, "returning budget leases failed");
+    }
+    if state.telemetry.is_some() {
+        // The exporter's last batch is sent off the runtime: shutting it down blocks.
+        let telemetry = std::sync::Arc::clone(&state);
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(t) = &telemetry.telemetry {
+                t.shutdown();
+            }
+        })
+        .await;
     }
     state.store.close().await;
     workers.exit().await;

@@ -89,6 +89,22 @@ pub struct AppState {
     upstream_urls: RwLock<HashMap<String, Uri>>,
     /// Where `[server] metrics_address` was bound, once serving.
     metrics_bound: OnceLock<SocketAddr>,
+    /// OpenTelemetry traces, when `[telemetry] enabled`.
+    pub telemetry: Option<crate::telemetry::Telemetry>,
+}
+
+/// Why the state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// An upstream HTTP client could not be made.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// reqwest's client could not be built.
+    #[error("building the upstream HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The trace exporter could not start.
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
 }
 
 /// More distinct upstream URLs than this (a catalogue of thousands of models on a provider
@@ -112,7 +128,7 @@ impl AppState {
         store: Store,
         secrets: HashMap<String, String>,
         clock: Clock,
-    ) -> Result<AppState, ClientError> {
+    ) -> Result<AppState, StateError> {
         let secrets = Secrets::from(secrets);
         let audit_key = secrets
             .expose(&config.audit.key_env)
@@ -167,6 +183,7 @@ impl AppState {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let telemetry = crate::telemetry::Telemetry::start(&config.telemetry)?;
         let tasks = TaskTracker::new();
         let ledger = Ledger::with_leases(
             config.store.hold_mode(),
@@ -205,6 +222,7 @@ impl AppState {
             health_snapshot: RwLock::new((None, Arc::new(HealthSnapshot::default()))),
             upstream_urls: RwLock::new(HashMap::new()),
             metrics_bound: OnceLock::new(),
+            telemetry,
             clock,
         })
     }

@@ -222,11 +222,17 @@ fn invalid_configuration_lists_every_problem() {
     let cli = Cli::new();
     std::fs::write(
         cli.config(),
-        "[server]\nlisten = \"nowhere\"\nkeepalive_secs = -1\n[store]\nurl = \"mysql://x\"\n",
+        "[server]\nlisten = \"nowhere\"\nkeepalive_secs = -1\n[store]\nurl = \"mysql://x\"\n[telemetry]\nenabled = true\nendpoint = \"collector\"\nsampling_ratio = 2\n",
     )
     .expect("write");
     let err = cli.fails(&["serve"]);
-    for needle in ["server.listen", "server.keepalive_secs", "store.url"] {
+    for needle in [
+        "server.listen",
+        "server.keepalive_secs",
+        "store.url",
+        "telemetry.endpoint",
+        "telemetry.sampling_ratio must be between 0 and 1, got 2",
+    ] {
         assert!(err.contains(needle), "{needle} missing: {err}");
     }
     let bad_catalog = cli.dir.path().join("bad.toml");

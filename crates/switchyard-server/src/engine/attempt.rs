@@ -29,6 +29,8 @@ pub struct Answer {
     pub response: hyper::Response<UpstreamBody>,
     /// The endpoint was sent a legacy completions request in its own API.
     pub native_legacy: bool,
+    /// The attempt's span (telemetry on): ends once its body is read.
+    pub span: Option<crate::telemetry::Child>,
 }
 
 impl Inference {
@@ -60,20 +62,33 @@ impl Inference {
                 );
                 continue;
             }
-            let result = self.send(&r).await;
+            // The attempt's span, whose `traceparent` goes upstream with the request.
+            let mut traced = self
+                .trail
+                .span
+                .as_ref()
+                .map(|s| s.attempt(&r.provider.slug, &r.provider.base_url));
+            let result = self
+                .send(&r, traced.as_ref().map(|t| t.headers.as_slice()))
+                .await;
             let outcome = match &result {
                 Ok(_) => "ok",
                 Err(e) => e.error_type(),
             };
+            let mut span = traced.take().map(|t| t.span);
             metrics::counter!("switchyard_upstream_attempts_total",
                 "provider" => r.provider.slug.clone(), "outcome" => outcome)
             .increment(1);
             match result {
                 Ok(response) => {
+                    let status = response.status().as_u16();
+                    if let Some(span) = span.as_mut() {
+                        crate::telemetry::upstream_status(span, status);
+                    }
                     self.trail.attempts.push(AttemptRecord {
                         provider: r.provider.slug.clone(),
                         model: r.model.id.clone(),
-                        status: response.status().as_u16(),
+                        status,
                         error: None,
                     });
                     let native_legacy = self.native_legacy(&r);
@@ -81,6 +96,7 @@ impl Inference {
                         candidate,
                         response,
                         native_legacy,
+                        span,
                     });
                 }
                 Err(err) => {
@@ -98,6 +114,12 @@ impl Inference {
                         status: err.status.unwrap_or(err.client_status()),
                         error: Some(err.clone()),
                     });
+                    if let Some(mut span) = span {
+                        if let Some(status) = err.status {
+                            crate::telemetry::upstream_status(&mut span, status);
+                        }
+                        span.fail(err.error_type(), &format!("{:?}", err.kind));
+                    }
                     if err.retryable() || err.kind == UpstreamErrorKind::ProviderAuth {
                         self.state.record_failure(&r.model.id, &r.endpoint.tag);
                     }
@@ -167,7 +189,11 @@ impl Inference {
     }
 
     /// One upstream request; any non-2xx answer becomes an [`UpstreamError`].
-    async fn send(&self, r: &Resolved<'_>) -> Result<hyper::Response<UpstreamBody>, UpstreamError> {
+    async fn send(
+        &self,
+        r: &Resolved<'_>,
+        trace: Option<&[(String, String)]>,
+    ) -> Result<hyper::Response<UpstreamBody>, UpstreamError> {
         let codec = codec_for(r.provider.kind).ok_or_else(|| {
             UpstreamError::new(
                 UpstreamErrorKind::Server,
@@ -208,10 +234,10 @@ impl Inference {
             return Err(unreachable(&r.provider.name));
         };
         let sent = Instant::now();
-        let request = self
-            .state
-            .upstream()
-            .post(uri, &upstream.headers, upstream.body);
+        // Only the attempt's own trace context goes upstream, never the client's headers.
+        let mut headers = upstream.headers;
+        headers.extend(trace.unwrap_or_default().iter().cloned());
+        let request = self.state.upstream().post(uri, &headers, upstream.body);
         let timeout = self.state.config.server.upstream_timeout();
         let response = tokio::time::timeout(timeout, request)
             .await

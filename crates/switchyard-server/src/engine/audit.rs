@@ -135,6 +135,8 @@ pub struct Trail {
     pub moderation: Vec<crate::moderation::Outcome>,
     /// Why the end-user controls refused the request (`end_user_blocked`, `rate_limited`...).
     pub refusal: Option<&'static str>,
+    /// The request's trace span, when telemetry is on (never part of the record).
+    pub span: Option<Box<crate::telemetry::RequestSpan>>,
 }
 
 /// How a request ended, for its record.
@@ -173,6 +175,7 @@ impl Trail {
             anomaly: None,
             moderation: Vec::new(),
             refusal: None,
+            span: None,
         }
     }
 

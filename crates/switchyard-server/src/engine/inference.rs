@@ -64,6 +64,16 @@ pub async fn refuse(
     trail: &Trail,
     e: GatewayError,
 ) -> Response {
+    if let Some(span) = &trail.span {
+        // A provider's message may quote the prompt: its failure is named by its type.
+        let message = match e.kind {
+            crate::error::ErrorKind::Upstream(_) => {
+                switchyard_core::error::error_type_for_status(e.status())
+            }
+            _ => e.message.as_str(),
+        };
+        span.refused(e.status(), message);
+    }
     let pending = trail.write(
         &state.recorder,
         state.now_ms(),
@@ -204,6 +214,18 @@ impl Inference {
             .increment(record.tokens_completion);
         metrics::counter!("switchyard_cost_picodollars_total", "provider" => provider)
             .increment(u64::try_from(record.cost.picos()).unwrap_or(0));
+        if let Some(span) = &self.trail.span {
+            span.served(&crate::telemetry::Served {
+                model: &record.model,
+                provider: &record.provider_slug,
+                input_tokens: record.tokens_prompt,
+                output_tokens: record.tokens_completion,
+                finish_reason: record.finish_reason.as_deref(),
+                cost: record.cost,
+                status: record.status,
+                failed: record.error_message.is_some(),
+            });
+        }
         let body = self.trail.record(&Ending {
             served: Some(served),
             generation: Some(&record),
@@ -250,6 +272,18 @@ impl Inference {
         let Some(cipher) = &self.state.content_cipher else {
             return;
         };
+        // The exporter was configured to take content, and the account logs prompts.
+        if let Some(span) = self
+            .trail
+            .span
+            .as_ref()
+            .filter(|s| s.includes_content() && s.recording())
+        {
+            span.content(
+                serde_json::to_string(&self.request.messages).unwrap_or_default(),
+                output.to_string(),
+            );
+        }
         let document = json!({
             "input": {"messages": self.request.messages},
             "output": output,

@@ -3,12 +3,14 @@
 //! every restriction, and the hold of the most the request can cost.
 
 use axum::http::HeaderMap;
+use opentelemetry::KeyValue;
 use rand::Rng;
 use serde_json::json;
 use serde_json::value::RawValue;
 use switchyard_core::audit;
 use switchyard_core::chat::{Content, Message};
 use switchyard_core::embeddings::EmbeddingInput;
+use switchyard_core::error::error_type_for_status;
 use switchyard_core::guard::{self, Screening};
 use switchyard_core::money::Money;
 use switchyard_core::pricing;
@@ -87,7 +89,30 @@ pub async fn prepare(
     headers: &HeaderMap,
     parsed: crate::formats::Parsed,
 ) -> Result<Inference, (Trail, GatewayError)> {
-    let mut p = route(state, format, trail, key, headers, parsed).await?;
+    let route_span = trail.span.as_ref().map(|s| s.child("route"));
+    let routed = route(state, format, trail, key, headers, parsed).await;
+    if let Some(mut span) = route_span {
+        let trail = match &routed {
+            Ok(p) => &p.trail,
+            Err((trail, _)) => trail,
+        };
+        span.set(KeyValue::new(
+            "switchyard.route.candidates",
+            i64::try_from(trail.plan.candidates.len()).unwrap_or(i64::MAX),
+        ));
+        span.set(KeyValue::new(
+            "switchyard.route.excluded",
+            i64::try_from(trail.plan.excluded.len()).unwrap_or(i64::MAX),
+        ));
+        if let Some(router) = trail.plan.router {
+            span.set(KeyValue::new("switchyard.route.router", router));
+        }
+        match &routed {
+            Ok(_) => span.ok(),
+            Err((_, e)) => span.fail(error_type_for_status(e.status()), &e.message),
+        }
+    }
+    let mut p = routed?;
     let now = p.trail.created_ms;
     macro_rules! refuse {
         ($e:expr) => {
@@ -111,7 +136,14 @@ pub async fn prepare(
         amount = amount.max(cost);
     }
     let user = p.admitted.user_limit();
-    match p
+    let mut hold_span = p.trail.span.as_ref().map(|s| s.child("hold"));
+    if let Some(span) = hold_span.as_mut() {
+        span.set(KeyValue::new(
+            "switchyard.hold_usd",
+            amount.to_usd().to_string(),
+        ));
+    }
+    let held = match p
         .state
         .ledger
         .hold_for(
@@ -123,14 +155,28 @@ pub async fn prepare(
         )
         .await
     {
-        Ok(Ok(hold)) => p.hold = Some(hold),
+        Ok(Ok(hold)) => Ok(hold),
         Ok(Err(refused)) => {
             if matches!(refused, switchyard_store::HoldRefused::EndUserLimit { .. }) {
                 p.trail.refusal = Some(crate::end_users::refusal::SPEND_LIMIT);
             }
-            refuse!(GatewayError::hold_refused(refused))
+            Err(GatewayError::hold_refused(refused))
         }
-        Err(e) => refuse!(e.into()),
+        Err(e) => Err(e.into()),
+    };
+    match held {
+        Ok(hold) => {
+            if let Some(span) = hold_span {
+                span.ok();
+            }
+            p.hold = Some(hold);
+        }
+        Err(e) => {
+            if let Some(span) = hold_span {
+                span.fail(error_type_for_status(e.status()), &e.message);
+            }
+            refuse!(e)
+        }
     }
     Ok(p)
 }

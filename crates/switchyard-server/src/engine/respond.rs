@@ -138,6 +138,12 @@ pub async fn complete(
                 codec.decode(&b)
             }
         });
+    if let Some(span) = answer.span {
+        match &body {
+            Ok(_) => span.ok(),
+            Err(err) => span.fail(err.error_type(), &format!("{:?}", err.kind)),
+        }
+    }
     let mut completion = match body {
         Ok(c) => c,
         Err(err) => {
@@ -313,6 +319,12 @@ pub async fn embeddings(
     let decoded = read_limited(answer.response, &p.state.config.server)
         .await
         .and_then(|b| codec.decode_embeddings(&request, &b));
+    if let Some(span) = answer.span {
+        match &decoded {
+            Ok(_) => span.ok(),
+            Err(err) => span.fail(err.error_type(), &format!("{:?}", err.kind)),
+        }
+    }
     let vectors = match decoded {
         Ok(v) => v,
         Err(err) => {

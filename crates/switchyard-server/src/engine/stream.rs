@@ -76,7 +76,7 @@ enum End {
 }
 
 /// Forwards one upstream stream to the client, then settles.
-async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
+async fn pump(mut p: Inference, mut answer: Answer, tx: mpsc::Sender<Bytes>) {
     let catalog = Arc::clone(&p.catalog);
     let Some(r) = resolve(&catalog, &answer.candidate) else {
         return;
@@ -285,6 +285,17 @@ async fn pump(mut p: Inference, answer: Answer, tx: mpsc::Sender<Bytes>) {
     };
     drop(upstream);
     active.decrement(1.0);
+    // The attempt's span covers the upstream stream.
+    if let Some(mut span) = answer.span.take() {
+        match &end {
+            End::Done => span.ok(),
+            End::Cancelled => {
+                span.set(opentelemetry::KeyValue::new("switchyard.cancelled", true));
+                span.ok();
+            }
+            End::Failed(err) => span.fail(err.error_type(), &format!("{:?}", err.kind)),
+        }
+    }
 
     // Billed for what was produced: the provider's count, else an estimate from the text
     // forwarded; a stream that produced nothing and reported nothing costs nothing.

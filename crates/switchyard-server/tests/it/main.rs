@@ -27,3 +27,4 @@ mod routers;
 mod routing;
 mod stages;
 mod transport;
+mod telemetry;
