@@ -52,8 +52,8 @@ pub mod recorder;
 pub mod routes;
 pub mod settings;
 pub mod state;
-pub mod upstream;
 pub mod telemetry;
+pub mod upstream;
 pub mod workers;
 
 use std::future::Future;

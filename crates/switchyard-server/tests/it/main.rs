@@ -26,5 +26,5 @@ mod privilege;
 mod routers;
 mod routing;
 mod stages;
-mod transport;
 mod telemetry;
+mod transport;
