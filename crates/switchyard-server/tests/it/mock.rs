@@ -240,13 +240,20 @@ async fn handle(
             after,
         } => {
             let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+            let signal = DropSignal(Arc::clone(&inner));
             tokio::spawn(async move {
+                // Like a paced stream, a gated one says when its client went away (the signal
+                // drops with this task), also while it waits at the gate.
+                let _signal = signal;
                 for e in &before {
                     if tx.send(Ok(frame(e))).await.is_err() {
                         return;
                     }
                 }
-                gate.notified().await;
+                tokio::select! {
+                    () = gate.notified() => {}
+                    () = tx.closed() => return,
+                }
                 for e in &after {
                     if tx.send(Ok(frame(e))).await.is_err() {
                         return;
