@@ -243,6 +243,39 @@ impl Fields {
     }
 }
 
+/// A change sent from one of the console's forms: the signed-in session and the form's fields,
+/// its origin and CSRF token checked by [`checked_form`]; anything else is refused with the
+/// console's error page before the handler runs. The last extractor of a handler (it reads the
+/// body).
+pub struct Change {
+    /// Who is signed in.
+    pub signed: Signed,
+    /// The form's fields.
+    pub fields: Fields,
+}
+
+impl axum::extract::FromRequest<SharedState> for Change {
+    type Rejection = Response;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let signed =
+            <Signed as FromRequestParts<SharedState>>::from_request_parts(&mut parts, state)
+                .await?;
+        let headers = parts.headers.clone();
+        let form = axum::Form::<Vec<(String, String)>>::from_request(
+            axum::extract::Request::from_parts(parts, body),
+            state,
+        )
+        .await;
+        let fields = checked_form(&signed, &headers, form).await?;
+        Ok(Change { signed, fields })
+    }
+}
+
 /// The body of a console form: the fields, once the CSRF token and the origin were checked
 /// against the session. A refusal is a 403 page.
 pub async fn checked_form(

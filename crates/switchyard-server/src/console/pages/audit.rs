@@ -3,17 +3,15 @@
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Form;
 use maud::{html, Markup};
 use switchyard_core::periods::parse_iso8601;
 
 use crate::audit::AuditError;
 use crate::console::view::{csrf_field, html_response, shell, time, Nav, Notice};
-use crate::console::{checked_form, Signed};
+use crate::console::{Change, Signed};
 use crate::routes::activity::{day_string, DAY_MS};
 use crate::state::SharedState;
 
@@ -65,15 +63,7 @@ async fn render(
 }
 
 /// `POST audit/verify`.
-pub async fn verify(
-    State(state): State<SharedState>,
-    signed: Signed,
-    headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    if let Err(refused) = checked_form(&signed, &headers, form).await {
-        return refused;
-    }
+pub async fn verify(State(state): State<SharedState>, Change { signed, .. }: Change) -> Response {
     let at = time(state.now_ms());
     let (notice, result) = match crate::audit::verify(&state.store, state.audit_key.as_deref())
         .await

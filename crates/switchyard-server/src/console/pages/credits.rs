@@ -1,11 +1,9 @@
 //! Credits: the balance (`GET /api/v1/credits`'s figures, plus what is held by requests in
 //! flight) and adding credits.
 
-use axum::extract::rejection::FormRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use maud::html;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -13,7 +11,7 @@ use switchyard_core::money::Money;
 
 use super::{data, money_of, number_or_text};
 use crate::console::view::{csrf_field, html_response, shell, usd, Nav, Notice};
-use crate::console::{checked_form, Signed};
+use crate::console::{Change, Signed};
 use crate::error::ApiError;
 use crate::extract::{parse, Usd};
 use crate::state::SharedState;
@@ -91,16 +89,7 @@ async fn render(
 }
 
 /// `POST credits`: adds to the account's credits, as `switchyard credits add` does.
-pub async fn add(
-    State(state): State<SharedState>,
-    signed: Signed,
-    headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let fields = match checked_form(&signed, &headers, form).await {
-        Ok(f) => f,
-        Err(refused) => return refused,
-    };
+pub async fn add(State(state): State<SharedState>, Change { signed, fields }: Change) -> Response {
     let result = async {
         let amount = fields
             .get("amount")

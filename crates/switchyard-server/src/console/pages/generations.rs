@@ -5,11 +5,9 @@
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use maud::{html, Markup};
 use serde_json::{json, Value};
 use switchyard_store::{AuditRow, GenerationQuery, GenerationRecord};
@@ -18,7 +16,7 @@ use super::data;
 use crate::console::view::{
     count, csrf_field, html_response, shell, short_hash, time, usd, Nav, Notice,
 };
-use crate::console::{checked_form, Signed};
+use crate::console::{Change, Signed};
 use crate::recorder::AuditEntry;
 use crate::state::SharedState;
 
@@ -410,14 +408,9 @@ fn yes_no(v: &Value, k: &str) -> &'static str {
 /// after an audit record of the viewing is committed.
 pub async fn content(
     State(state): State<SharedState>,
-    signed: Signed,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    Change { signed, .. }: Change,
 ) -> Response {
-    if let Err(refused) = checked_form(&signed, &headers, form).await {
-        return refused;
-    }
     let Some(g) = owned(&state, &signed, &id).await else {
         return not_found(&signed, &id);
     };

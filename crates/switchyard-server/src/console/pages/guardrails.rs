@@ -1,17 +1,15 @@
 //! Guardrails: the account's guardrails as the guardrails API shows them, created and changed
 //! from the API's own JSON body (parsed by its request types, validated by its handlers).
 
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use maud::html;
 use serde_json::Value;
 
 use super::data;
 use crate::console::view::{csrf_field, html_response, shell, Nav, Notice};
-use crate::console::{checked_form, Signed};
+use crate::console::{Change, Signed};
 use crate::error::ApiError;
 use crate::extract::{parse, ApiJson, Management};
 use crate::routes::guardrails::GuardrailPatch;
@@ -111,14 +109,8 @@ async fn render(
 /// `POST guardrails`: `POST /api/v1/guardrails` with the text box as its body.
 pub async fn create(
     State(state): State<SharedState>,
-    signed: Signed,
-    headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    Change { signed, fields }: Change,
 ) -> Response {
-    let fields = match checked_form(&signed, &headers, form).await {
-        Ok(f) => f,
-        Err(refused) => return refused,
-    };
     let text = fields.get("body").unwrap_or("").to_owned();
     let result = async {
         let guardrail = parse(text.as_bytes())?;
@@ -158,15 +150,9 @@ pub async fn create(
 /// `delete`.
 pub async fn change(
     State(state): State<SharedState>,
-    signed: Signed,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    Change { signed, fields }: Change,
 ) -> Response {
-    let fields = match checked_form(&signed, &headers, form).await {
-        Ok(f) => f,
-        Err(refused) => return refused,
-    };
     let management = Management(signed.auth.clone());
     let result = match fields.get("action") {
         Some("update") => {

@@ -4,17 +4,15 @@
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use maud::{html, Markup};
 use serde_json::{json, Map, Value};
 
 use super::{data, money_of, number_or_text};
 use crate::console::view::{csrf_field, html_response, shell, time, usd, Nav, Notice};
-use crate::console::{checked_form, Fields, Signed};
+use crate::console::{Change, Fields, Signed};
 use crate::error::ApiError;
 use crate::extract::{parse, ApiJson, Management};
 use crate::routes::guardrails::KeyHashes;
@@ -218,14 +216,8 @@ fn body_of(fields: &Fields, names: &[&str]) -> Map<String, Value> {
 /// `POST keys`: `POST /api/v1/keys`'s body, request type and key service.
 pub async fn create(
     State(state): State<SharedState>,
-    signed: Signed,
-    headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    Change { signed, fields }: Change,
 ) -> Response {
-    let fields = match checked_form(&signed, &headers, form).await {
-        Ok(f) => f,
-        Err(refused) => return refused,
-    };
     let mut body = body_of(&fields, &["name", "limit", "limit_reset", "expires_at"]);
     if fields.checked("include_byok_in_limit") {
         body.insert("include_byok_in_limit".into(), json!(true));
@@ -284,15 +276,9 @@ pub async fn create(
 /// `POST keys/{hash}` with `action`: `enable`, `disable`, `limits`, `delete` or `guardrail`.
 pub async fn change(
     State(state): State<SharedState>,
-    signed: Signed,
     Path(hash): Path<String>,
-    headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    Change { signed, fields }: Change,
 ) -> Response {
-    let fields = match checked_form(&signed, &headers, form).await {
-        Ok(f) => f,
-        Err(refused) => return refused,
-    };
     let update = |body: Value| {
         let state = state.clone();
         let auth = signed.auth.clone();

@@ -1,15 +1,13 @@
 //! Account privacy settings: training, zero data retention, provider lists, prompt logging and
 //! the data classification, changed through [`AccountSettings::apply`] as the CLI changes them.
 
-use axum::extract::rejection::FormRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use maud::html;
 
 use crate::console::view::{csrf_field, html_response, shell, Nav, Notice};
-use crate::console::{checked_form, Signed};
+use crate::console::{Change, Signed};
 use crate::error::ApiError;
 use crate::settings::{AccountSettings, SettingsChange};
 use crate::state::SharedState;
@@ -80,16 +78,7 @@ async fn render(
 }
 
 /// `POST settings`.
-pub async fn save(
-    State(state): State<SharedState>,
-    signed: Signed,
-    headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let fields = match checked_form(&signed, &headers, form).await {
-        Ok(f) => f,
-        Err(refused) => return refused,
-    };
+pub async fn save(State(state): State<SharedState>, Change { signed, fields }: Change) -> Response {
     let account = signed.auth.key.account_id.clone();
     let result = async {
         let mut settings = current(&state, &account).await?;

@@ -10,7 +10,7 @@ use axum::{Extension, Form};
 use maud::html;
 
 use crate::console::view::{bare, error_page, html_response};
-use crate::console::{checked_form, csrf, see_other, session, Console, Fields, Signed};
+use crate::console::{csrf, see_other, session, Change, Console, Fields, Signed};
 use crate::state::{verify_key, SharedState};
 
 fn sign_in_page(console: &Console, status: StatusCode, failure: Option<&str>) -> Response {
@@ -124,14 +124,7 @@ pub async fn submit(
 }
 
 /// `POST sign-out`.
-pub async fn sign_out(
-    signed: Signed,
-    headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    if let Err(refused) = checked_form(&signed, &headers, form).await {
-        return refused;
-    }
+pub async fn sign_out(headers: HeaderMap, Change { signed, .. }: Change) -> Response {
     if let Some(id) = session::cookie_id(&headers) {
         signed.console.sessions.end(id).await;
     }
