@@ -108,21 +108,8 @@ async fn set_policy(gw: &TestGateway, admin: &str, policy: Value) {
     assert_eq!(status, 200, "{body}");
 }
 
-/// The audit record bodies, in chain order.
-async fn records(gw: &TestGateway) -> Vec<Value> {
-    gw.settled().await;
-    gw.state
-        .store
-        .audit_page(0, 10_000)
-        .await
-        .expect("page")
-        .into_iter()
-        .map(|r| serde_json::from_str(&r.body).expect("json"))
-        .collect()
-}
-
 async fn record_of(gw: &TestGateway, generation_id: &str) -> Value {
-    records(gw)
+    gw.audit_records()
         .await
         .into_iter()
         .find(|r| r["generation_id"] == generation_id)
@@ -245,7 +232,8 @@ async fn a_user_over_their_spend_limit_gets_402_while_another_is_served() {
             .is_some_and(|u| u <= 0.01),
         "{spender}"
     );
-    let refusals: Vec<Value> = records(&gw)
+    let refusals: Vec<Value> = gw
+        .audit_records()
         .await
         .into_iter()
         .filter(|r| r["refusal"] == "end_user_spend_limit")
@@ -378,14 +366,16 @@ async fn a_block_takes_effect_on_the_next_request_and_is_audited() {
     assert_eq!(r.status(), 403);
     // Another end user is served.
     assert_eq!(chat_as(&gw, Some("trent"), "hi").await.0, 200);
-    let refusals = records(&gw)
+    let refusals = gw
+        .audit_records()
         .await
         .into_iter()
         .filter(|r| r["refusal"] == "end_user_blocked")
         .count();
     assert_eq!(refusals, 2, "each refusal is audited");
     // The operator's change is in the chain too.
-    assert!(records(&gw)
+    assert!(gw
+        .audit_records()
         .await
         .iter()
         .any(|r| r["kind"] == "end_user_change" && r["action"] == "block"));
@@ -456,7 +446,7 @@ async fn a_blocking_category_refuses_before_anything_leaves() {
     assert_eq!(sent.body["model"], "omni-moderation-latest");
     assert_eq!(sent.body["input"], json!(["something violent"]));
     assert_eq!(sent.headers["authorization"], "Bearer secret-MODERATOR_KEY");
-    let records = records(&gw).await;
+    let records = gw.audit_records().await;
     let record = records
         .iter()
         .find(|r| r["kind"] == "inference")
@@ -556,7 +546,7 @@ async fn strikes_block_an_end_user_automatically_until_the_block_expires() {
     assert_eq!(u["data"]["blocked"], true, "{u}");
     assert_eq!(u["data"]["block"]["source"], "strikes");
     assert_eq!(u["data"]["strikes"]["last_30_days"], 2);
-    let recs = records(&gw).await;
+    let recs = gw.audit_records().await;
     let struck: Vec<&Value> = recs
         .iter()
         .filter(|r| r["moderation"][0]["action"] == "block_and_strike")
@@ -580,7 +570,7 @@ async fn a_failing_moderation_provider_fails_closed_or_open_as_configured() {
         let (status, _, body) = chat_as(&gw, Some("u4"), "hello").await;
         assert_eq!(status, want, "{mode}: {body}");
         assert_eq!(mock.requests().len(), usize::from(want == 200), "{mode}");
-        let recs = records(&gw).await;
+        let recs = gw.audit_records().await;
         let record = recs
             .iter()
             .find(|r| r["kind"] == "inference")

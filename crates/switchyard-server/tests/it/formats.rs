@@ -16,18 +16,6 @@ fn with_embeddings(url: &str) -> String {
     text
 }
 
-async fn audit_records(gw: &TestGateway) -> Vec<Value> {
-    gw.settled().await;
-    gw.state
-        .store
-        .audit_page(0, 1000)
-        .await
-        .expect("page")
-        .into_iter()
-        .map(|r| serde_json::from_str(&r.body).expect("json"))
-        .collect()
-}
-
 #[tokio::test]
 async fn every_refusal_carries_its_generation_id_and_is_audited_under_it() {
     let mock = MockUpstream::start(vec![]).await;
@@ -94,7 +82,7 @@ async fn every_refusal_carries_its_generation_id_and_is_audited_under_it() {
             seen.push((id, status, format));
         }
     }
-    let records = audit_records(&gw).await;
+    let records = gw.audit_records().await;
     // Refusals before the key is known are counted per source and minute: each is a record's
     // sample or counted, under its format, in its source's record of the minute.
     let aggregates: Vec<&Value> = records
@@ -211,7 +199,7 @@ async fn responses_plain_and_streamed_through_a_chat_provider() {
     assert_eq!(done["response"]["output"][0]["content"][0]["text"], "Hello");
     assert!(done["response"]["usage"]["cost"].as_f64().is_some());
 
-    let records = audit_records(&gw).await;
+    let records = gw.audit_records().await;
     assert_eq!(records.len(), 2);
     for r in &records {
         assert_eq!(r["format"], "responses");
@@ -346,7 +334,7 @@ async fn embeddings_are_routed_held_metered_and_audited() {
         .await
         .expect("send");
     assert_eq!(response.status(), 400);
-    let records = audit_records(&gw).await;
+    let records = gw.audit_records().await;
     let served = records
         .iter()
         .find(|r| r["status"] == 200)

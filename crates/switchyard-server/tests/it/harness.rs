@@ -149,6 +149,19 @@ impl TestGateway {
         self.state.auth_failures.close_all(&self.state.recorder);
         self.state.recorder.flush().await;
     }
+
+    /// Every audit record's body, in chain order, once background settlement is written.
+    pub async fn audit_records(&self) -> Vec<serde_json::Value> {
+        self.settled().await;
+        self.state
+            .store
+            .audit_page(0, 100_000)
+            .await
+            .expect("audit page")
+            .into_iter()
+            .map(|r| serde_json::from_str(&r.body).expect("audit body"))
+            .collect()
+    }
 }
 
 impl Builder {
