@@ -52,6 +52,20 @@ pub enum Notice {
     Failed(String),
 }
 
+impl Notice {
+    /// The status and notice of a change that ended with `result`: 200 and what was done, or
+    /// the API's refusal with its own status.
+    pub fn of(result: Result<&str, crate::error::ApiError>) -> (StatusCode, Notice) {
+        match result {
+            Ok(done) => (StatusCode::OK, Notice::Done(done.to_owned())),
+            Err(e) => (
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                Notice::Failed(e.message),
+            ),
+        }
+    }
+}
+
 /// A complete HTML answer with the console's headers: no caching, no framing, scripts and
 /// styles from this origin only.
 pub fn html_response(status: StatusCode, markup: Markup) -> Response {

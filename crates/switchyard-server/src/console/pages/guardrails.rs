@@ -176,20 +176,6 @@ pub async fn change(
         }
         _ => Err(ApiError::bad_request("action must be update or delete")),
     };
-    match result {
-        Ok(done) => {
-            render(
-                &state,
-                &signed,
-                StatusCode::OK,
-                Notice::Done(done.to_owned()),
-                None,
-            )
-            .await
-        }
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            render(&state, &signed, status, Notice::Failed(e.message), None).await
-        }
-    }
+    let (status, notice) = Notice::of(result);
+    render(&state, &signed, status, notice, None).await
 }

@@ -334,22 +334,8 @@ pub async fn change(
             "action must be enable, disable, limits, delete or guardrail",
         )),
     };
-    match result {
-        Ok(done) => {
-            render(
-                &state,
-                &signed,
-                StatusCode::OK,
-                Notice::Done(done.to_owned()),
-                None,
-            )
-            .await
-        }
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            render(&state, &signed, status, Notice::Failed(e.message), None).await
-        }
-    }
+    let (status, notice) = Notice::of(result);
+    render(&state, &signed, status, notice, None).await
 }
 
 /// Moves a key to a guardrail (or to none) through the assignment endpoints' handlers.
