@@ -70,18 +70,6 @@ fn moderation(marked: &[&str]) -> Reply {
     )
 }
 
-async fn call(gw: &TestGateway, key: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
-    let mut r = gw
-        .http
-        .request(method.parse().expect("method"), gw.url(path))
-        .bearer_auth(key);
-    if !body.is_null() {
-        r = r.json(&body);
-    }
-    let r = r.send().await.expect("send");
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
 /// A chat request as `user` (none: no end user), its status, `Retry-After` and body.
 async fn chat_as(gw: &TestGateway, user: Option<&str>, text: &str) -> (u16, Option<u64>, Value) {
     let mut body = json!({"model": "test/model", "max_tokens": 10, "messages": [{"role": "user", "content": text}]});
@@ -104,7 +92,7 @@ async fn chat_as(gw: &TestGateway, user: Option<&str>, text: &str) -> (u16, Opti
 
 async fn set_policy(gw: &TestGateway, admin: &str, policy: Value) {
     let path = format!("/api/v1/keys/{}/end-users", hash_key(&gw.key));
-    let (status, body) = call(gw, admin, "PUT", &path, policy).await;
+    let (status, body) = gw.call(admin, "PUT", &path, policy).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -150,7 +138,9 @@ async fn end_users_are_recorded_on_first_sight_and_a_key_may_require_one() {
         .expect("send");
     assert_eq!(r.status(), 400);
     gw.settled().await;
-    let (status, list) = call(&gw, &admin, "GET", "/api/v1/end-users", Value::Null).await;
+    let (status, list) = gw
+        .call(&admin, "GET", "/api/v1/end-users", Value::Null)
+        .await;
     assert_eq!(status, 200, "{list}");
     let mut ids: Vec<&str> = list["data"]
         .as_array()
@@ -160,7 +150,9 @@ async fn end_users_are_recorded_on_first_sight_and_a_key_may_require_one() {
         .collect();
     ids.sort_unstable();
     assert_eq!(ids, ["alice", "bob", "carol"]);
-    let (status, alice) = call(&gw, &admin, "GET", "/api/v1/end-users/alice", Value::Null).await;
+    let (status, alice) = gw
+        .call(&admin, "GET", "/api/v1/end-users/alice", Value::Null)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(alice["data"]["requests"], 1, "{alice}");
     assert!(
@@ -169,14 +161,9 @@ async fn end_users_are_recorded_on_first_sight_and_a_key_may_require_one() {
     );
     assert_eq!(alice["data"]["blocked"], false);
     // A standard key may not read end users.
-    let (status, _) = call(
-        &gw,
-        &gw.key.clone(),
-        "GET",
-        "/api/v1/end-users",
-        Value::Null,
-    )
-    .await;
+    let (status, _) = gw
+        .call(&gw.key.clone(), "GET", "/api/v1/end-users", Value::Null)
+        .await;
     assert_eq!(status, 403);
 
     set_policy(&gw, &admin, json!({"require_user": true})).await;
@@ -225,7 +212,9 @@ async fn a_user_over_their_spend_limit_gets_402_while_another_is_served() {
     assert_eq!(chat_as(&gw, Some("frugal"), "hi").await.0, 200);
     // The spender's spend is within their limit, and the refusal is audited.
     gw.settled().await;
-    let (_, spender) = call(&gw, &admin, "GET", "/api/v1/end-users/spender", Value::Null).await;
+    let (_, spender) = gw
+        .call(&admin, "GET", "/api/v1/end-users/spender", Value::Null)
+        .await;
     assert!(
         spender["data"]["usage_daily"]
             .as_f64()
@@ -241,14 +230,14 @@ async fn a_user_over_their_spend_limit_gets_402_while_another_is_served() {
     assert_eq!(refusals.len(), 1);
     assert_eq!(refusals[0]["status"], 402);
     // The end user's own limit overrides the key's default.
-    let (status, body) = call(
-        &gw,
-        &admin,
-        "PATCH",
-        "/api/v1/end-users/spender",
-        json!({"limit": 1}),
-    )
-    .await;
+    let (status, body) = gw
+        .call(
+            &admin,
+            "PATCH",
+            "/api/v1/end-users/spender",
+            json!({"limit": 1}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(chat_as(&gw, Some("spender"), "hi").await.0, 200);
 }
@@ -297,14 +286,14 @@ async fn an_end_users_rate_limit_leaves_the_others_alone() {
     );
     assert_eq!(chat_as(&gw, Some("calm"), "hi").await.0, 200);
     // The end user's own limit overrides the key's default.
-    let (status, _) = call(
-        &gw,
-        &admin,
-        "PATCH",
-        "/api/v1/end-users/eager",
-        json!({"requests_per_minute": 5}),
-    )
-    .await;
+    let (status, _) = gw
+        .call(
+            &admin,
+            "PATCH",
+            "/api/v1/end-users/eager",
+            json!({"requests_per_minute": 5}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(chat_as(&gw, Some("eager"), "hi").await.0, 200);
 }
@@ -334,14 +323,14 @@ async fn a_block_takes_effect_on_the_next_request_and_is_audited() {
     let (mock, gw, admin) = gateway("0.000001", "0.000002").await;
     // The key and the end user are cached by a first request.
     assert_eq!(chat_as(&gw, Some("mallory"), "hi").await.0, 200);
-    let (status, body) = call(
-        &gw,
-        &admin,
-        "POST",
-        "/api/v1/end-users/mallory/block",
-        json!({"reason": "ticket 4711: scraping"}),
-    )
-    .await;
+    let (status, body) = gw
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/end-users/mallory/block",
+            json!({"reason": "ticket 4711: scraping"}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["blocked"], true);
     let sent = mock.requests().len();
@@ -380,48 +369,43 @@ async fn a_block_takes_effect_on_the_next_request_and_is_audited() {
         .iter()
         .any(|r| r["kind"] == "end_user_change" && r["action"] == "block"));
     // Unblocked: served again at once.
-    let (status, _) = call(
-        &gw,
-        &admin,
-        "DELETE",
-        "/api/v1/end-users/mallory/block",
-        Value::Null,
-    )
-    .await;
+    let (status, _) = gw
+        .call(
+            &admin,
+            "DELETE",
+            "/api/v1/end-users/mallory/block",
+            Value::Null,
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(chat_as(&gw, Some("mallory"), "hi").await.0, 200);
     // A block with an expiry ends by itself.
     let until = switchyard_core::periods::to_iso8601(gw.state.now_ms() + 3_600_000);
-    let (status, _) = call(
-        &gw,
-        &admin,
-        "POST",
-        "/api/v1/end-users/mallory/block",
-        json!({"reason": "cool down", "expires_at": until}),
-    )
-    .await;
+    let (status, _) = gw
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/end-users/mallory/block",
+            json!({"reason": "cool down", "expires_at": until}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(chat_as(&gw, Some("mallory"), "hi").await.0, 403);
-    let (_, blocked) = call(
-        &gw,
-        &admin,
-        "GET",
-        "/api/v1/end-users?blocked=true",
-        Value::Null,
-    )
-    .await;
+    let (_, blocked) = gw
+        .call(&admin, "GET", "/api/v1/end-users?blocked=true", Value::Null)
+        .await;
     assert_eq!(blocked["data"].as_array().map(Vec::len), Some(1));
     gw.advance_clock(3_600_000);
     assert_eq!(chat_as(&gw, Some("mallory"), "hi").await.0, 200);
     // Bad bodies name the field.
-    let (status, body) = call(
-        &gw,
-        &admin,
-        "POST",
-        "/api/v1/end-users/mallory/block",
-        json!({"reson": "x"}),
-    )
-    .await;
+    let (status, body) = gw
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/end-users/mallory/block",
+            json!({"reson": "x"}),
+        )
+        .await;
     assert_eq!(status, 400, "{body}");
 }
 
@@ -535,14 +519,9 @@ async fn strikes_block_an_end_user_automatically_until_the_block_expires() {
     let (status, _, body) = chat_as(&gw, Some("offender"), "innocent").await;
     assert_eq!(status, 403, "{body}");
     assert!(!body.to_string().contains("strikes"), "{body}");
-    let (_, u) = call(
-        &gw,
-        &admin,
-        "GET",
-        "/api/v1/end-users/offender",
-        Value::Null,
-    )
-    .await;
+    let (_, u) = gw
+        .call(&admin, "GET", "/api/v1/end-users/offender", Value::Null)
+        .await;
     assert_eq!(u["data"]["blocked"], true, "{u}");
     assert_eq!(u["data"]["block"]["source"], "strikes");
     assert_eq!(u["data"]["strikes"]["last_30_days"], 2);
@@ -616,14 +595,14 @@ async fn the_abuse_report_lists_exactly_the_flagged_requests_and_verifies_agains
             .to_owned(),
     );
     // Blocked by the operator: that refusal is listed as well.
-    let (status, _) = call(
-        &gw,
-        &admin,
-        "POST",
-        "/api/v1/end-users/suspect/block",
-        json!({"reason": "review"}),
-    )
-    .await;
+    let (status, _) = gw
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/end-users/suspect/block",
+            json!({"reason": "review"}),
+        )
+        .await;
     assert_eq!(status, 200);
     let r = gw
         .post("/api/v1/chat/completions", json!({"model": "test/model", "user": "suspect", "messages": [{"role": "user", "content": "five"}]}))
@@ -707,14 +686,14 @@ async fn the_abuse_report_lists_exactly_the_flagged_requests_and_verifies_agains
     )
     .await;
     assert!(broken.is_err(), "tampering is detected");
-    let (status, body) = call(
-        &gw,
-        &admin,
-        "GET",
-        "/api/v1/end-users/suspect/abuse-report",
-        Value::Null,
-    )
-    .await;
+    let (status, body) = gw
+        .call(
+            &admin,
+            "GET",
+            "/api/v1/end-users/suspect/abuse-report",
+            Value::Null,
+        )
+        .await;
     assert_eq!(status, 409, "{body}");
 }
 
@@ -743,9 +722,13 @@ async fn activity_is_broken_down_by_end_user_on_request() {
         (of(None).await, of(Some("ann")).await, of(Some("ben")).await),
         (3, 2, 1)
     );
-    let (status, body) = call(&gw, &admin, "GET", "/api/v1/activity?user=ann", Value::Null).await;
+    let (status, body) = gw
+        .call(&admin, "GET", "/api/v1/activity?user=ann", Value::Null)
+        .await;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = call(&gw, &admin, "GET", "/api/v1/activity?usr=ann", Value::Null).await;
+    let (status, _) = gw
+        .call(&admin, "GET", "/api/v1/activity?usr=ann", Value::Null)
+        .await;
     assert_eq!(status, 400);
     // The metrics of one end user, labelled with their id only when asked for.
     let text = gw
@@ -814,17 +797,17 @@ async fn a_guardrails_moderation_replaces_the_accounts() {
         json!({"actions": {"violence": "flag"}}),
     )
     .await;
-    let (status, created) = call(
-        &gw,
-        &admin,
-        "POST",
-        "/api/v1/guardrails",
-        json!({"name": "strict", "moderation": {
-            "provider": "moderator", "model": "omni-moderation-latest", "completions": false,
-            "actions": {"violence": "block"}
-        }}),
-    )
-    .await;
+    let (status, created) = gw
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/guardrails",
+            json!({"name": "strict", "moderation": {
+                "provider": "moderator", "model": "omni-moderation-latest", "completions": false,
+                "actions": {"violence": "block"}
+            }}),
+        )
+        .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(
         created["data"]["moderation"]["actions"]["violence"],
@@ -832,38 +815,38 @@ async fn a_guardrails_moderation_replaces_the_accounts() {
     );
     let id = created["data"]["id"].as_str().expect("id").to_owned();
     // A guardrail without moderation shows none.
-    let (_, plain) = call(
-        &gw,
-        &admin,
-        "POST",
-        "/api/v1/guardrails",
-        json!({"name": "plain"}),
-    )
-    .await;
+    let (_, plain) = gw
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/guardrails",
+            json!({"name": "plain"}),
+        )
+        .await;
     assert!(plain["data"].get("moderation").is_none(), "{plain}");
     // An unknown provider is refused.
-    let (status, body) = call(
-        &gw,
-        &admin,
-        "PATCH",
-        &format!("/api/v1/guardrails/{id}"),
-        json!({"moderation": {"provider": "nowhere", "model": "m"}}),
-    )
-    .await;
+    let (status, body) = gw
+        .call(
+            &admin,
+            "PATCH",
+            &format!("/api/v1/guardrails/{id}"),
+            json!({"moderation": {"provider": "nowhere", "model": "m"}}),
+        )
+        .await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"]["message"]
         .as_str()
         .is_some_and(|m| m.contains("nowhere")));
     // Before the assignment the account's flag applies; after it, the guardrail's block.
     assert_eq!(chat_as(&gw, Some("u5"), "violent").await.0, 200);
-    let (status, _) = call(
-        &gw,
-        &admin,
-        "POST",
-        &format!("/api/v1/guardrails/{id}/assignments/keys"),
-        json!({"key_hashes": [hash_key(&gw.key)]}),
-    )
-    .await;
+    let (status, _) = gw
+        .call(
+            &admin,
+            "POST",
+            &format!("/api/v1/guardrails/{id}/assignments/keys"),
+            json!({"key_hashes": [hash_key(&gw.key)]}),
+        )
+        .await;
     assert_eq!(status, 200);
     let sent = mock.requests().len();
     let (status, _, body) = chat_as(&gw, Some("u5"), "violent").await;

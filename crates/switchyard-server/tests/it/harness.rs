@@ -150,6 +150,29 @@ impl TestGateway {
         self.state.recorder.flush().await;
     }
 
+    /// A management or API call with `key`: `body` is sent as JSON unless it is null. The
+    /// status and the JSON answer (null when it is not JSON).
+    pub async fn call(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let mut r = self
+            .http
+            .request(method.parse().expect("method"), self.url(path))
+            .bearer_auth(key);
+        if !body.is_null() {
+            r = r.json(&body);
+        }
+        let r = r.send().await.expect("send");
+        (
+            r.status().as_u16(),
+            r.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     /// Every audit record's body, in chain order, once background settlement is written.
     pub async fn audit_records(&self) -> Vec<serde_json::Value> {
         self.settled().await;
